@@ -1,0 +1,111 @@
+"""Finding or starting a Dask client: the active one, one by address, or an embedded one.
+
+Clients never live on estimators (they would break pickling and clone); connections made
+from an address are cached here, per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+
+from .exceptions import ClusterUnavailableError
+
+__all__ = ["resolve_client", "embedded_cluster", "inside_worker", "CONNECT_TIMEOUT"]
+
+#: Seconds to wait for a scheduler to answer.
+CONNECT_TIMEOUT = 10.0
+_by_address: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def _active_client():
+    if "distributed" not in sys.modules:  # no client can exist without the module
+        return None
+    from distributed import default_client
+
+    try:
+        client = default_client()
+    except ValueError:
+        return None
+    return client if client.status == "running" else None
+
+
+def inside_worker() -> bool:
+    """True inside a Dask worker task or a loky/joblib worker process."""
+    if "distributed" in sys.modules:
+        from distributed import get_worker
+
+        try:
+            get_worker()
+            return True
+        except ValueError:
+            pass
+    import multiprocessing
+
+    return multiprocessing.current_process().name != "MainProcess" and (
+        "LokyProcess" in type(multiprocessing.current_process()).__name__
+    )
+
+
+def resolve_client(client, *, timeout: float = CONNECT_TIMEOUT):
+    """The client to use for ``client=`` (None, a Client, or an address), or None.
+
+    None means the active default client if there is one; never starts a cluster.
+    """
+    if client is None:
+        return _active_client()
+    if isinstance(client, str):
+        return _connect(client, timeout)
+    from distributed import Client
+
+    if not isinstance(client, Client):
+        raise TypeError(
+            f"client must be None, a distributed.Client or a scheduler address string; "
+            f"got {type(client).__name__}: {client!r}."
+        )
+    if client.status != "running":
+        raise ClusterUnavailableError(
+            f"The distributed.Client passed as client= is {client.status!r}, not running. "
+            "Pass a connected client, or a scheduler address."
+        )
+    return client
+
+
+def _connect(address: str, timeout: float):
+    with _lock:
+        cached = _by_address.get(address)
+        if cached is not None and cached.status == "running":
+            return cached
+        from distributed import Client
+
+        try:
+            c = Client(address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterUnavailableError(
+                f"Could not connect to a Dask scheduler at {address!r} within {timeout:g} s "
+                f"({type(exc).__name__}: {exc}). Check that `dask scheduler` runs there and "
+                "that the address (including the tcp:// or tls:// scheme and port) is right."
+            ) from exc
+        _by_address[address] = c
+        return c
+
+
+@contextlib.contextmanager
+def embedded_cluster(n_workers: int = 2, threads_per_worker: int = 1, dashboard: bool = False):
+    """A LocalCluster of worker processes on 127.0.0.1 and a client to it.
+
+    Listens on loopback only; the dashboard is off unless ``dashboard=True``.
+    """
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=threads_per_worker,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0" if dashboard else None,
+        worker_dashboard_address=None,
+    ) as cluster, Client(cluster, timeout=CONNECT_TIMEOUT) as client:
+        yield client

@@ -1,0 +1,434 @@
+"""DistributedEstimator: profile the input, plan the engine, run it.
+
+``fit`` is the whole pipeline: profile X and the compute present, plan (a pure
+decision), execute through the plan's engine. Prediction-like methods are plain calls
+on in-memory input and blockwise cluster tasks on dask collections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier, is_regressor
+from sklearn.utils import get_tags
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+
+from ._cluster import inside_worker, resolve_client
+from ._compat import HasMethods, Interval, StrOptions, _fit_context
+from ._executors import ExecutionContext, get_executor
+from ._executors._base import pinned
+from ._planning import BACKENDS, Plan, plan_fit
+from ._profile import InputProfile, profile_compute, profile_input
+
+__all__ = ["DistributedEstimator", "explain", "resolve_gather_limit", "gather_inputs"]
+
+#: Share of this machine's free memory that lazy input may occupy once gathered.
+GATHER_FRACTION = 0.25
+_DELEGATED = (
+    "predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
+    "inverse_transform", "score_samples",
+)
+
+
+def resolve_gather_limit(value) -> int:
+    """Bytes of lazy input that may be gathered: ``"auto"``, an int, or "2GB"-style text."""
+    if isinstance(value, str) and value == "auto":
+        import psutil
+
+        return int(psutil.virtual_memory().available * GATHER_FRACTION)
+    if isinstance(value, str):
+        from dask.utils import parse_bytes
+
+        try:
+            return int(parse_bytes(value))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"max_gather_bytes={value!r} is not a size; expected 'auto', an int or text "
+                "like '2GB'."
+            ) from exc
+    return int(value)
+
+
+def _measured(X, prof: InputProfile):
+    """Input profile with the size of a dask collection measured when it is unknown.
+
+    Costs one pass over the data (row counts); documented in "How distsk decides".
+    """
+    if not prof.lazy or prof.nbytes is not None:
+        return X, prof
+    if prof.kind == "dask-array":
+        X = X.compute_chunk_sizes()
+        return X, profile_input(X)
+    usage = X.memory_usage(deep=False)
+    nbytes = usage.sum() if hasattr(usage, "sum") and usage.ndim else usage
+    nbytes = int(nbytes.compute()) if hasattr(nbytes, "compute") else int(nbytes)
+    return X, InputProfile(prof.kind, prof.shape, nbytes)
+
+
+def gather_inputs(X, y, params: dict):
+    """Compute every dask collection among ``X, y, params`` in one pass."""
+    import dask
+
+    keys = list(params)
+    X, y, *values = dask.compute(X, y, *[params[k] for k in keys])
+    return X, y, dict(zip(keys, values))
+
+
+def _inner_has(name):
+    def check(self):
+        est = self.__dict__.get("estimator_", self.estimator)
+        return hasattr(est, name) or hasattr(self.estimator, name)
+
+    return check
+
+
+class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
+    """Run any scikit-learn estimator the fastest correct way on the compute present.
+
+    At ``fit`` the input (numpy, pandas, scipy.sparse, dask) and the compute (an active
+    ``distributed.Client``, its workers and memory, local cores) are profiled, an engine
+    is chosen, and the choice and its reason are kept in ``plan_``. The fitted model is
+    the same one plain scikit-learn would produce.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        The scikit-learn (or xgboost) estimator to fit. It is cloned.
+    backend : {"auto", "sequential", "loky", "dask", "dask-ml", "xgboost"}, default="auto"
+        The engine. "auto" decides from the data and compute (see "How distsk decides");
+        "sequential" fits in this process with inner parallelism off; "loky" fits in this
+        process with the estimator's own ``n_jobs``; "dask" fits in-memory data on the
+        cluster; "dask-ml" and "xgboost" train on dask collections where they live.
+    client : None, distributed.Client or str, default=None
+        The cluster. None uses the active client if there is one (a client is never
+        started silently); a string is a scheduler address to connect to.
+    max_gather_bytes : "auto", int or str, default="auto"
+        Dask input up to this size is gathered into memory and fit as in-memory data.
+        "auto" is a quarter of this machine's free memory; text like "2GB" is accepted.
+
+    Attributes
+    ----------
+    estimator_ : estimator object
+        The fitted estimator: a plain, picklable object usable without any cluster.
+    plan_ : Plan
+        How the fit ran (``plan_.executor``, ``plan_.strategy``) and why (``plan_.reason``).
+
+    See Also
+    --------
+    explain : The plan for a fit, without fitting.
+    DistributedSearchCV : Hyperparameter search on every core and every worker.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> from distsk import DistributedEstimator
+    >>> X, y = make_classification(n_samples=200, random_state=0)
+    >>> est = DistributedEstimator(RandomForestClassifier(n_estimators=5, random_state=0))
+    >>> est.fit(X, y).plan_.executor
+    'sequential'
+    >>> est.predict(X[:3]).shape
+    (3,)
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit"])],
+        "backend": [StrOptions({"auto", *BACKENDS})],
+        "client": "no_validation",
+        "max_gather_bytes": [Interval(Integral, 0, None, closed="left"), str],
+    }
+
+    def __init__(self, estimator, *, backend="auto", client=None, max_gather_bytes="auto"):
+        self.estimator = estimator
+        self.backend = backend
+        self.client = client
+        self.max_gather_bytes = max_gather_bytes
+
+    # ------------------------------------------------------------------ planning
+    def _plan(self, X):
+        client = resolve_client(self.client)
+        prof = profile_input(X)
+        if self.backend == "auto":
+            X, prof = _measured(X, prof)
+        plan = plan_fit(
+            self.estimator, prof, profile_compute(client),
+            backend=self.backend,
+            max_gather_bytes=resolve_gather_limit(self.max_gather_bytes),
+            inside_worker=self.backend == "auto" and inside_worker(),
+        )
+        return plan, client, X
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self, X, y, fit_params, then=None):
+        if _routing_enabled():
+            fit_params = process_routing(self, "fit", **fit_params).estimator.fit
+        plan, client, X = self._plan(X)
+        if plan.gather:
+            X, y, fit_params = gather_inputs(X, y, fit_params)
+        estimator = clone(self.estimator)
+        out = None
+        if then is not None and plan.executor in ("sequential", "loky"):
+            # fit_transform / fit_predict in one call, as the estimator defines them.
+            ctx = pinned() if plan.executor == "sequential" else contextlib.nullcontext()
+            with ctx:
+                method = getattr(estimator, then)
+                out = method(X, **fit_params) if y is None else method(X, y, **fit_params)
+            self.estimator_ = estimator
+        else:
+            self.estimator_ = get_executor(plan.executor).fit(
+                estimator, X, y, fit_params, ExecutionContext(plan, client)
+            )
+            if then is not None:
+                out = getattr(self.estimator_, then.removeprefix("fit_"))(X)
+        self.plan_ = plan
+        return out
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None, **fit_params):
+        """Fit the estimator on the engine the plan chooses.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame, dask Array or dask DataFrame
+            Training data.
+        y : array-like or dask collection, default=None
+            Target values; None for unsupervised estimators.
+        **fit_params : dict
+            Passed to the estimator's ``fit`` (routed when metadata routing is enabled).
+
+        Returns
+        -------
+        self : DistributedEstimator
+        """
+        self._fit(X, y, fit_params)
+        return self
+
+    @available_if(_inner_has("fit_transform"))
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit, then transform ``X``; one ``fit_transform`` call where it runs in-process."""
+        return self._fit(X, y, fit_params, then="fit_transform")
+
+    @available_if(_inner_has("fit_predict"))
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit_predict(self, X, y=None, **fit_params):
+        """Fit, then predict ``X``; one ``fit_predict`` call where it runs in-process."""
+        return self._fit(X, y, fit_params, then="fit_predict")
+
+    @available_if(_inner_has("partial_fit"))
+    def partial_fit(self, X, y=None, **params):
+        """Incremental fit on one batch, in this process (dask batches are gathered)."""
+        if _routing_enabled():
+            params = process_routing(self, "partial_fit", **params).estimator.partial_fit
+        if profile_input(X).lazy:
+            X, y, params = gather_inputs(X, y, params)
+        if "estimator_" not in self.__dict__:
+            self._validate_params()
+            self.estimator_ = clone(self.estimator)
+            self.plan_ = Plan(
+                "sequential", "in-process",
+                "partial_fit runs in this process on each batch it is given.", n_jobs=1,
+            )
+        if y is None:
+            self.estimator_.partial_fit(X, **params)
+        else:
+            self.estimator_.partial_fit(X, y, **params)
+        return self
+
+    # ------------------------------------------------------------------ delegation
+    def _call(self, method, X, **params):
+        check_is_fitted(self)
+        if _routing_enabled():
+            params = getattr(process_routing(self, method, **params).estimator, method)
+        if profile_input(X).lazy:
+            return _blockwise(self.estimator_, method, X, params)
+        return getattr(self.estimator_, method)(X, **params)
+
+    @available_if(_inner_has("predict"))
+    def predict(self, X, **params):
+        """Predict with the fitted estimator; blockwise on the cluster for dask input."""
+        return self._call("predict", X, **params)
+
+    @available_if(_inner_has("predict_proba"))
+    def predict_proba(self, X, **params):
+        """Class probabilities; blockwise on the cluster for dask input."""
+        return self._call("predict_proba", X, **params)
+
+    @available_if(_inner_has("predict_log_proba"))
+    def predict_log_proba(self, X, **params):
+        """Log class probabilities; blockwise on the cluster for dask input."""
+        return self._call("predict_log_proba", X, **params)
+
+    @available_if(_inner_has("decision_function"))
+    def decision_function(self, X, **params):
+        """Decision function; blockwise on the cluster for dask input."""
+        return self._call("decision_function", X, **params)
+
+    @available_if(_inner_has("transform"))
+    def transform(self, X, **params):
+        """Transform; blockwise on the cluster for dask input."""
+        return self._call("transform", X, **params)
+
+    @available_if(_inner_has("inverse_transform"))
+    def inverse_transform(self, X, **params):
+        """Inverse transform; blockwise on the cluster for dask input."""
+        return self._call("inverse_transform", X, **params)
+
+    @available_if(_inner_has("score_samples"))
+    def score_samples(self, X, **params):
+        """Per-sample scores; blockwise on the cluster for dask input."""
+        return self._call("score_samples", X, **params)
+
+    @available_if(_inner_has("score"))
+    def score(self, X, y=None, **params):
+        """The estimator's score; from blockwise predictions for dask input."""
+        check_is_fitted(self)
+        if _routing_enabled():
+            params = process_routing(self, "score", **params).estimator.score
+        if not profile_input(X).lazy:
+            return self.estimator_.score(X, y, **params)
+        return _score_lazy(self, X, y, params)
+
+    @available_if(_inner_has("get_feature_names_out"))
+    def get_feature_names_out(self, input_features=None):
+        """Output feature names of the fitted estimator."""
+        check_is_fitted(self)
+        return self.estimator_.get_feature_names_out(input_features)
+
+    @available_if(_inner_has("set_output"))
+    def set_output(self, *, transform=None):
+        """Set the output container of ``transform`` (as the inner estimator's)."""
+        self.estimator.set_output(transform=transform)
+        if "estimator_" in self.__dict__:
+            self.estimator_.set_output(transform=transform)
+        return self
+
+    def __getattr__(self, name):
+        # Fitted attributes (classes_, coef_, n_features_in_, ...) come from the fitted
+        # estimator only; read __dict__ directly so unpickling cannot recurse.
+        if name.endswith("_") and not name.startswith("_") and not name.endswith("__"):
+            est = self.__dict__.get("estimator_")
+            if est is not None:
+                return getattr(est, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __sklearn_is_fitted__(self):
+        return "estimator_" in self.__dict__
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        try:
+            inner = copy.deepcopy(get_tags(self.estimator))
+        except Exception:  # estimators without tags: keep the defaults
+            return tags
+        inner.array_api_support = False
+        return inner
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        client = state.get("client")
+        if client is not None and not isinstance(client, str):
+            # A Client cannot travel; its address can, and reconnects on the next fit.
+            state["client"] = str(client.scheduler.address)
+        return state
+
+    def get_metadata_routing(self):
+        """Route metadata of every method to the inner estimator."""
+        mapping = MethodMapping()
+        for method in ("fit", "partial_fit", "score", *_DELEGATED):
+            if method != "score_samples":
+                mapping.add(caller=method, callee=method)
+        return MetadataRouter(owner=self).add(estimator=self.estimator, method_mapping=mapping)
+
+
+# ---------------------------------------------------------------------------- dask input
+def _apply(block, estimator, method, params, kind):
+    out = getattr(estimator, method)(block, **params)
+    if kind == "dask-dataframe":
+        import pandas as pd
+
+        if isinstance(out, (pd.DataFrame, pd.Series)):
+            return out.set_axis(block.index, axis=0)
+        if np.ndim(out) == 1:
+            return pd.Series(out, index=block.index)
+        return pd.DataFrame(out, index=block.index)
+    return out
+
+
+def _blockwise(estimator, method, X, params):
+    """``estimator.method`` on each block of a dask collection, as a lazy collection."""
+    import dask
+
+    kind = profile_input(X).kind
+    est = dask.delayed(estimator, pure=True)
+    if kind == "dask-array":
+        if X.ndim == 2 and X.numblocks[1] != 1:
+            X = X.rechunk({1: -1})
+        sample = _apply(X[:1].compute(), estimator, method, params, kind)
+        if np.ndim(sample) == 1:
+            return X.map_blocks(_apply, est, method, params, kind, dtype=sample.dtype,
+                                drop_axis=1, chunks=(X.chunks[0],))
+        return X.map_blocks(_apply, est, method, params, kind, dtype=sample.dtype,
+                            chunks=(X.chunks[0], (sample.shape[1],)))
+    head = X.head(1, npartitions=-1)
+    meta = _apply(head, estimator, method, params, kind).iloc[:0]
+    return X.map_partitions(_apply, est, method, params, kind, meta=meta)
+
+
+def _score_lazy(self, X, y, params):
+    import dask
+    from sklearn.metrics import accuracy_score, r2_score
+
+    est = self.estimator_
+    if is_classifier(est) or is_regressor(est):
+        y_pred = _blockwise(est, "predict", X, {})
+        y_true, y_pred, params = gather_inputs(y, y_pred, params)
+        metric = accuracy_score if is_classifier(est) else r2_score
+        return float(metric(np.asarray(y_true), np.asarray(y_pred), **params))
+    X, y = dask.compute(X, y)
+    return est.score(X, y, **params)
+
+
+def explain(estimator, X, y=None, client=None) -> Plan:
+    """The plan ``DistributedEstimator(estimator).fit(X, y)`` would follow, without fitting.
+
+    Parameters
+    ----------
+    estimator : estimator or DistributedEstimator
+        A plain estimator is planned with the default options (``backend="auto"``).
+    X : array-like, DataFrame, sparse matrix or dask collection
+        The training input (only profiled; a dask DataFrame's size is measured).
+    y : ignored
+        Accepted so the call reads like ``fit``.
+    client : None, distributed.Client or str, default=None
+        The cluster to plan for; None uses the active client, if any.
+
+    Returns
+    -------
+    plan : Plan
+        With ``executor``, ``strategy`` and a one-sentence ``reason``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from distsk import explain
+    >>> explain(LogisticRegression(), np.zeros((100, 4))).executor
+    'sequential'
+    """
+    if not isinstance(estimator, DistributedEstimator):
+        estimator = DistributedEstimator(estimator, client=client)
+    elif client is not None:
+        estimator = clone(estimator).set_params(client=client)
+    estimator._validate_params()
+    return estimator._plan(X)[0]

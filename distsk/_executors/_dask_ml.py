@@ -1,0 +1,267 @@
+"""Larger-than-memory engine: dask-ml equivalents, or partial_fit block by block.
+
+dask-ml is imported only when this engine runs. Parameters are translated only where the
+translation is faithful; anything else raises ``NoFaithfulTranslationError`` naming it.
+``estimator_`` is always the user's own sklearn class carrying the fitted attributes, so
+it predicts on numpy with no cluster and no dask-ml.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..exceptions import NoFaithfulTranslationError
+from ._base import ExecutionContext, Executor
+
+__all__ = ["DaskMLExecutor", "dask_ml_support", "require_dask_ml"]
+
+
+def require_dask_ml():
+    try:
+        import dask_ml  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "This fit needs dask-ml (larger-than-memory dask data). Install it with: "
+            'pip install "distsk[dask-ml]"'
+        ) from exc
+
+
+# For each supported sklearn class: the parameters we translate (user value -> dask-ml
+# keyword) and the fitted attributes copied back. A parameter at a non-default value that
+# is not listed makes the fit an error.
+def _lr(p, n_samples):
+    if p["l1_ratio"] not in (0, 0.0) or p.get("penalty") not in ("deprecated", "l2"):
+        raise _untranslatable("LogisticRegression", "l1_ratio/penalty", p["l1_ratio"],
+                              "dask-ml's lbfgs solver fits the L2 penalty only")
+    return "dask_ml.linear_model", "LogisticRegression", dict(
+        C=p["C"], fit_intercept=p["fit_intercept"], max_iter=p["max_iter"], tol=p["tol"],
+        solver="lbfgs", penalty="l2",
+    )
+
+
+def _linreg(p, n_samples):
+    # C=inf: no penalty, as sklearn's LinearRegression.
+    return "dask_ml.linear_model", "LinearRegression", dict(
+        C=np.inf, fit_intercept=p["fit_intercept"], solver="lbfgs", penalty="l2",
+        max_iter=500, tol=1e-8,
+    )
+
+
+def _poisson(p, n_samples):
+    # sklearn minimises mean deviance/2 + alpha/2 |w|^2; dask-glm sums the loss, so its
+    # penalty weight 1/C is n_samples * alpha.
+    alpha = p["alpha"]
+    C = np.inf if alpha == 0 else 1.0 / (n_samples * alpha)
+    return "dask_ml.linear_model", "PoissonRegression", dict(
+        C=C, fit_intercept=p["fit_intercept"], max_iter=p["max_iter"], tol=p["tol"],
+        solver="lbfgs", penalty="l2",
+    )
+
+
+def _kmeans(p, n_samples):
+    init = p["init"]
+    if isinstance(init, str):
+        if init != "k-means++":
+            raise _untranslatable("KMeans", "init", init, "dask-ml seeds with k-means|| only")
+        init = "k-means||"  # the scalable form of k-means++
+    elif callable(init):
+        raise _untranslatable("KMeans", "init", init, "dask-ml takes an array or 'k-means||'")
+    return "dask_ml.cluster", "KMeans", dict(
+        n_clusters=p["n_clusters"], init=init, max_iter=p["max_iter"], tol=p["tol"],
+        random_state=p["random_state"],
+    )
+
+
+def _pca(p, n_samples):
+    solver = {"auto": "auto", "full": "full", "randomized": "randomized"}.get(p["svd_solver"])
+    if solver is None:
+        raise _untranslatable("PCA", "svd_solver", p["svd_solver"],
+                              "dask-ml offers 'auto', 'full' and 'randomized'")
+    n_components = p["n_components"]
+    if isinstance(n_components, float) or n_components == "mle":
+        raise _untranslatable("PCA", "n_components", n_components,
+                              "dask-ml needs an integer number of components")
+    return "dask_ml.decomposition", "PCA", dict(
+        n_components=n_components, whiten=p["whiten"], svd_solver=solver,
+        random_state=p["random_state"],
+        iterated_power=p["iterated_power"] if p["iterated_power"] != "auto" else 0,
+    )
+
+
+def _tsvd(p, n_samples):
+    algorithm = {"randomized": "randomized", "arpack": "tsqr"}[p["algorithm"]]
+    return "dask_ml.decomposition", "TruncatedSVD", dict(
+        n_components=p["n_components"], algorithm=algorithm, n_iter=p["n_iter"],
+        random_state=p["random_state"],
+    )
+
+
+def _standard(p, n_samples):
+    return "dask_ml.preprocessing", "StandardScaler", dict(
+        with_mean=p["with_mean"], with_std=p["with_std"],
+    )
+
+
+def _minmax(p, n_samples):
+    return "dask_ml.preprocessing", "MinMaxScaler", dict(
+        feature_range=p["feature_range"], clip=p["clip"],
+    )
+
+
+_TRANSLATIONS = {
+    "LogisticRegression": (_lr, ("C", "l1_ratio", "penalty", "fit_intercept", "max_iter", "tol",
+                                 "solver", "n_jobs", "verbose", "random_state")),
+    "LinearRegression": (_linreg, ("fit_intercept", "n_jobs", "copy_X")),
+    "PoissonRegressor": (_poisson, ("alpha", "fit_intercept", "max_iter", "tol", "solver",
+                                    "verbose")),
+    "KMeans": (_kmeans, ("n_clusters", "init", "max_iter", "tol", "random_state", "n_init",
+                         "verbose", "copy_x", "algorithm")),
+    "PCA": (_pca, ("n_components", "whiten", "svd_solver", "random_state", "iterated_power",
+                   "copy", "tol", "n_oversamples", "power_iteration_normalizer")),
+    "TruncatedSVD": (_tsvd, ("n_components", "algorithm", "n_iter", "random_state", "tol",
+                             "n_oversamples", "power_iteration_normalizer")),
+    "StandardScaler": (_standard, ("with_mean", "with_std", "copy")),
+    "MinMaxScaler": (_minmax, ("feature_range", "clip", "copy")),
+}
+
+_FITTED = (
+    "coef_", "intercept_", "classes_", "n_iter_", "cluster_centers_", "inertia_", "labels_",
+    "components_", "explained_variance_", "explained_variance_ratio_", "singular_values_",
+    "mean_", "n_components_", "noise_variance_", "n_samples_", "var_", "scale_",
+    "n_samples_seen_", "min_", "data_min_", "data_max_", "data_range_",
+)
+
+
+def _untranslatable(cls, param, value, why):
+    return NoFaithfulTranslationError(
+        f"{cls}({param}={value!r}) has no faithful dask-ml translation ({why}). Options: "
+        "change the parameter, gather the data (raise max_gather_bytes), or use "
+        "backend='loky' on a sample that fits in memory."
+    )
+
+
+def _sklearn_class(estimator):
+    module = type(estimator).__module__
+    name = type(estimator).__name__
+    return name if module.startswith("sklearn.") and name in _TRANSLATIONS else None
+
+
+def dask_ml_support(estimator) -> str | None:
+    """"translated", "incremental" or None: can this engine fit ``estimator``?"""
+    if _sklearn_class(estimator):
+        return "translated"
+    if hasattr(estimator, "partial_fit"):
+        return "incremental"
+    return None
+
+
+def _check_defaults(estimator, name, handled):
+    defaults = type(estimator)().get_params(deep=False)
+    for key, value in estimator.get_params(deep=False).items():
+        if key in handled:
+            continue
+        if not _same(value, defaults.get(key)):
+            raise _untranslatable(name, key, value, "dask-ml has no such parameter")
+
+
+def _same(a, b):
+    try:
+        return bool(a == b) if not isinstance(a, np.ndarray) else False
+    except Exception:
+        return a is b
+
+
+def _as_dask_array(X):
+    import dask.array as da
+    import dask.dataframe as dd
+
+    if isinstance(X, (dd.DataFrame, dd.Series)):
+        return X.to_dask_array(lengths=True)
+    if isinstance(X, da.Array):
+        return X
+    return da.from_array(np.asarray(X), chunks=(max(1, len(X) // 4), -1) if np.ndim(X) == 2
+                         else max(1, len(X) // 4))
+
+
+class DaskMLExecutor(Executor):
+    """Fit dask collections that exceed the gather limit, blockwise on the cluster."""
+
+    name = "dask-ml"
+
+    def fit(self, estimator, X, y, fit_params, ctx: ExecutionContext):
+        require_dask_ml()
+        import importlib
+
+        X = _as_dask_array(X)
+        y = None if y is None else _as_dask_array(y)
+        if ctx.plan.strategy == "incremental":
+            from dask_ml.wrappers import Incremental
+
+            kwargs = dict(fit_params)
+            if hasattr(estimator, "classes_") is False and "classes" not in kwargs and y is not None:
+                from sklearn.base import is_classifier
+
+                if is_classifier(estimator):
+                    kwargs["classes"] = np.unique(y.compute())
+            inc = Incremental(estimator, scoring=None, shuffle_blocks=False)
+            inc.fit(X, y, **kwargs)
+            return inc.estimator_
+        if fit_params:
+            raise NoFaithfulTranslationError(
+                f"fit parameters {sorted(fit_params)} are not passed to dask-ml's "
+                f"{type(estimator).__name__}; gather the data (raise max_gather_bytes) to use them."
+            )
+        name = _sklearn_class(estimator)
+        translate, handled = _TRANSLATIONS[name]
+        _check_defaults(estimator, name, handled)
+        n_samples = int(X.shape[0])
+        module, cls, kwargs = translate(estimator.get_params(deep=False), n_samples)
+        if name == "LogisticRegression":
+            classes = np.unique(y.compute())
+            if len(classes) != 2:
+                raise NoFaithfulTranslationError(
+                    f"LogisticRegression on {len(classes)} classes has no faithful dask-ml "
+                    "translation (dask-ml fits binary problems only). Gather the data (raise "
+                    "max_gather_bytes) or use SGDClassifier, which trains block by block."
+                )
+        model = getattr(importlib.import_module(module), cls)(**kwargs)
+        model.fit(X) if y is None else model.fit(X, y)
+        return _transplant(model, estimator, X)
+
+
+def _transplant(model, estimator, X):
+    """Copy dask-ml's fitted attributes onto the user's own (unfitted) estimator."""
+    import dask
+
+    for attr in _FITTED:
+        if attr == "labels_":
+            continue  # a full-length lazy array; KMeans.predict gives labels on demand
+        if hasattr(model, attr):
+            value = getattr(model, attr)
+            if hasattr(value, "compute"):
+                value = value.compute()
+            setattr(estimator, attr, value)
+    if type(estimator).__name__ in ("LogisticRegression",):
+        estimator.coef_ = np.atleast_2d(estimator.coef_)
+        estimator.intercept_ = np.atleast_1d(np.asarray(estimator.intercept_, dtype=float))
+        estimator.n_iter_ = np.atleast_1d(getattr(model, "n_iter_", 0))
+    elif type(estimator).__name__ in ("LinearRegression", "PoissonRegressor"):
+        estimator.intercept_ = float(np.asarray(estimator.intercept_)) if estimator.fit_intercept else 0.0
+        if type(estimator).__name__ == "PoissonRegressor":
+            estimator.n_iter_ = int(np.max(getattr(model, "n_iter_", 0) or 0))
+    elif type(estimator).__name__ == "KMeans":
+        estimator._n_threads = 1
+        estimator._n_features_out = estimator.cluster_centers_.shape[0]
+        estimator.n_iter_ = int(getattr(model, "n_iter_", 0) or 0)
+    elif type(estimator).__name__ in ("PCA", "TruncatedSVD"):
+        estimator._n_features_out = estimator.components_.shape[0]
+        if type(estimator).__name__ == "PCA":
+            estimator.n_samples_ = int(X.shape[0])
+            estimator.n_components_ = estimator.components_.shape[0]
+    elif type(estimator).__name__ == "StandardScaler":
+        estimator.n_samples_seen_ = int(X.shape[0])
+        if estimator.with_std and getattr(estimator, "scale_", None) is None:
+            estimator.scale_ = np.sqrt(estimator.var_)
+    estimator.n_features_in_ = int(X.shape[1])
+    del dask
+    return estimator

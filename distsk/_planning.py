@@ -1,0 +1,293 @@
+"""Plan: from an estimator, the input and compute profiles and the user's options to a Plan.
+
+The second stage of profile -> plan -> execute. ``plan_fit`` and ``plan_search`` are pure
+functions of their arguments: they start nothing and compute nothing, so the decision
+table in the docs is unit-tested directly (tests/test_planning.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ._profile import ComputeProfile, InputProfile, format_bytes
+
+__all__ = ["Plan", "BACKENDS", "plan_fit", "plan_search", "parallel_kind"]
+
+#: Engine names accepted by ``backend=`` (besides "auto").
+BACKENDS = ("sequential", "loky", "dask", "dask-ml", "xgboost")
+CLUSTER_BACKENDS = frozenset({"dask", "dask-ml", "xgboost"})
+#: Engines a search can run its candidates x folds on.
+SEARCH_BACKENDS = ("sequential", "loky", "dask")
+#: Below this estimated total fit time, starting worker processes costs more than it saves.
+SEARCH_PARALLEL_MIN_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a fit will run, and why.
+
+    Attributes
+    ----------
+    executor : str
+        Engine name: "sequential", "loky", "dask", "dask-ml" or "xgboost".
+    strategy : str
+        How that engine runs it: "in-process", "split-forest", "joblib-dask",
+        "single-task", "translated", "incremental", "xgboost-dask", "candidates".
+    reason : str
+        One human sentence naming the facts that decided it.
+    gather : bool
+        Whether lazy (dask) input is computed into local memory first.
+    n_jobs : int or None
+        Parallel slots used (sub-forests on a cluster, loky processes, task slots).
+    input, compute : InputProfile, ComputeProfile
+        The facts the decision was made from.
+    """
+
+    executor: str
+    strategy: str
+    reason: str
+    gather: bool = False
+    n_jobs: int | None = None
+    input: InputProfile | None = field(default=None, repr=False)
+    compute: ComputeProfile | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.executor} ({self.strategy}): {self.reason}"
+
+
+def parallel_kind(estimator) -> str | None:
+    """How ``estimator`` parallelises: "forest", "n_jobs" or None."""
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    forests = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor)
+    if isinstance(estimator, forests):
+        return "forest"
+    try:
+        params = estimator.get_params(deep=True)
+    except Exception:  # not an sklearn estimator; nothing to parallelise
+        return None
+    if any(k == "n_jobs" or k.endswith("__n_jobs") for k in params):
+        return "n_jobs"
+    return None
+
+
+def _n_jobs_of(estimator):
+    try:
+        return estimator.get_params(deep=False).get("n_jobs")
+    except Exception:
+        return None
+
+
+def _local_plan(estimator, inp: InputProfile, comp: ComputeProfile, prefix: str) -> Plan:
+    n_jobs = _n_jobs_of(estimator)
+    where = f"{prefix}{inp.describe()} and {comp.describe()}"
+    if n_jobs not in (None, 1):
+        return Plan(
+            "loky", "in-process",
+            f"{where}: fit in this process with the estimator's own n_jobs={n_jobs} "
+            "(joblib: threads or loky processes, as the estimator prefers).",
+            n_jobs=n_jobs, input=inp, compute=comp,
+        )
+    return Plan(
+        "sequential", "in-process",
+        f"{where}: fit in this process (the estimator asks for no parallelism).",
+        n_jobs=1, input=inp, compute=comp,
+    )
+
+
+def _cluster_plan(estimator, inp, comp, prefix: str, forced: bool) -> Plan:
+    kind = parallel_kind(estimator)
+    why = "as requested" if forced else "its workers offer more cores than this machine"
+    where = f"{prefix}{inp.describe()} and {comp.describe()}"
+    if kind == "forest":
+        n = max(1, min(int(estimator.get_params()["n_estimators"]), comp.worker_threads))
+        if getattr(estimator, "oob_score", False):
+            return Plan(
+                "dask", "single-task",
+                f"{where}; {why}: the forest has oob_score, which needs all trees together, "
+                "so it is fit as one task on one worker.",
+                n_jobs=1, input=inp, compute=comp,
+            )
+        return Plan(
+            "dask", "split-forest",
+            f"{where}; {why}: the forest is split into {n} sub-forests fit on the workers "
+            "(data sent to each worker once) and merged into the exact forest a local fit gives.",
+            n_jobs=n, input=inp, compute=comp,
+        )
+    if kind == "n_jobs":
+        return Plan(
+            "dask", "joblib-dask",
+            f"{where}; {why}: the estimator's own joblib parallelism runs on the cluster "
+            "(joblib Dask backend).",
+            n_jobs=comp.worker_threads, input=inp, compute=comp,
+        )
+    return Plan(
+        "dask", "single-task",
+        f"{where}; {why}: the estimator does not parallelise, so it is fit as one task on "
+        "one worker.",
+        n_jobs=1, input=inp, compute=comp,
+    )
+
+
+def _large_lazy_plan(estimator, inp, comp, limit, forced=None) -> Plan:
+    from ._executors import dask_ml_support, is_xgboost_model
+
+    size = "of unknown size" if inp.nbytes is None else f"of {format_bytes(inp.nbytes)}"
+    over = f"{inp.describe()} is over the gather limit of {format_bytes(limit)}" if inp.nbytes else (
+        f"{inp.kind} {size}"
+    )
+    if (forced in (None, "xgboost")) and is_xgboost_model(estimator):
+        return Plan(
+            "xgboost", "xgboost-dask",
+            f"{over}: trained where the data lives with xgboost.dask "
+            f"({comp.describe()}); estimator_ is the equivalent plain xgboost model.",
+            input=inp, compute=comp,
+        )
+    if forced in (None, "dask-ml"):
+        support = dask_ml_support(estimator)
+        if support == "translated":
+            return Plan(
+                "dask-ml", "translated",
+                f"{over}: fit blockwise on the cluster by the dask-ml equivalent of "
+                f"{type(estimator).__name__} ({comp.describe()}); estimator_ is a plain "
+                f"{type(estimator).__name__} carrying the fitted attributes.",
+                input=inp, compute=comp,
+            )
+        if support == "incremental":
+            return Plan(
+                "dask-ml", "incremental",
+                f"{over}: {type(estimator).__name__} has partial_fit, so it is trained "
+                "block by block (dask-ml Incremental), one pass over the data.",
+                input=inp, compute=comp,
+            )
+    from .exceptions import DataTooLargeError
+
+    raise DataTooLargeError(
+        f"{over}, and {type(estimator).__name__} has no larger-than-memory engine: "
+        "distsk runs LogisticRegression, LinearRegression, PoissonRegressor, KMeans, PCA, "
+        "TruncatedSVD, StandardScaler, MinMaxScaler through dask-ml, estimators with "
+        "partial_fit block by block, and xgboost models through xgboost.dask. Options: raise "
+        "max_gather_bytes (e.g. max_gather_bytes='8GB') to gather the data, use one of those "
+        "estimators, or subsample the data."
+    )
+
+
+def plan_fit(
+    estimator,
+    inp: InputProfile,
+    comp: ComputeProfile,
+    *,
+    backend: str = "auto",
+    max_gather_bytes: int,
+    inside_worker: bool = False,
+) -> Plan:
+    """Decide how ``estimator.fit`` runs on input ``inp`` with compute ``comp``.
+
+    Pure: raises ``ClusterUnavailableError`` when a cluster engine is requested with no
+    cluster in ``comp``; raises ``DataTooLargeError`` for lazy input no engine can take.
+    """
+    from .exceptions import ClusterUnavailableError
+
+    if backend in CLUSTER_BACKENDS and not comp.has_cluster:
+        raise ClusterUnavailableError(
+            f"backend={backend!r} needs a Dask cluster, but {comp.describe()}. Pass "
+            "client=Client(...) or a scheduler address, create a distributed.Client first, "
+            "or use backend='auto'."
+        )
+    small = inp.nbytes is not None and inp.nbytes <= max_gather_bytes
+    if inside_worker and backend == "auto":
+        return Plan(
+            "sequential", "in-process",
+            "Already running inside a parallel worker task: fit in-process, one thread, so "
+            "nested parallelism never oversubscribes the worker.",
+            gather=inp.lazy, n_jobs=1, input=inp, compute=comp,
+        )
+    if backend in ("sequential", "loky"):
+        p = _local_plan(estimator, inp, comp, "Gathered " if inp.lazy else "")
+        if backend == "sequential":
+            p = replace(p, executor="sequential", n_jobs=1, reason=p.reason.replace(
+                "fit in this process with the estimator's own", "fit in this process on one "
+                "core (backend='sequential' overrides the estimator's"))
+        else:
+            p = replace(p, executor="loky")
+        return replace(p, gather=inp.lazy)
+    if backend in ("dask-ml", "xgboost"):
+        return _large_lazy_plan(estimator, inp, comp, max_gather_bytes, forced=backend)
+    if backend == "dask":
+        return replace(
+            _cluster_plan(estimator, inp, comp, "Gathered " if inp.lazy else "", forced=True),
+            gather=inp.lazy,
+        )
+    # backend == "auto"
+    if inp.lazy and not small:
+        return _large_lazy_plan(estimator, inp, comp, max_gather_bytes)
+    prefix = ""
+    if inp.lazy:
+        prefix = f"Gathered (under the {format_bytes(max_gather_bytes)} gather limit) "
+    if comp.has_cluster and comp.worker_threads > comp.local_cores and parallel_kind(estimator):
+        plan = _cluster_plan(estimator, inp, comp, prefix, forced=False)
+    else:
+        plan = _local_plan(estimator, inp, comp, prefix)
+    return replace(plan, gather=inp.lazy)
+
+
+def plan_search(
+    inp: InputProfile,
+    comp: ComputeProfile,
+    *,
+    backend: str,
+    n_jobs,
+    n_fits: int,
+    probe_seconds: float | None,
+) -> Plan:
+    """Decide where the candidates x folds of a search run.
+
+    ``probe_seconds`` is the measured time of one in-process fit (None if not measured).
+    """
+    from .exceptions import ClusterUnavailableError
+
+    where = f"{n_fits} fits on {inp.describe()}; {comp.describe()}"
+    if backend == "dask" and not comp.has_cluster:
+        raise ClusterUnavailableError(
+            f"backend='dask' needs a Dask cluster, but {comp.describe()}. Pass "
+            "client=Client(...) or a scheduler address, create a distributed.Client first, "
+            "or use backend='auto'."
+        )
+    if backend == "sequential" or (backend == "auto" and n_jobs == 1):
+        why = "as requested" if backend == "sequential" else "n_jobs=1"
+        return Plan("sequential", "candidates", f"{where}: in this process ({why}).",
+                    gather=inp.lazy, n_jobs=1, input=inp, compute=comp)
+    if backend == "auto" and probe_seconds is not None:
+        estimate = probe_seconds * n_fits
+        if estimate < SEARCH_PARALLEL_MIN_SECONDS:
+            return Plan(
+                "sequential", "candidates",
+                f"{where}: one probe fit took {probe_seconds * 1e3:.1f} ms, so all fits take "
+                f"about {estimate:.2f} s, less than starting parallel workers costs; run in "
+                "this process.",
+                gather=inp.lazy, n_jobs=1, input=inp, compute=comp,
+            )
+    use_cluster = backend == "dask" or (
+        backend == "auto" and comp.has_cluster and comp.worker_threads >= comp.local_cores
+    )
+    if use_cluster:
+        slots = comp.worker_threads if n_jobs in (None, -1) else n_jobs
+        return Plan(
+            "dask", "candidates",
+            f"{where}: candidates x folds run as Dask tasks on {comp.worker_threads} worker "
+            "threads, data scattered to each worker once, folds sent as indices, inner "
+            "parallelism pinned to one thread per task.",
+            gather=inp.lazy, n_jobs=slots, input=inp, compute=comp,
+        )
+    slots = comp.local_cores if n_jobs in (None, -1) else n_jobs
+    return Plan(
+        "loky", "candidates",
+        f"{where}: candidates x folds run on {slots} local loky processes, inner parallelism "
+        "pinned to one thread per fit.",
+        gather=inp.lazy, n_jobs=slots, input=inp, compute=comp,
+    )

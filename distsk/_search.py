@@ -1,0 +1,254 @@
+"""DistributedSearchCV: sklearn's own search, with candidates x folds run by an engine.
+
+Scoring, refit, ``cv_results_``, multimetric and metadata routing are sklearn's
+``BaseSearchCV`` code. distsk only decides where its ``Parallel`` runs: it activates the
+plan's joblib backend (in-process, pinned loky, or :class:`ClusterBackend` on Dask) for
+the search's own ``Parallel`` and releases it before the refit, which runs in-process as
+in sklearn.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from numbers import Integral
+
+import numpy as np
+from joblib import parallel_config
+from sklearn.base import clone
+from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+from ._cluster import resolve_client
+from ._compat import BaseSearchCV, Interval, StrOptions
+from ._estimator import _measured, gather_inputs, resolve_gather_limit
+from ._executors import ExecutionContext, get_executor
+from ._executors._base import fit_estimator, pinned
+from ._planning import SEARCH_BACKENDS, plan_search
+from ._profile import format_bytes, profile_compute, profile_input
+from .exceptions import DataTooLargeError
+
+__all__ = ["DistributedSearchCV"]
+
+
+class DistributedSearchCV(BaseSearchCV):
+    """Exhaustive or sampled hyperparameter search on every core and every worker.
+
+    A drop-in for :class:`~sklearn.model_selection.GridSearchCV` (give ``param_grid``)
+    and :class:`~sklearn.model_selection.RandomizedSearchCV` (give
+    ``param_distributions``): the same ``cv_results_``, ``best_params_``,
+    ``best_estimator_`` and errors, computed in process, on local loky processes, or on a
+    Dask cluster with the data sent to each worker once.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        The estimator to search over; cloned for every fit.
+    param_grid : dict or list of dicts, default=None
+        As GridSearchCV's. Exactly one of ``param_grid`` and ``param_distributions``.
+    param_distributions : dict or list of dicts, default=None
+        As RandomizedSearchCV's: lists are sampled uniformly, distributions with ``rvs``.
+    n_iter : int, default=10
+        Number of sampled candidates (``param_distributions`` only).
+    random_state : int, RandomState instance or None, default=None
+        Sampling seed (``param_distributions`` only), as RandomizedSearchCV's.
+    scoring, n_jobs, refit, cv, verbose, pre_dispatch, error_score, return_train_score
+        As in GridSearchCV. ``n_jobs=None`` uses every local core or every worker thread
+        (the engine's default); ``n_jobs=1`` runs in process.
+    backend : {"auto", "sequential", "loky", "dask"}, default="auto"
+        Where candidates x folds run. "auto" uses the cluster when a client is active and
+        offers at least this machine's cores, loky otherwise, and this process when one
+        probe fit shows the whole search is too small to pay for parallel workers.
+    client : None, distributed.Client or str, default=None
+        As for :class:`DistributedEstimator`.
+    max_gather_bytes : "auto", int or str, default="auto"
+        Dask input up to this size is gathered into memory; larger input is an error.
+
+    Attributes
+    ----------
+    cv_results_, best_estimator_, best_score_, best_params_, best_index_, scorer_, \
+n_splits_, refit_time_, multimetric_
+        As in GridSearchCV.
+    plan_ : Plan
+        Where the fits ran and why.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from distsk import DistributedSearchCV
+    >>> X, y = make_classification(n_samples=100, random_state=0)
+    >>> search = DistributedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3)
+    >>> search.fit(X, y).best_params_
+    {'C': 1.0}
+    """
+
+    _parameter_constraints: dict = {
+        **BaseSearchCV._parameter_constraints,
+        "param_grid": [dict, list, None],
+        "param_distributions": [dict, list, None],
+        "n_iter": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "backend": [StrOptions({"auto", *SEARCH_BACKENDS})],
+        "client": "no_validation",
+        "max_gather_bytes": [Interval(Integral, 0, None, closed="left"), str],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        param_grid=None,
+        *,
+        param_distributions=None,
+        n_iter=10,
+        random_state=None,
+        scoring=None,
+        n_jobs=None,
+        refit=True,
+        cv=None,
+        verbose=0,
+        pre_dispatch="2*n_jobs",
+        error_score=np.nan,
+        return_train_score=False,
+        backend="auto",
+        client=None,
+        max_gather_bytes="auto",
+    ):
+        super().__init__(
+            estimator=estimator,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.param_grid = param_grid
+        self.param_distributions = param_distributions
+        self.n_iter = n_iter
+        self.random_state = random_state
+        self.backend = backend
+        self.client = client
+        self.max_gather_bytes = max_gather_bytes
+
+    def _candidates(self):
+        if (self.param_grid is None) == (self.param_distributions is None):
+            given = "both" if self.param_grid is not None else "neither"
+            raise ValueError(
+                "DistributedSearchCV needs exactly one of param_grid (exhaustive, as "
+                "GridSearchCV) and param_distributions (sampled, as RandomizedSearchCV); "
+                f"{given} was given."
+            )
+        if self.param_grid is not None:
+            return list(ParameterGrid(self.param_grid))
+        return list(
+            ParameterSampler(self.param_distributions, self.n_iter, random_state=self.random_state)
+        )
+
+    def _probe(self, X, y, candidate) -> float | None:
+        """Seconds one in-process fit of ``candidate`` takes (None if it fails)."""
+        try:
+            est = clone(self.estimator).set_params(**clone(candidate, safe=False))
+            with warnings.catch_warnings(), pinned():
+                warnings.simplefilter("ignore")
+                start = time.perf_counter()
+                fit_estimator(est, X, y, {})
+                return time.perf_counter() - start
+        except Exception:
+            return None
+
+    def fit(self, X, y=None, **params):
+        """Run fit with all sets of parameters, on the engine the plan chooses.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or dask collection
+            Training data; dask input is gathered when under ``max_gather_bytes``.
+        y : array-like or dask collection, default=None
+            Target; None for unsupervised learning.
+        **params : dict
+            Passed to the estimator's fit, the scorer and the CV splitter, as in
+            GridSearchCV.
+
+        Returns
+        -------
+        self : DistributedSearchCV
+        """
+        self._validate_params()
+        candidates = self._candidates()
+        prof = profile_input(X)
+        if prof.lazy:
+            limit = resolve_gather_limit(self.max_gather_bytes)
+            X, prof = _measured(X, prof)
+            if prof.nbytes > limit:
+                raise DataTooLargeError(
+                    f"{prof.describe()} is over the gather limit of {format_bytes(limit)}; "
+                    "DistributedSearchCV needs the data in memory on each worker. Options: "
+                    "raise max_gather_bytes, search on a subsample, or wrap an estimator with "
+                    "partial_fit for dask-ml's incremental searches."
+                )
+            X, y, params = gather_inputs(X, y, params)
+        client = resolve_client(self.client) if self.backend in ("auto", "dask") else None
+        n_fits = len(candidates) * _n_splits_hint(self.cv)
+        probe = None
+        if self.backend == "auto" and self.n_jobs != 1 and candidates:
+            probe = self._probe(X, y, candidates[0])
+        plan = plan_search(
+            prof, profile_compute(client), backend=self.backend, n_jobs=self.n_jobs,
+            n_fits=n_fits, probe_seconds=probe,
+        )
+        if self.verbose > 0:
+            print(f"[distsk] {plan}")
+        engine = get_executor(plan.executor).search_backend(ExecutionContext(plan, client))
+        self._candidate_list = candidates
+        self._engine = parallel_config(backend=engine, n_jobs=plan.n_jobs)
+        self._engine.__enter__()
+        try:
+            super().fit(X, y, **params)
+        finally:
+            self._release_engine()
+            self.__dict__.pop("_candidate_list", None)
+        self.plan_ = plan
+        return self
+
+    def _release_engine(self):
+        engine = self.__dict__.pop("_engine", None)
+        if engine is not None:
+            engine.__exit__(None, None, None)
+
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        # The search's Parallel already holds the engine; from here on (scoring on the
+        # client, the refit) sklearn runs with the caller's own joblib settings.
+        self._release_engine()
+        candidates = self.__dict__.pop("_candidate_list", None)
+        if candidates is None:
+            candidates = self._candidates()
+        if callback_ctx is None:
+            evaluate_candidates(candidates)
+            return
+        search_ctx = callback_ctx.subcontext(
+            task_name="search",
+            max_subtasks=len(candidates) * self.n_splits_,
+            sequential_subtasks=False,
+        ).call_on_fit_task_begin(estimator=self)
+        evaluate_candidates(candidates, callback_ctx=search_ctx)
+        search_ctx.call_on_fit_task_end(estimator=self)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        client = state.get("client")
+        if client is not None and not isinstance(client, str):
+            state["client"] = str(client.scheduler.address)
+        return state
+
+
+def _n_splits_hint(cv) -> int:
+    if cv is None:
+        return 5
+    if isinstance(cv, Integral):
+        return int(cv)
+    try:
+        return int(cv.get_n_splits())
+    except Exception:
+        return 5
