@@ -1,0 +1,165 @@
+"""The measuring half of the benchmarks: sizes, the run context, timing contenders.
+
+A scenario builds its data, lists its contenders (name -> a zero-argument callable that
+does one timed run) and a check against plain sklearn; ``measure`` times them side by
+side, round robin, and turns the timings and checks into result records.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Sizes", "Context", "Contender", "Check", "measure", "plan_note"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Dataset and grid sizes of one run; ``Sizes.smoke()`` is ~10x smaller everywhere."""
+
+    lr_rows: int = 100_000
+    lr_cols: int = 20
+    lr_chunk_rows: int = 25_000
+    forest_rows: int = 20_000
+    forest_cols: int = 20
+    forest_trees: int = 200
+    grid_rows: int = 1_000
+    grid_cols: int = 4
+    cv: int = 5
+    rf_grid: dict = field(default_factory=lambda: {
+        "n_estimators": [50, 100],
+        "max_depth": [3, 5, 8, None],
+        "max_features": [1, 2],
+    })
+    n_C: int = 20
+
+    @classmethod
+    def smoke(cls) -> Sizes:
+        return cls(
+            lr_rows=10_000, lr_chunk_rows=2_500,
+            forest_rows=2_000, forest_trees=20,
+            grid_rows=200, cv=3,
+            rf_grid={"n_estimators": [5, 10], "max_depth": [3, None]},
+            n_C=4,
+        )
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a scenario function receives.
+
+    Attributes
+    ----------
+    client : distributed.Client
+        The run's shared 2-worker loopback cluster (also the default client).
+    repeat : int
+        Timed runs per contender; the record's ``median_s`` is their median.
+    sizes : Sizes
+        Dataset and grid sizes (full or smoke).
+    smoke : bool
+        True for ``--smoke`` runs (tiny sizes: timings mean nothing, only that it runs).
+    """
+
+    client: Any
+    repeat: int
+    sizes: Sizes
+    smoke: bool = False
+
+    def log(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One way of doing the scenario's work. ``run()`` is timed; its result is checked."""
+
+    name: str
+    run: Callable[[], Any]
+    n_fits: int | None = None
+    notes: str = ""
+
+
+#: ``check(name, result, results) -> (equal_to_sklearn or None, note)``; ``results`` maps
+#: every contender that succeeded to the result of its last run.
+Check = Callable[[str, Any, dict], "tuple[bool | None, str]"]
+
+
+def plan_note(result) -> str:
+    """Short "plan: executor/strategy" text for distsk results (empty for others)."""
+    plan = getattr(result, "plan_", None)
+    return f"plan: {plan.executor}/{plan.strategy}" if plan is not None else ""
+
+
+def measure(
+    ctx: Context,
+    scenario: str,
+    contenders: list[Contender],
+    *,
+    baseline: str,
+    check: Check | None = None,
+) -> list[dict]:
+    """Time every contender ``ctx.repeat`` times, round robin, and return its records.
+
+    Round robin (A B C A B C ...) rather than A A A B B B spreads slow phases of a busy
+    machine over all contenders. A contender that raises is recorded with its error in
+    ``notes`` and ``median_s=None``, and the others carry on.
+    """
+    names = [c.name for c in contenders]
+    if baseline not in names:
+        raise ValueError(f"baseline {baseline!r} is not one of the contenders {names}")
+    times: dict[str, list[float]] = {c.name: [] for c in contenders}
+    results: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for rep in range(ctx.repeat):
+        for c in contenders:
+            if c.name in errors:
+                continue
+            start = time.perf_counter()
+            try:
+                out = c.run()
+            except Exception as exc:  # recorded, not fatal: the other contenders still run
+                errors[c.name] = f"error: {type(exc).__name__}: {exc}"
+                ctx.log(f"  [{scenario}] {c.name}: FAILED\n{traceback.format_exc()}")
+                continue
+            elapsed = time.perf_counter() - start
+            times[c.name].append(elapsed)
+            results[c.name] = out
+            ctx.log(f"  [{scenario}] {c.name} run {rep + 1}/{ctx.repeat}: {elapsed:.3f} s")
+
+    medians = {n: statistics.median(t) for n, t in times.items() if t}
+    base = medians.get(baseline)
+    records = []
+    for c in contenders:
+        notes = [n for n in (c.notes, plan_note(results.get(c.name))) if n]
+        equal = None
+        if c.name in errors:
+            notes.append(errors[c.name])
+        elif check is not None:
+            try:
+                equal, note = check(c.name, results[c.name], results)
+            except Exception as exc:
+                equal, note = False, f"check failed: {type(exc).__name__}: {exc}"
+            if note:
+                notes.append(note)
+        median = medians.get(c.name)
+        plan = getattr(results.get(c.name), "plan_", None)
+        records.append({
+            "scenario": scenario,
+            "contender": c.name,
+            "baseline": baseline,
+            "median_s": None if median is None else round(median, 4),
+            "times_s": [round(t, 4) for t in times[c.name]],
+            "ratio_to_baseline": (
+                None if median is None or not base else round(median / base, 3)
+            ),
+            "n_fits": c.n_fits,
+            "equal_to_sklearn": equal,
+            "plan": None if plan is None else str(plan),
+            "notes": "; ".join(notes),
+        })
+    return records

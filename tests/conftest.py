@@ -1,0 +1,113 @@
+"""Real clusters for the tests: a LocalCluster of worker processes, and a cluster started
+as `dask scheduler` / `dask worker` OS processes reached by address, as a user's would be.
+Both live on 127.0.0.1 only and are started once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CONNECT_TIMEOUT = 30
+
+
+@pytest.fixture(scope="session")
+def local_cluster():
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, worker_dashboard_address=None,
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def client(local_cluster):
+    """A client to the LocalCluster; NOT the default client (tests opt in)."""
+    from distributed import Client
+
+    with Client(local_cluster, set_as_default=False, timeout=CONNECT_TIMEOUT) as c:
+        c.wait_for_workers(2, timeout=CONNECT_TIMEOUT)
+        yield c
+
+
+@pytest.fixture
+def active_client(client):
+    """The LocalCluster client as the active (default) client for one test."""
+    with client.as_current():
+        yield client
+
+
+def _dask_cli() -> str:
+    exe = Path(sys.executable).with_name("dask")
+    return str(exe) if exe.exists() else shutil.which("dask")
+
+
+class CLICluster:
+    """`dask scheduler` + `dask worker` processes on 127.0.0.1, reached by address."""
+
+    def __init__(self, tmp: Path, n_workers: int = 2):
+        self.tmp = tmp
+        self.scheduler_file = tmp / "scheduler.json"
+        env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "True"}
+        self.procs = [
+            subprocess.Popen(
+                [_dask_cli(), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                 "--no-dashboard", "--scheduler-file", str(self.scheduler_file)],
+                stdout=subprocess.DEVNULL, stderr=open(tmp / "scheduler.log", "w"), env=env,
+            )
+        ]
+        deadline = time.time() + CONNECT_TIMEOUT
+        while not self.scheduler_file.exists() or not self.scheduler_file.read_text().strip():
+            if time.time() > deadline or self.procs[0].poll() is not None:
+                self.close()
+                raise RuntimeError("dask scheduler did not start: " + (tmp / "scheduler.log").read_text())
+            time.sleep(0.1)
+        self.address = json.loads(self.scheduler_file.read_text())["address"]
+        assert self.address.startswith("tcp://127.0.0.1:")
+        for i in range(n_workers):
+            self.procs.append(subprocess.Popen(
+                [_dask_cli(), "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1",
+                 "--no-dashboard", "--name", f"cli-worker-{i}"],
+                stdout=subprocess.DEVNULL, stderr=open(tmp / f"worker-{i}.log", "w"), env=env,
+            ))
+
+    def close(self):
+        for p in reversed(self.procs):
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture(scope="session")
+def cli_cluster(tmp_path_factory):
+    cluster = CLICluster(tmp_path_factory.mktemp("cli-cluster"))
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture(scope="session")
+def cli_client(cli_cluster):
+    from distributed import Client
+
+    with Client(cli_cluster.address, set_as_default=False, timeout=CONNECT_TIMEOUT) as c:
+        c.wait_for_workers(2, timeout=CONNECT_TIMEOUT)
+        yield c
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

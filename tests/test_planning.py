@@ -1,0 +1,186 @@
+"""The decision table of "How distsk decides", tested as pure functions: nothing starts."""
+
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from distsk import ClusterUnavailableError, DataTooLargeError
+from distsk._planning import parallel_kind, plan_fit, plan_search
+from distsk._profile import ComputeProfile, InputProfile
+
+GB = 2**30
+NUMPY = InputProfile("numpy", (1000, 20), 160_000)
+SMALL_LAZY = InputProfile("dask-array", (100_000, 20), 16_000_000)
+BIG_LAZY = InputProfile("dask-array", (10**8, 20), 16 * 10**9)
+UNKNOWN_LAZY = InputProfile("dask-dataframe", (None, 20), None)
+LAPTOP = ComputeProfile(local_cores=2, local_available_bytes=16 * GB)
+BIG_CLUSTER = ComputeProfile(2, 16 * GB, "tcp://127.0.0.1:8786", n_workers=4,
+                             worker_threads=16, worker_memory_bytes=64 * GB)
+SMALL_CLUSTER = ComputeProfile(2, 16 * GB, "tcp://127.0.0.1:8786", n_workers=2,
+                               worker_threads=2, worker_memory_bytes=8 * GB)
+LIMIT = 4 * GB
+
+
+def plan(est, inp=NUMPY, comp=LAPTOP, **kw):
+    kw.setdefault("max_gather_bytes", LIMIT)
+    return plan_fit(est, inp, comp, **kw)
+
+
+@pytest.mark.parametrize(
+    "est, executor",
+    [
+        (LogisticRegression(), "sequential"),
+        (RandomForestClassifier(n_jobs=-1), "loky"),
+        (RandomForestClassifier(), "sequential"),
+        (KNeighborsClassifier(n_jobs=2), "loky"),
+    ],
+)
+def test_rule1_in_memory_no_client_runs_in_process(est, executor):
+    p = plan(est)
+    assert (p.executor, p.strategy, p.gather) == (executor, "in-process", False)
+    assert "156.25 kiB" in p.reason and "no Dask client" in p.reason
+
+
+def test_rule1_reason_names_n_jobs():
+    assert "n_jobs=-1" in plan(RandomForestClassifier(n_jobs=-1)).reason
+
+
+def test_rule2_forest_is_split_on_a_bigger_cluster():
+    p = plan(RandomForestClassifier(n_estimators=100), comp=BIG_CLUSTER)
+    assert (p.executor, p.strategy, p.n_jobs) == ("dask", "split-forest", 16)
+    assert "16 threads" in p.reason and "4 workers" in p.reason
+
+
+def test_rule2_never_more_subforests_than_trees():
+    p = plan(ExtraTreesRegressor(n_estimators=5), comp=BIG_CLUSTER)
+    assert p.n_jobs == 5
+
+
+def test_rule2_oob_forest_is_one_task():
+    p = plan(RandomForestClassifier(oob_score=True), comp=BIG_CLUSTER)
+    assert (p.executor, p.strategy) == ("dask", "single-task")
+
+
+def test_rule2_n_jobs_estimator_uses_joblib_dask():
+    p = plan(KNeighborsClassifier(), comp=BIG_CLUSTER)
+    assert (p.executor, p.strategy) == ("dask", "joblib-dask")
+
+
+def test_rule2_nested_n_jobs_counts():
+    assert parallel_kind(make_pipeline(StandardScaler(), KNeighborsClassifier())) == "n_jobs"
+    assert parallel_kind(make_pipeline(StandardScaler(), SVC())) is None
+
+
+def test_rule2_non_parallel_estimator_stays_local():
+    assert plan(SVC(), comp=BIG_CLUSTER).executor == "sequential"
+
+
+def test_rule2_cluster_not_bigger_than_laptop_stays_local():
+    assert plan(RandomForestClassifier(n_jobs=-1), comp=SMALL_CLUSTER).executor == "loky"
+
+
+def test_rule3_small_lazy_is_gathered():
+    p = plan(LogisticRegression(), inp=SMALL_LAZY, comp=SMALL_CLUSTER)
+    assert (p.executor, p.gather) == ("sequential", True)
+    assert "Gathered" in p.reason and "15.26 MiB" in p.reason
+
+
+def test_rule3_gather_then_split_on_big_cluster():
+    p = plan(RandomForestClassifier(), inp=SMALL_LAZY, comp=BIG_CLUSTER)
+    assert (p.executor, p.strategy, p.gather) == ("dask", "split-forest", True)
+
+
+def test_rule3_threshold_is_overridable():
+    p = plan(LogisticRegression(), inp=SMALL_LAZY, comp=SMALL_CLUSTER, max_gather_bytes=10)
+    assert (p.executor, p.strategy) == ("dask-ml", "translated")
+
+
+@pytest.mark.parametrize(
+    "est, executor, strategy",
+    [
+        (LogisticRegression(), "dask-ml", "translated"),
+        (KMeans(), "dask-ml", "translated"),
+        (StandardScaler(), "dask-ml", "translated"),
+        (SGDClassifier(), "dask-ml", "incremental"),
+    ],
+)
+def test_rule4_large_lazy_goes_to_dask_ml(est, executor, strategy):
+    p = plan(est, inp=BIG_LAZY, comp=SMALL_CLUSTER)
+    assert (p.executor, p.strategy, p.gather) == (executor, strategy, False)
+    assert "over the gather limit" in p.reason
+
+
+def test_rule4_xgboost_goes_to_xgboost_dask():
+    xgboost = pytest.importorskip("xgboost", reason="needs the distsk[xgboost] extra")
+    p = plan(xgboost.XGBClassifier(), inp=BIG_LAZY, comp=SMALL_CLUSTER)
+    assert (p.executor, p.strategy) == ("xgboost", "xgboost-dask")
+
+
+def test_rule4_anything_else_is_an_error_naming_options():
+    with pytest.raises(DataTooLargeError, match="max_gather_bytes.*partial_fit|partial_fit"):
+        plan(SVC(), inp=BIG_LAZY, comp=SMALL_CLUSTER)
+
+
+def test_unknown_size_is_treated_as_large():
+    p = plan(LogisticRegression(), inp=UNKNOWN_LAZY, comp=SMALL_CLUSTER)
+    assert p.executor == "dask-ml"
+    assert "unknown size" in p.reason
+
+
+def test_cluster_backend_without_cluster_is_a_clear_error():
+    with pytest.raises(ClusterUnavailableError, match="needs a Dask cluster"):
+        plan(RandomForestClassifier(), backend="dask")
+
+
+@pytest.mark.parametrize("backend", ["sequential", "loky"])
+def test_explicit_local_backend_gathers_lazy_input(backend):
+    p = plan(RandomForestClassifier(n_jobs=-1), inp=BIG_LAZY, comp=SMALL_CLUSTER, backend=backend)
+    assert (p.executor, p.gather) == (backend, True)
+
+
+def test_explicit_dask_forces_the_cluster():
+    p = plan(RandomForestClassifier(), comp=SMALL_CLUSTER, backend="dask")
+    assert (p.executor, p.strategy) == ("dask", "split-forest")
+    assert "as requested" in p.reason
+
+
+def test_inside_a_worker_fits_in_process():
+    p = plan(RandomForestClassifier(n_jobs=-1), comp=BIG_CLUSTER, inside_worker=True)
+    assert (p.executor, p.n_jobs) == ("sequential", 1)
+
+
+def search(comp=LAPTOP, **kw):
+    kw.setdefault("backend", "auto")
+    kw.setdefault("n_jobs", None)
+    kw.setdefault("n_fits", 80)
+    kw.setdefault("probe_seconds", 0.1)
+    return plan_search(NUMPY, comp, **kw)
+
+
+def test_search_tiny_work_stays_in_process():
+    p = search(probe_seconds=0.002)
+    assert p.executor == "sequential" and "probe fit took 2.0 ms" in p.reason
+
+
+def test_search_local_loky_with_all_cores():
+    p = search()
+    assert (p.executor, p.n_jobs) == ("loky", 2)
+
+
+def test_search_n_jobs_one_is_sequential():
+    assert search(n_jobs=1).executor == "sequential"
+
+
+def test_search_uses_cluster_when_active():
+    p = search(comp=SMALL_CLUSTER)
+    assert (p.executor, p.n_jobs) == ("dask", 2)
+
+
+def test_search_dask_without_cluster_is_an_error():
+    with pytest.raises(ClusterUnavailableError):
+        search(backend="dask")
