@@ -80,8 +80,17 @@ def gather_inputs(X, y, params: dict):
     import dask
 
     keys = list(params)
-    X, y, *values = dask.compute(X, y, *[params[k] for k in keys])
+    X, y, *values = (_own(v) for v in dask.compute(X, y, *[params[k] for k in keys]))
     return X, y, dict(zip(keys, values))
+
+
+def _own(value):
+    # Arrays unpickled from workers can sit at odd (even unaligned) addresses in the
+    # receive buffer, which sends BLAS down other code paths and changes last bits;
+    # a fresh allocation is laid out like the user's own arrays.
+    if isinstance(value, np.ndarray) and not value.flags.owndata:
+        return np.array(value, order="K", copy=True)
+    return value
 
 
 def _inner_has(name):
@@ -375,10 +384,12 @@ def _blockwise(estimator, method, X, params):
         if X.ndim == 2 and X.numblocks[1] != 1:
             X = X.rechunk({1: -1})
         sample = _apply(X[:1].compute(), estimator, method, params, kind)
+        # meta is given: dask cannot infer it through a delayed estimator.
+        meta = np.empty((0,) * np.ndim(sample), dtype=sample.dtype)
         if np.ndim(sample) == 1:
-            return X.map_blocks(_apply, est, method, params, kind, dtype=sample.dtype,
+            return X.map_blocks(_apply, est, method, params, kind, meta=meta,
                                 drop_axis=1, chunks=(X.chunks[0],))
-        return X.map_blocks(_apply, est, method, params, kind, dtype=sample.dtype,
+        return X.map_blocks(_apply, est, method, params, kind, meta=meta,
                             chunks=(X.chunks[0], (sample.shape[1],)))
     head = X.head(1, npartitions=-1)
     meta = _apply(head, estimator, method, params, kind).iloc[:0]

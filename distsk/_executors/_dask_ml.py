@@ -226,7 +226,10 @@ class DaskMLExecutor(Executor):
                 )
         model = getattr(importlib.import_module(module), cls)(**kwargs)
         model.fit(X) if y is None else model.fit(X, y)
-        return _transplant(model, estimator, X)
+        estimator = _transplant(model, estimator, X)
+        if name == "LogisticRegression":
+            estimator.classes_ = classes
+        return estimator
 
 
 def _transplant(model, estimator, X):
@@ -251,10 +254,8 @@ def _transplant(model, estimator, X):
             estimator.n_iter_ = int(np.max(getattr(model, "n_iter_", 0) or 0))
     elif type(estimator).__name__ == "KMeans":
         estimator._n_threads = 1
-        estimator._n_features_out = estimator.cluster_centers_.shape[0]
         estimator.n_iter_ = int(getattr(model, "n_iter_", 0) or 0)
     elif type(estimator).__name__ in ("PCA", "TruncatedSVD"):
-        estimator._n_features_out = estimator.components_.shape[0]
         if type(estimator).__name__ == "PCA":
             estimator.n_samples_ = int(X.shape[0])
             estimator.n_components_ = estimator.components_.shape[0]

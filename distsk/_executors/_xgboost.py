@@ -48,8 +48,8 @@ class XGBoostExecutor(Executor):
         if y is not None and not hasattr(y, "dask"):
             y = _as_dask_array(y)
         model = dask_cls(**estimator.get_params())
-        model.client = ctx.client
-        model.fit(X, y, **fit_params)
+        with ctx.client.as_current():
+            model.fit(X, y, **fit_params)
         # A plain model: same booster, same parameters, picklable, no cluster needed.
         raw = model.get_booster().save_raw(raw_format="ubj")
         plain = type(estimator)(**estimator.get_params())

@@ -1,0 +1,213 @@
+"""Benchmark scenarios: one function each, registered by name in ``SCENARIOS``.
+
+A scenario takes the run's :class:`~harness.Context` (shared client, repeat count,
+sizes) and returns its records, normally ``measure(ctx, name, contenders, ...)``. To add
+one (pipeline-grid, forest-size-grid, resume, ...) write a function and decorate it with
+``@scenario("its-name")``; ``run.py --scenarios its-name`` then runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from harness import Contender, Context, measure
+
+__all__ = ["SCENARIOS", "scenario"]
+
+SCENARIOS: dict[str, Callable[[Context], list[dict]]] = {}
+
+
+def scenario(name: str):
+    def register(func):
+        if name in SCENARIOS:
+            raise ValueError(f"scenario {name!r} is registered twice")
+        SCENARIOS[name] = func
+        return func
+
+    return register
+
+
+# ---------------------------------------------------------------------------- checks
+def _as_numpy(a):
+    return np.asarray(a.compute() if hasattr(a, "compute") else a)
+
+
+def _prediction_check(reference: str, X, *, method: str = "predict"):
+    """Equal when ``method(X)`` is identical to the reference contender's."""
+
+    def check(name, result, results):
+        if reference not in results:
+            return None, f"not compared: {reference!r} failed"
+        expected = _as_numpy(getattr(results[reference], method)(X))
+        got = _as_numpy(getattr(result, method)(X))
+        if np.array_equal(got, expected):
+            return True, ""
+        if method == "predict":
+            agree = float(np.mean(got == expected))
+            return False, f"predictions agree with {reference!r} on {agree:.2%} of rows"
+        return False, f"{method} differs from {reference!r} (max abs diff " \
+                      f"{float(np.max(np.abs(got - expected))):.3g})"
+
+    return check
+
+
+def _score_key(params: dict) -> str:
+    return repr(sorted(params.items()))
+
+
+def _scores(search) -> dict[str, float]:
+    res = search.cv_results_
+    return {_score_key(p): float(s) for p, s in zip(res["params"], res["mean_test_score"])}
+
+
+def _search_check(references=("sklearn n_jobs=1", "sklearn loky")):
+    """Equal when every candidate's mean_test_score matches plain sklearn's (to 1e-12)."""
+
+    def check(name, result, results):
+        ref = next((r for r in references if r in results), None)
+        if ref is None:
+            return None, "not compared: no sklearn search succeeded"
+        expected, got = _scores(results[ref]), _scores(result)
+        if expected.keys() != got.keys():
+            return False, f"candidates differ from {ref!r}'s"
+        diff = max(abs(got[k] - expected[k]) for k in expected)
+        if diff <= 1e-12 or all(np.isnan(got[k]) and np.isnan(expected[k]) for k in expected):
+            return True, ""
+        return False, f"mean_test_score differs from {ref!r}'s by up to {diff:.3g}"
+
+    return check
+
+
+# ---------------------------------------------------------------------------- scenarios
+@scenario("lazy-small-lr")
+def lazy_small_lr(ctx: Context) -> list[dict]:
+    """A dask array small enough to gather: distsk gathers, dask-ml fits blockwise."""
+    import dask.array as da
+    from distributed import wait
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    from distsk import DistributedEstimator
+
+    s = ctx.sizes
+    X, y = make_classification(s.lr_rows, s.lr_cols, random_state=0)
+    # The data lives on the workers, as if loaded there; every contender but the
+    # baseline starts from these chunks.
+    Xd = da.from_array(X, chunks=(s.lr_chunk_rows, -1)).persist()
+    yd = da.from_array(y, chunks=s.lr_chunk_rows).persist()
+    wait([Xd, yd])
+    where = f"{Xd.npartitions} chunks persisted on the workers"
+
+    def dask_ml_direct():
+        from dask_ml.linear_model import LogisticRegression as DaskMLLogisticRegression
+
+        return DaskMLLogisticRegression().fit(Xd, yd)
+
+    contenders = [
+        Contender("distsk", lambda: DistributedEstimator(LogisticRegression()).fit(Xd, yd),
+                  n_fits=1, notes=where),
+        Contender("dask-ml direct", dask_ml_direct, n_fits=1,
+                  notes=f"{where}; dask-ml default solver (admm)"),
+        Contender("sklearn numpy", lambda: LogisticRegression().fit(X, y), n_fits=1),
+    ]
+    return measure(ctx, "lazy-small-lr", contenders, baseline="sklearn numpy",
+                   check=_prediction_check("sklearn numpy", X))
+
+
+@scenario("forest-on-cluster")
+def forest_on_cluster(ctx: Context) -> list[dict]:
+    """One big random forest: local threads vs joblib's Dask backend vs distsk sub-forests."""
+    from joblib import parallel_config
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    from distsk import DistributedEstimator
+
+    s = ctx.sizes
+    X, y = make_classification(s.forest_rows, s.forest_cols, random_state=0)
+
+    def forest():
+        return RandomForestClassifier(n_estimators=s.forest_trees, random_state=0, n_jobs=-1)
+
+    def joblib_dask():
+        with parallel_config(backend="dask", client=ctx.client):
+            return forest().fit(X, y)
+
+    contenders = [
+        Contender("loky", lambda: forest().fit(X, y), n_fits=1,
+                  notes="plain sklearn, n_jobs=-1 (joblib's default: threads for forests)"),
+        Contender("joblib dask backend", joblib_dask, n_fits=1),
+        Contender("distsk cluster",
+                  lambda: DistributedEstimator(forest(), backend="dask",
+                                               client=ctx.client).fit(X, y),
+                  n_fits=1),
+    ]
+    check = _prediction_check("loky", X[: min(len(X), 2_000)], method="predict_proba")
+    return measure(ctx, "forest-on-cluster", contenders, baseline="loky", check=check)
+
+
+def _search_contenders(ctx: Context, estimator, grid, X, y, *, distsk_local: str):
+    """The six ways of running one grid search, shared by the grid scenarios."""
+    from joblib import parallel_config
+    from sklearn.model_selection import GridSearchCV, ParameterGrid
+
+    from distsk import DistributedSearchCV
+
+    cv = ctx.sizes.cv
+    n_fits = len(ParameterGrid(grid)) * cv
+
+    def sklearn(n_jobs):
+        return GridSearchCV(estimator, grid, cv=cv, n_jobs=n_jobs).fit(X, y)
+
+    def sklearn_joblib_dask():
+        with parallel_config(backend="dask", client=ctx.client):
+            return sklearn(-1)
+
+    def dask_ml():
+        from dask_ml.model_selection import GridSearchCV as DaskMLGridSearchCV
+
+        return DaskMLGridSearchCV(estimator, grid, cv=cv, scheduler=ctx.client).fit(X, y)
+
+    def distsk(backend, client=None):
+        return DistributedSearchCV(estimator, grid, cv=cv, backend=backend,
+                                   client=client).fit(X, y)
+
+    return [
+        Contender("sklearn n_jobs=1", lambda: sklearn(1), n_fits=n_fits),
+        Contender("sklearn loky", lambda: sklearn(-1), n_fits=n_fits),
+        Contender("sklearn joblib-dask", sklearn_joblib_dask, n_fits=n_fits),
+        Contender("dask-ml", dask_ml, n_fits=n_fits),
+        Contender("distsk local", lambda: distsk(distsk_local), n_fits=n_fits,
+                  notes=f"backend={distsk_local!r}"),
+        Contender("distsk cluster", lambda: distsk("dask", ctx.client), n_fits=n_fits,
+                  notes="backend='dask'"),
+    ]
+
+
+@scenario("rf-grid")
+def rf_grid(ctx: Context) -> list[dict]:
+    """A random-forest grid (16 candidates x 5 folds): where a search's fits should run."""
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    s = ctx.sizes
+    X, y = make_classification(n_samples=s.grid_rows, n_features=s.grid_cols,
+                               n_informative=2, n_redundant=0, random_state=0)
+    contenders = _search_contenders(ctx, RandomForestClassifier(random_state=0), s.rf_grid,
+                                    X, y, distsk_local="loky")
+    return measure(ctx, "rf-grid", contenders, baseline="sklearn loky", check=_search_check())
+
+
+@scenario("tiny-grid")
+def tiny_grid(ctx: Context) -> list[dict]:
+    """Fits of a few ms each: parallel workers cost more than they save."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    s = ctx.sizes
+    X, y = make_classification(s.grid_rows, s.grid_cols, random_state=0)
+    grid = {"C": [float(c) for c in np.logspace(-3, 3, s.n_C)]}
+    contenders = _search_contenders(ctx, LogisticRegression(), grid, X, y, distsk_local="auto")
+    return measure(ctx, "tiny-grid", contenders, baseline="sklearn n_jobs=1",
+                   check=_search_check())
