@@ -10,6 +10,7 @@ timing and records in ``harness.py``; the output files in ``report.py``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import sys
@@ -60,6 +61,37 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _warm(optional: bool = False) -> None:
+    """Import what the scenarios run (shipped by value to workers: defined in __main__)."""
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+
+    import distsk  # noqa: F401
+
+    if optional:  # dask-ml's import alone takes seconds; no contender should pay for it
+        with contextlib.suppress(ImportError):
+            import dask_ml.linear_model  # noqa: F401
+            import dask_ml.model_selection  # noqa: F401
+
+
+def warm_up(client) -> None:
+    """Load this process, start the loky pool and load the Dask workers before timing.
+
+    These are shared by every contender; without this, whichever contender first uses
+    one pays its start-up (seconds) and the comparison says more about the order than
+    about the tools. Cheap when already warm, so it runs before every scenario (loky
+    shuts idle workers down after 5 minutes).
+    """
+    from joblib import Parallel, delayed
+
+    from distsk._profile import local_cores
+
+    _warm(optional=True)
+    Parallel(n_jobs=-1)(delayed(_warm)() for _ in range(2 * local_cores()))
+    client.run(_warm)
+
+
 def environment(args, client, started: str, wall: float) -> dict:
     from distsk._profile import local_cores, profile_compute
     from distsk.cli import collect_versions
@@ -93,6 +125,7 @@ def main(argv=None) -> int:
         ctx = Context(client=client, repeat=args.repeat, sizes=sizes, smoke=args.smoke)
         for name in args.scenarios:
             ctx.log(f"scenario {name} ...")
+            warm_up(client)
             records += SCENARIOS[name](ctx)
         env = environment(args, client, started, time.perf_counter() - t0)
 

@@ -167,7 +167,10 @@ def _search_contenders(ctx: Context, estimator, grid, X, y, *, distsk_local: str
     def dask_ml():
         from dask_ml.model_selection import GridSearchCV as DaskMLGridSearchCV
 
-        return DaskMLGridSearchCV(estimator, grid, cv=cv, scheduler=ctx.client).fit(X, y)
+        # iid=False: sklearn's unweighted mean over folds (dask-ml's default weights
+        # folds by size, a different mean_test_score when folds differ in size).
+        return DaskMLGridSearchCV(estimator, grid, cv=cv, iid=False,
+                                  scheduler=ctx.client).fit(X, y)
 
     def distsk(backend, client=None):
         return DistributedSearchCV(estimator, grid, cv=cv, backend=backend,
@@ -177,7 +180,7 @@ def _search_contenders(ctx: Context, estimator, grid, X, y, *, distsk_local: str
         Contender("sklearn n_jobs=1", lambda: sklearn(1), n_fits=n_fits),
         Contender("sklearn loky", lambda: sklearn(-1), n_fits=n_fits),
         Contender("sklearn joblib-dask", sklearn_joblib_dask, n_fits=n_fits),
-        Contender("dask-ml", dask_ml, n_fits=n_fits),
+        Contender("dask-ml", dask_ml, n_fits=n_fits, notes="iid=False"),
         Contender("distsk local", lambda: distsk(distsk_local), n_fits=n_fits,
                   notes=f"backend={distsk_local!r}"),
         Contender("distsk cluster", lambda: distsk("dask", ctx.client), n_fits=n_fits,

@@ -191,7 +191,7 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
             ctx = pinned() if plan.executor == "sequential" else contextlib.nullcontext()
             with ctx:
                 method = getattr(estimator, then)
-                out = method(X, **fit_params) if y is None else method(X, y, **fit_params)
+                out = method(X, y, **fit_params)
             self.estimator_ = estimator
         else:
             self.estimator_ = get_executor(plan.executor).fit(

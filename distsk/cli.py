@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 __all__ = ["main", "collect_versions"]
@@ -29,9 +30,12 @@ _PACKAGES = (
     ("dask-ml", "dask-ml", True),
     ("xgboost", "xgboost", True),
 )
-#: Least share of predictions a translated engine (dask-ml, xgboost.dask) must share with
-#: the in-memory fit; their solvers and sketches are equivalent, not bit-identical.
-MIN_AGREEMENT = 0.99
+#: Least share of predictions the larger-than-memory engines must share with the in-memory
+#: fit. dask-ml's solver converges to the same optimum up to its tolerance; xgboost.dask
+#: builds its histogram bins from a quantile sketch merged across workers, so its trees
+#: differ slightly from a single-node fit by design (identical with one partition).
+MIN_AGREEMENT_DASK_ML = 0.99
+MIN_AGREEMENT_XGBOOST = 0.95
 
 
 def collect_versions() -> list[tuple[str, str | None]]:
@@ -162,9 +166,9 @@ def _demo(args) -> int:
         est, t_est = _timed(lambda: DistributedEstimator(
             LogisticRegression(), max_gather_bytes=0, client=client).fit(Xd, yd))
         agree = float(np.mean(est.predict(X) == plain.predict(X)))
-        if agree < MIN_AGREEMENT:
+        if agree < MIN_AGREEMENT_DASK_ML:
             return demo.fail(step, f"predictions agree with sklearn's on only {agree:.2%} "
-                             f"of rows (at least {MIN_AGREEMENT:.0%} expected)")
+                             f"of rows (at least {MIN_AGREEMENT_DASK_ML:.0%} expected)")
         demo.line(step, t_est, t_plain, f"{agree:.2%} same predictions", est.plan_.reason)
 
     def lazy_xgboost(step, client, Xd, yd):
@@ -182,9 +186,10 @@ def _demo(args) -> int:
         est, t_est = _timed(lambda: DistributedEstimator(
             booster(), max_gather_bytes=0, client=client).fit(Xd, yd))
         agree = float(np.mean(est.predict(X) == plain.predict(X)))
-        if agree < MIN_AGREEMENT:
+        if agree < MIN_AGREEMENT_XGBOOST:
             return demo.fail(step, f"predictions agree with plain xgboost's on only "
-                             f"{agree:.2%} of rows (at least {MIN_AGREEMENT:.0%} expected)")
+                             f"{agree:.2%} of rows (at least {MIN_AGREEMENT_XGBOOST:.0%} "
+                             "expected)")
         demo.line(step, t_est, t_plain, f"{agree:.2%} same predictions", est.plan_.reason,
                   plain="xgboost")
 
@@ -208,10 +213,13 @@ def _demo(args) -> int:
 
     demo.run("(a) forest, this machine", local_forest)
     try:
-        with embedded_cluster(n_workers=2, threads_per_worker=1,
-                              dashboard=args.dashboard) as client:
+        with warnings.catch_warnings(), embedded_cluster(
+            n_workers=2, threads_per_worker=1, dashboard=args.dashboard
+        ) as client:
             import dask.array as da
 
+            # dask-ml sets a dask option under its deprecated name; not the user's concern.
+            warnings.filterwarnings("ignore", message=".*fuse_ave_width", category=FutureWarning)
             info = f"embedded LocalCluster: 2 workers x 1 thread on {client.scheduler.address}"
             if args.dashboard:
                 info += f"; dashboard at {client.dashboard_link}"

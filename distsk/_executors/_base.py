@@ -53,8 +53,8 @@ def pinned():
 
 
 def fit_estimator(estimator, X, y, fit_params):
-    if y is None:
-        return estimator.fit(X, **fit_params)
+    # y is always passed, as Pipeline does: sklearn's fit(X, y=None) convention, and the
+    # estimator's own error when it requires y.
     return estimator.fit(X, y, **fit_params)
 
 

@@ -1,0 +1,106 @@
+"""sklearn's check_estimator on DistributedEstimator and DistributedSearchCV, with no client,
+with an active client, and with fits forced onto the cluster."""
+
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator
+
+from distsk import DistributedEstimator, DistributedSearchCV
+
+INNER = [
+    LogisticRegression(),
+    Ridge(),
+    RandomForestClassifier(n_estimators=5, random_state=0),
+    RandomForestRegressor(n_estimators=5, random_state=0),
+    StandardScaler(),
+    KMeans(n_clusters=3, n_init=2, random_state=0),
+    PCA(),
+    HistGradientBoostingClassifier(max_iter=10, random_state=0),
+    make_pipeline(StandardScaler(), LogisticRegression()),
+]
+
+
+def _id(est):
+    return type(est).__name__ if not hasattr(est, "steps") else "Pipeline"
+
+
+def failures(estimator, expected=None):
+    results = check_estimator(
+        estimator, on_fail=None, on_skip=None, expected_failed_checks=expected or {}
+    )
+    failed = {r["check_name"]: repr(r["exception"]) for r in results if r["status"] == "failed"}
+    assert len(results) > 30
+    return failed
+
+
+@pytest.mark.parametrize("inner", INNER, ids=_id)
+def test_check_estimator_no_client(inner):
+    assert failures(DistributedEstimator(inner)) == {}
+
+
+@pytest.mark.parametrize("inner", INNER, ids=_id)
+def test_check_estimator_with_active_client(active_client, inner):
+    assert failures(DistributedEstimator(inner)) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    "inner",
+    [LogisticRegression(), RandomForestClassifier(n_estimators=5, random_state=0), StandardScaler()],
+    ids=_id,
+)
+def test_check_estimator_every_fit_on_the_cluster(active_client, inner):
+    assert failures(DistributedEstimator(inner, backend="dask")) == {}
+
+
+def test_checks_see_the_inner_estimator_type():
+    from sklearn.base import is_classifier, is_regressor
+
+    assert is_classifier(DistributedEstimator(LogisticRegression()))
+    assert is_regressor(DistributedEstimator(Ridge()))
+    n_classifier_checks = len(check_estimator(
+        DistributedEstimator(LogisticRegression()), on_fail=None, on_skip=None))
+    n_generic_checks = len(check_estimator(
+        DistributedEstimator(StandardScaler()), on_fail=None, on_skip=None))
+    assert n_classifier_checks > 45 and n_generic_checks > 35
+
+
+# sklearn lists these two as expected failures of its own searches (SKLEARN_NOTES.md).
+SEARCH_EXPECTED = {
+    "check_supervised_y_2d": "DataConversionWarning not caught (as GridSearchCV)",
+    "check_requires_y_none": "as GridSearchCV",
+}
+SEARCHES = [
+    (LogisticRegression(), {"C": [0.1, 1.0]}),
+    (Ridge(), {"alpha": [0.1, 1.0]}),
+    (make_pipeline(PCA(), Ridge()), {"ridge__alpha": [0.1, 1.0]}),
+    (make_pipeline(PCA(), LogisticRegression()), {"logisticregression__C": [0.1, 1.0]}),
+]
+
+
+def _search_id(case):
+    return _id(case[0]) + "-" + "-".join(case[1])
+
+
+@pytest.mark.parametrize("case", SEARCHES, ids=_search_id)
+def test_check_estimator_search_no_client(case):
+    est, grid = case
+    search = DistributedSearchCV(est, grid, cv=2, error_score="raise")
+    assert failures(search, SEARCH_EXPECTED) == {}
+
+
+@pytest.mark.parametrize("case", SEARCHES, ids=_search_id)
+def test_check_estimator_search_with_active_client(active_client, case):
+    est, grid = case
+    search = DistributedSearchCV(est, grid, cv=2, error_score="raise", backend="dask")
+    assert failures(search, SEARCH_EXPECTED) == {}
