@@ -107,5 +107,8 @@ def embedded_cluster(n_workers: int = 2, threads_per_worker: int = 1, dashboard:
         host="127.0.0.1",
         dashboard_address="127.0.0.1:0" if dashboard else None,
         worker_dashboard_address=None,
+        # Without a dashboard the scheduler still serves health routes over HTTP; keep
+        # them on loopback and on a free port (never the shared default 8787).
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
     ) as cluster, Client(cluster, timeout=CONNECT_TIMEOUT) as client:
         yield client

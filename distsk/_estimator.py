@@ -93,6 +93,11 @@ def _own(value):
     return value
 
 
+def _current(client):
+    """Dask work (gathering, dask-ml) runs on ``client`` even when it is not the default."""
+    return client.as_current() if client is not None else contextlib.nullcontext()
+
+
 def _inner_has(name):
     def check(self):
         est = self.__dict__.get("estimator_", self.estimator)
@@ -168,7 +173,8 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         client = resolve_client(self.client)
         prof = profile_input(X)
         if self.backend == "auto":
-            X, prof = _measured(X, prof)
+            with _current(client):
+                X, prof = _measured(X, prof)
         plan = plan_fit(
             self.estimator, prof, profile_compute(client),
             backend=self.backend,
@@ -182,6 +188,10 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         if _routing_enabled():
             fit_params = process_routing(self, "fit", **fit_params).estimator.fit
         plan, client, X = self._plan(X)
+        with _current(client):
+            return self._execute(plan, client, X, y, fit_params, then)
+
+    def _execute(self, plan, client, X, y, fit_params, then):
         if plan.gather:
             X, y, fit_params = gather_inputs(X, y, fit_params)
         estimator = clone(self.estimator)

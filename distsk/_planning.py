@@ -77,10 +77,16 @@ def parallel_kind(estimator) -> str | None:
 
 
 def _n_jobs_of(estimator):
+    """The estimator's n_jobs, or the first nested one asking for parallelism."""
     try:
-        return estimator.get_params(deep=False).get("n_jobs")
+        params = estimator.get_params(deep=True)
     except Exception:
         return None
+    if params.get("n_jobs") not in (None, 1):
+        return params["n_jobs"]
+    return next(
+        (v for k, v in params.items() if k.endswith("__n_jobs") and v not in (None, 1)), None
+    )
 
 
 def _local_plan(estimator, inp: InputProfile, comp: ComputeProfile, prefix: str) -> Plan:
@@ -141,7 +147,26 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None) -> Plan:
     over = f"{inp.describe()} is over the gather limit of {format_bytes(limit)}" if inp.nbytes else (
         f"{inp.kind} {size}"
     )
+    if forced == "xgboost" and not is_xgboost_model(estimator):
+        raise ValueError(
+            f"backend='xgboost' trains xgboost models only; got {type(estimator).__name__}. "
+            "Use backend='auto' or 'dask-ml', or wrap an xgboost.XGBClassifier/XGBRegressor."
+        )
+    if forced == "dask-ml" and dask_ml_support(estimator) is None:
+        raise ValueError(
+            f"backend='dask-ml' has no equivalent of {type(estimator).__name__}: it runs "
+            "LogisticRegression, LinearRegression, PoissonRegressor, KMeans, PCA, TruncatedSVD, "
+            "StandardScaler, MinMaxScaler, and estimators with partial_fit. Use backend='auto'."
+        )
     if (forced in (None, "xgboost")) and is_xgboost_model(estimator):
+        if not comp.has_cluster:
+            from .exceptions import ClusterUnavailableError
+
+            raise ClusterUnavailableError(
+                f"{over}: xgboost models train on such data with xgboost.dask, which needs a "
+                f"Dask cluster, but {comp.describe()}. Create a distributed.Client, pass "
+                "client=..., or raise max_gather_bytes to gather the data."
+            )
         return Plan(
             "xgboost", "xgboost-dask",
             f"{over}: trained where the data lives with xgboost.dask "

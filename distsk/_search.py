@@ -20,7 +20,7 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from ._cluster import resolve_client
 from ._compat import BaseSearchCV, Interval, StrOptions
-from ._estimator import _measured, gather_inputs, resolve_gather_limit
+from ._estimator import _current, _measured, gather_inputs, resolve_gather_limit
 from ._executors import ExecutionContext, get_executor
 from ._executors._base import fit_estimator, pinned
 from ._planning import SEARCH_BACKENDS, plan_search
@@ -178,9 +178,11 @@ n_splits_, refit_time_, multimetric_
         self._validate_params()
         candidates = self._candidates()
         prof = profile_input(X)
+        client = resolve_client(self.client) if self.backend in ("auto", "dask") else None
         if prof.lazy:
             limit = resolve_gather_limit(self.max_gather_bytes)
-            X, prof = _measured(X, prof)
+            with _current(client):
+                X, prof = _measured(X, prof)
             if prof.nbytes > limit:
                 raise DataTooLargeError(
                     f"{prof.describe()} is over the gather limit of {format_bytes(limit)}; "
@@ -188,8 +190,8 @@ n_splits_, refit_time_, multimetric_
                     "raise max_gather_bytes, search on a subsample, or wrap an estimator with "
                     "partial_fit for dask-ml's incremental searches."
                 )
-            X, y, params = gather_inputs(X, y, params)
-        client = resolve_client(self.client) if self.backend in ("auto", "dask") else None
+            with _current(client):
+                X, y, params = gather_inputs(X, y, params)
         n_fits = len(candidates) * _n_splits_hint(self.cv)
         probe = None
         if self.backend == "auto" and self.n_jobs != 1 and candidates:

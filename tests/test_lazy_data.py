@@ -189,3 +189,24 @@ def test_score_on_dask_input_equals_sklearn(active_client):
     dXr = da.from_array(Xr, chunks=(500, 6))
     assert reg.score(dXr, da.from_array(yr, chunks=500)) == pytest.approx(
         reg.estimator_.score(Xr, yr), rel=1e-12)
+
+
+def test_lr_on_unscaled_features_matches_sklearn(client):
+    # dask-glm standardises X unless told not to; that would move the penalty.
+    Xs, ys = make_classification(n_samples=2000, n_features=8, n_redundant=0, random_state=1)
+    Xs = Xs * np.array([1, 10, 100, 0.1, 1, 5, 50, 0.5])
+    est = big(LogisticRegression(max_iter=1000), client).fit(
+        da.from_array(Xs, chunks=(500, 8)), da.from_array(ys, chunks=500))
+    ref = LogisticRegression(max_iter=1000).fit(Xs, ys)
+    assert_allclose(est.coef_, ref.coef_, rtol=0.02, atol=2e-3)
+
+
+def test_non_default_client_does_the_dask_work(cli_client):
+    def transitions(dask_scheduler):
+        return dask_scheduler.transition_counter
+
+    before = cli_client.run_on_scheduler(transitions)
+    est = DistributedEstimator(LogisticRegression(), client=cli_client.scheduler.address)
+    est.fit(dX, dy)
+    assert est.plan_.gather
+    assert cli_client.run_on_scheduler(transitions) > before

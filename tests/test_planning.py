@@ -184,3 +184,21 @@ def test_search_uses_cluster_when_active():
 def test_search_dask_without_cluster_is_an_error():
     with pytest.raises(ClusterUnavailableError):
         search(backend="dask")
+
+
+def test_nested_n_jobs_is_honoured_locally():
+    p = plan(make_pipeline(StandardScaler(), RandomForestClassifier(n_jobs=-1)))
+    assert p.executor == "loky" and "n_jobs=-1" in p.reason
+
+
+def test_large_xgboost_without_cluster_is_a_clear_error():
+    xgboost = pytest.importorskip("xgboost", reason="needs the distsk[xgboost] extra")
+    with pytest.raises(ClusterUnavailableError, match="xgboost.dask, which needs a Dask cluster"):
+        plan(xgboost.XGBClassifier(), inp=BIG_LAZY, comp=LAPTOP)
+
+
+def test_forced_engine_that_cannot_take_the_estimator_says_so():
+    with pytest.raises(ValueError, match="backend='xgboost' trains xgboost models only"):
+        plan(SVC(), inp=BIG_LAZY, comp=SMALL_CLUSTER, backend="xgboost")
+    with pytest.raises(ValueError, match="backend='dask-ml' has no equivalent of SVC"):
+        plan(SVC(), inp=BIG_LAZY, comp=SMALL_CLUSTER, backend="dask-ml")

@@ -29,13 +29,18 @@ def require_dask_ml():
 # For each supported sklearn class: the parameters we translate (user value -> dask-ml
 # keyword) and the fitted attributes copied back. A parameter at a non-default value that
 # is not listed makes the fit an error.
+# dask-glm standardises X by default, which moves the L2 penalty onto standardised
+# coefficients: a different model from sklearn's. Solve on the raw features.
+_RAW = {"normalize": False}
+
+
 def _lr(p, n_samples):
     if p["l1_ratio"] not in (0, 0.0) or p.get("penalty") not in ("deprecated", "l2"):
         raise _untranslatable("LogisticRegression", "l1_ratio/penalty", p["l1_ratio"],
                               "dask-ml's lbfgs solver fits the L2 penalty only")
     return "dask_ml.linear_model", "LogisticRegression", dict(
         C=p["C"], fit_intercept=p["fit_intercept"], max_iter=p["max_iter"], tol=p["tol"],
-        solver="lbfgs", penalty="l2",
+        solver="lbfgs", penalty="l2", solver_kwargs=_RAW,
     )
 
 
@@ -43,7 +48,7 @@ def _linreg(p, n_samples):
     # C=inf: no penalty, as sklearn's LinearRegression.
     return "dask_ml.linear_model", "LinearRegression", dict(
         C=np.inf, fit_intercept=p["fit_intercept"], solver="lbfgs", penalty="l2",
-        max_iter=500, tol=1e-8,
+        max_iter=500, tol=1e-8, solver_kwargs=_RAW,
     )
 
 
@@ -54,7 +59,7 @@ def _poisson(p, n_samples):
     C = np.inf if alpha == 0 else 1.0 / (n_samples * alpha)
     return "dask_ml.linear_model", "PoissonRegression", dict(
         C=C, fit_intercept=p["fit_intercept"], max_iter=p["max_iter"], tol=p["tol"],
-        solver="lbfgs", penalty="l2",
+        solver="lbfgs", penalty="l2", solver_kwargs=_RAW,
     )
 
 
