@@ -33,6 +33,8 @@ __all__ = ["DaskExecutor", "ClusterBackend"]
 SCATTER_MIN_BYTES = 1_000
 #: Seconds a single result may take to arrive once its task has finished.
 RESULT_TIMEOUT = 60.0
+#: Times a batch whose scattered inputs were lost is sent again.
+MAX_RESUBMITS = 3
 _MAX_INT = np.iinfo(np.int32).max
 
 
@@ -158,8 +160,9 @@ class ClusterBackend(AutoBatchingMixin, ParallelBackendBase):
         super().__init__(**kwargs)
         self.client = client
         self._scattered: dict[int, tuple[object, object]] = {}
-        self._pending: dict[str, object] = {}
+        self._pending: dict[str, tuple] = {}
         self._lock = threading.Lock()
+        self.resubmitted = 0
 
     def __reduce__(self):  # never shipped: inner loops run SequentialBackend
         return (SequentialBackend, ())
@@ -191,7 +194,7 @@ class ClusterBackend(AutoBatchingMixin, ParallelBackendBase):
         key = id(obj)
         with self._lock:
             hit = self._scattered.get(key)
-            if hit is not None and hit[0] is obj:
+            if hit is not None and hit[0] is obj and hit[1].status == "finished":
                 return hit[1]
         from dask.sizeof import sizeof
 
@@ -202,23 +205,53 @@ class ClusterBackend(AutoBatchingMixin, ParallelBackendBase):
             self._scattered[key] = (obj, future)  # the strong ref keeps id(obj) unique
         return future
 
-    def submit(self, func, callback=None):
+    def _submit_items(self, items):
         tasks = [
             (f, [self._share(a) for a in args], {k: self._share(v) for k, v in kwargs.items()})
-            for f, args, kwargs in func.items
+            for f, args, kwargs in items
         ]
         capture = any((kw.get("verbose") or 0) > 1 for _, _, kw in tasks)
         key = f"distsk-batch-{len(tasks)}-{uuid.uuid4().hex}"
         future = self.client.submit(_run_batch, tasks, capture, key=key, pure=False)
         with self._lock:
-            self._pending[key] = future
+            self._pending[key] = (future, items)
+        return future
+
+    def _forget_lost_data(self):
+        # The client may still call a lost future "finished"; ask the scheduler.
+        with self._lock:
+            entries = list(self._scattered.items())
+        try:
+            holders = self.client.who_has([f for _, f in (e for _, e in entries)])
+        except Exception:  # cancelled futures cannot even be asked about: resend all
+            holders = {}
+        with self._lock:
+            for key, (_, future) in entries:
+                if not holders.get(future.key):
+                    self._scattered.pop(key, None)
+
+    def submit(self, func, callback=None):
+        future = self._submit_items(func.items)
         if callback is not None:
             future.add_done_callback(callback)
         return future
 
     def retrieve_result_callback(self, future):
         with self._lock:
-            self._pending.pop(future.key, None)
+            _, items = self._pending.pop(future.key, (None, None))
+        for _ in range(MAX_RESUBMITS):
+            if future.status != "cancelled" or items is None:
+                break
+            # The scheduler re-runs tasks of a dead worker by itself, but when a worker
+            # held the last copy of scattered data (killed while it was being sent), the
+            # batch is cancelled for "lost dependencies": send the data again, re-run.
+            self.resubmitted += 1
+            self._forget_lost_data()
+            future = self._submit_items(items)
+            with contextlib.suppress(Exception):  # wait; its outcome is read below
+                future.result()
+            with self._lock:
+                self._pending.pop(future.key, None)
         results, recorded, printed = future.result(timeout=RESULT_TIMEOUT)
         if printed:
             print(printed, end="", flush=True)
@@ -230,7 +263,7 @@ class ClusterBackend(AutoBatchingMixin, ParallelBackendBase):
 
     def abort_everything(self, ensure_ready=True):
         with self._lock:
-            pending, self._pending = list(self._pending.values()), {}
+            pending, self._pending = [f for f, _ in self._pending.values()], {}
         if pending:
             self.client.cancel(pending)
 

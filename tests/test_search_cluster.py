@@ -1,0 +1,97 @@
+"""How DistributedSearchCV uses a real cluster: data sent once, inner parallelism pinned,
+and a worker process killed mid-search (SIGKILL) does not change the result."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+
+from distsk import DistributedSearchCV
+
+from ._search_helpers import assert_same_search
+
+X, y = make_classification(n_samples=600, n_features=5, random_state=0)
+
+
+def _scheduler_keys(client):
+    """Distinct task keys the scheduler has seen recently, from its transition log."""
+
+    def keys(dask_scheduler):
+        return sorted({str(t[0]) for t in dask_scheduler.transition_log})
+
+    return client.run_on_scheduler(keys)
+
+
+def _new_keys(client, before):
+    return [k for k in _scheduler_keys(client) if k not in before]
+
+
+def test_data_is_scattered_once_per_search_not_per_task(client):
+    before = set(_scheduler_keys(client))
+    grid = {"C": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]}
+    DistributedSearchCV(LogisticRegression(), grid, cv=3, backend="dask", client=client).fit(X, y)
+    keys = _new_keys(client, before)
+    scattered = [k for k in keys if not k.startswith("distsk-batch")]
+    # X, y and each fold's train and test indices: 2 + 3 * 2 arrays for 6 x 3 = 18 fits.
+    assert len(scattered) == 8, scattered
+    assert all(k.startswith("ndarray-") for k in scattered)
+
+
+def test_inner_parallelism_makes_no_extra_tasks(client):
+    before = set(_scheduler_keys(client))
+    forest = RandomForestClassifier(n_estimators=10, n_jobs=-1, random_state=0)
+    search = DistributedSearchCV(forest, {"max_depth": [2, 4]}, cv=3, backend="dask",
+                                 client=client).fit(X, y)
+    tasks = [k for k in _new_keys(client, before) if not k.startswith("ndarray-")]
+    # Only distsk's batches ran: the forests' per-tree joblib jobs stayed inside them.
+    assert tasks and all(k.startswith("distsk-batch") for k in tasks), tasks
+    assert len(tasks) <= 6
+    assert_same_search(search, GridSearchCV(forest, {"max_depth": [2, 4]}, cv=3).fit(X, y))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_search_survives_a_killed_worker(cli_client):
+    forest = RandomForestClassifier(n_estimators=40, random_state=0)
+    grid = {"max_depth": [2, 3, 4, 5, None], "min_samples_leaf": [1, 2, 3, 4]}
+    ref = GridSearchCV(forest, grid, cv=3).fit(X, y)
+
+    pids = cli_client.run(os.getpid)
+    victim = sorted(pids.items())[0][1]
+    search = DistributedSearchCV(forest, grid, cv=3, backend="dask",
+                                 client=cli_client.scheduler.address)
+    errors = []
+
+    def run():
+        try:
+            search.fit(X, y)
+        except BaseException as exc:  # reported below in the test thread
+            import traceback
+
+            traceback.print_exc()
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.time() + 60
+    while time.time() < deadline:  # kill once fits are under way on the workers
+        processing = cli_client.processing()
+        if any(processing.values()):
+            break
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert thread.is_alive(), "the search finished before the worker could be killed"
+    os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=240)
+    assert not thread.is_alive()
+    assert not errors, errors
+    assert_same_search(search, ref)
+    # The nanny restarts the killed worker; the cluster is whole again for later tests.
+    cli_client.wait_for_workers(2, timeout=60)
+    assert victim not in cli_client.run(os.getpid).values()
