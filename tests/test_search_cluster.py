@@ -32,15 +32,25 @@ def _new_keys(client, before):
     return [k for k in _scheduler_keys(client) if k not in before]
 
 
+def _received_since(client, t0):
+    """(worker, key) pairs of data each worker received by scatter/replication since t0."""
+
+    def received(dask_worker, t0=t0):
+        return [str(e[0]) for e in dask_worker.state.log
+                if len(e) > 2 and e[1] == "receive-from-scatter" and e[-1] >= t0]
+
+    return [(w, k) for w, keys in client.run(received).items() for k in keys]
+
+
 def test_data_is_scattered_once_per_search_not_per_task(client):
-    before = set(_scheduler_keys(client))
+    t0 = time.time()
     grid = {"C": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]}
     DistributedSearchCV(LogisticRegression(), grid, cv=3, backend="dask", client=client).fit(X, y)
-    keys = _new_keys(client, before)
-    scattered = [k for k in keys if not k.startswith("distsk-batch")]
-    # X, y and each fold's train and test indices: 2 + 3 * 2 arrays for 6 x 3 = 18 fits.
-    assert len(scattered) == 8, scattered
-    assert all(k.startswith("ndarray-") for k in scattered)
+    received = _received_since(client, t0)
+    # X, y and each fold's train and test indices: 2 + 3 * 2 arrays for 6 x 3 = 18 fits,
+    # each received once by each of the 2 workers.
+    assert len(set(k for _, k in received)) == 8, received
+    assert len(received) == len(set(received)) == 16
 
 
 def test_inner_parallelism_makes_no_extra_tasks(client):
