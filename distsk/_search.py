@@ -25,6 +25,7 @@ from ._executors import ExecutionContext, get_executor
 from ._executors._base import fit_estimator, pinned
 from ._planning import SEARCH_BACKENDS, plan_search
 from ._profile import format_bytes, profile_compute, profile_input
+from ._search_engine import CollectorBackend, SearchEngine
 from .exceptions import DataTooLargeError
 
 __all__ = ["DistributedSearchCV"]
@@ -70,6 +71,9 @@ n_splits_, refit_time_, multimetric_
         As in GridSearchCV.
     plan_ : Plan
         Where the fits ran and why.
+    n_fits_performed_ : int
+        Estimator fits distsk actually made for candidates x folds (the refit aside): a
+        shared pipeline prefix or a shared large ensemble counts once.
 
     Examples
     --------
@@ -202,16 +206,20 @@ n_splits_, refit_time_, multimetric_
         )
         if self.verbose > 0:
             print(f"[distsk] {plan}")
-        engine = get_executor(plan.executor).search_backend(ExecutionContext(plan, client))
+        runner = get_executor(plan.executor).search_runner(ExecutionContext(plan, client))
+        engine = SearchEngine(runner, seconds_per_fit=probe)
         self._candidate_list = candidates
-        self._engine = parallel_config(backend=engine, n_jobs=plan.n_jobs)
+        self._engine = parallel_config(backend=CollectorBackend(engine))
         self._engine.__enter__()
         try:
-            super().fit(X, y, **params)
+            with _current(client):
+                super().fit(X, y, **params)
         finally:
             self._release_engine()
             self.__dict__.pop("_candidate_list", None)
+            engine.close()
         self.plan_ = plan
+        self.n_fits_performed_ = engine.n_fits
         return self
 
     def _release_engine(self):

@@ -6,8 +6,8 @@ An executor is a small object with a ``name`` and two methods:
     Fit an unfitted clone and return the fitted, plain, picklable estimator. Exceptions
     raised by the estimator pass through with their type and message; warnings raised in
     other processes are re-emitted here (``run_recording`` / ``reemit``).
-``search_backend(ctx) -> joblib backend``
-    The joblib backend (name or instance) that runs a search's candidates x folds, or
+``search_runner(ctx) -> runner``
+    The runner that evaluates a search's units of work (see ``_search_engine``), or
     raise ``ValueError`` if the engine cannot run searches.
 
 The estimator and the search never branch on engine details; they call these.
@@ -15,14 +15,19 @@ The estimator and the search never branch on engine details; they call these.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
+import io
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from joblib import parallel_config
 
-__all__ = ["ExecutionContext", "Executor", "pinned", "run_recording", "reemit", "fit_estimator"]
+__all__ = [
+    "ExecutionContext", "Executor", "pinned", "run_recording", "reemit", "fit_estimator",
+    "run_unit_remote", "InProcessRunner",
+]
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class Executor:
     def fit(self, estimator, X, y, fit_params: dict, ctx: ExecutionContext):
         raise NotImplementedError
 
-    def search_backend(self, ctx: ExecutionContext):
+    def search_runner(self, ctx: ExecutionContext):
         raise ValueError(f"The {self.name!r} engine does not run searches.")
 
 
@@ -75,3 +80,42 @@ def reemit(recorded) -> None:
             warnings.warn(message, stacklevel=3)
         else:
             warnings.warn(str(message), category, stacklevel=3)
+
+
+def run_unit_remote(kind, items, capture_stdout):
+    """Evaluate one unit of search work in a worker: pinned, warnings and prints kept."""
+    from .._sharing import run_unit
+
+    out = io.StringIO()
+    redirect = contextlib.redirect_stdout(out) if capture_stdout else contextlib.nullcontext()
+    with redirect:
+        (results, n_fits), recorded = run_recording(run_unit, kind, items)
+    return results, n_fits, recorded, out.getvalue()
+
+
+def wants_stdout(items) -> bool:
+    return any((kwargs.get("verbose") or 0) > 1 for _, _, kwargs in items)
+
+
+class InProcessRunner:
+    """Runs units here, one at a time; the fits' own parallelism is left as it is."""
+
+    slots = 1
+
+    def submit(self, kind, items):
+        from .._sharing import run_unit
+
+        future = cf.Future()
+        try:
+            results, n_fits = run_unit(kind, items)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result((results, n_fits, [], ""))
+        return future
+
+    def cancel(self):
+        pass
+
+    def close(self):
+        pass

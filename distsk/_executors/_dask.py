@@ -3,31 +3,33 @@
 Strategies (chosen by the planner): ``split-forest`` (sub-forests on the workers, merged
 into the exact forest a local fit gives), ``joblib-dask`` (the estimator's own joblib
 loops on the cluster), ``single-task`` (the whole fit as one task). Searches use
-:class:`ClusterBackend`, a joblib backend that sends each large argument to every worker
-once and runs candidates x folds as batched Dask tasks with inner parallelism pinned.
+:class:`DaskRunner`, which sends each large argument to every worker once and runs units
+of search work as Dask tasks with inner parallelism pinned.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import concurrent.futures as cf
 import threading
 import uuid
 import warnings
 
 import numpy as np
 from joblib import parallel_config
-from joblib._parallel_backends import (
-    AutoBatchingMixin,
-    ParallelBackendBase,
-    SequentialBackend,
-)
 from sklearn.base import clone
 
 from ..exceptions import ClusterUnavailableError
-from ._base import ExecutionContext, Executor, fit_estimator, reemit, run_recording
+from ._base import (
+    ExecutionContext,
+    Executor,
+    fit_estimator,
+    reemit,
+    run_recording,
+    run_unit_remote,
+    wants_stdout,
+)
 
-__all__ = ["DaskExecutor", "ClusterBackend"]
+__all__ = ["DaskExecutor", "DaskRunner"]
 
 #: Arguments larger than this (bytes) are scattered once instead of sent with each task.
 SCATTER_MIN_BYTES = 1_000
@@ -117,8 +119,8 @@ class DaskExecutor(Executor):
         reemit(recorded)
         return fitted
 
-    def search_backend(self, ctx: ExecutionContext):
-        return ClusterBackend(ctx.client)
+    def search_runner(self, ctx: ExecutionContext):
+        return DaskRunner(ctx.client)
 
 
 def _gather(client, futures):
@@ -131,61 +133,28 @@ def _gather(client, futures):
 
 
 # ---------------------------------------------------------------------------- searches
-def _run_batch(tasks, capture_stdout):
-    """Run one batch of joblib calls on a worker: pinned, warnings and prints recorded."""
-    out = io.StringIO()
-    redirect = contextlib.redirect_stdout(out) if capture_stdout else contextlib.nullcontext()
-    with redirect:
-        results, recorded = run_recording(lambda: [f(*a, **kw) for f, a, kw in tasks])
-    return results, recorded, out.getvalue()
+class DaskRunner:
+    """Units of search work as Dask tasks.
 
-
-class ClusterBackend(AutoBatchingMixin, ParallelBackendBase):
-    """A joblib backend that runs each batch of calls as one Dask task.
-
-    Unlike joblib's own Dask backend, tasks run their inner joblib loops sequentially
-    (a forest inside a fit does not become hundreds of extra Dask tasks), and every
-    argument over ``SCATTER_MIN_BYTES`` (X, y, fit params, each fold's indices) is
-    scattered to all workers once per search, keyed by identity.
+    Every argument over ``SCATTER_MIN_BYTES`` (X, y, fit parameters, each fold's train
+    and test indices) is scattered to all workers once per search, keyed by identity;
+    tasks carry futures in its place. The scheduler re-runs the tasks of a worker that
+    dies; when the dead worker held the last copy of scattered data, the unit is
+    cancelled for "lost dependencies", and is sent again with its data.
     """
 
-    supports_retrieve_callback = True
-    supports_timeout = True
-    default_n_jobs = -1
-    # A Dask task costs ~1 ms of overhead; batches of ~0.2-2 s keep it negligible.
-    MIN_IDEAL_BATCH_DURATION = 0.2
-    MAX_IDEAL_BATCH_DURATION = 2.0
-
-    def __init__(self, client, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, client):
         self.client = client
-        self._scattered: dict[int, tuple[object, object]] = {}
-        self._pending: dict[str, tuple] = {}
-        self._lock = threading.Lock()
-        self.resubmitted = 0
-
-    def __reduce__(self):  # never shipped: inner loops run SequentialBackend
-        return (SequentialBackend, ())
-
-    def effective_n_jobs(self, n_jobs):
-        if n_jobs == 0:
-            raise ValueError("n_jobs == 0 in Parallel has no meaning")
-        total = sum(self.client.nthreads().values())
-        if total == 0:
+        self.slots = sum(client.nthreads().values())
+        if self.slots == 0:
             raise ClusterUnavailableError(
-                f"The Dask cluster at {self.client.scheduler.address} has no workers. "
+                f"The Dask cluster at {client.scheduler.address} has no workers. "
                 "Start workers (`dask worker <address>`) or use backend='loky'."
             )
-        if n_jobs is None or n_jobs < 0:
-            return max(total + 1 + (n_jobs or -1), 1)
-        return n_jobs
-
-    def configure(self, n_jobs=1, parallel=None, **kwargs):
-        self.parallel = parallel
-        return self.effective_n_jobs(n_jobs)
-
-    def get_nested_backend(self):
-        return SequentialBackend(nesting_level=1), None
+        self._scattered: dict[int, tuple[object, object]] = {}
+        self._pending: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self.resubmitted = 0
 
     def _share(self, obj):
         # Small values travel inside the task; large ones once, by identity.
@@ -194,7 +163,7 @@ class ClusterBackend(AutoBatchingMixin, ParallelBackendBase):
         key = id(obj)
         with self._lock:
             hit = self._scattered.get(key)
-            if hit is not None and hit[0] is obj and hit[1].status == "finished":
+            if hit is not None and hit[0] is obj:
                 return hit[1]
         from dask.sizeof import sizeof
 
@@ -203,18 +172,6 @@ class ClusterBackend(AutoBatchingMixin, ParallelBackendBase):
         future = _scatter(self.client, obj)
         with self._lock:
             self._scattered[key] = (obj, future)  # the strong ref keeps id(obj) unique
-        return future
-
-    def _submit_items(self, items):
-        tasks = [
-            (f, [self._share(a) for a in args], {k: self._share(v) for k, v in kwargs.items()})
-            for f, args, kwargs in items
-        ]
-        capture = any((kw.get("verbose") or 0) > 1 for _, _, kw in tasks)
-        key = f"distsk-batch-{len(tasks)}-{uuid.uuid4().hex}"
-        future = self.client.submit(_run_batch, tasks, capture, key=key, pure=False)
-        with self._lock:
-            self._pending[key] = (future, items)
         return future
 
     def _forget_lost_data(self):
@@ -230,47 +187,55 @@ class ClusterBackend(AutoBatchingMixin, ParallelBackendBase):
                 if not holders.get(future.key):
                     self._scattered.pop(key, None)
 
-    def submit(self, func, callback=None):
-        future = self._submit_items(func.items)
-        if callback is not None:
-            future.add_done_callback(callback)
-        return future
+    def submit(self, kind, items):
+        result: cf.Future = cf.Future()
+        self._send(kind, items, result, attempts=MAX_RESUBMITS)
+        return result
 
-    def retrieve_result_callback(self, future):
+    def _send(self, kind, items, result, attempts):
+        tasks = [
+            (f, [self._share(a) for a in args], {k: self._share(v) for k, v in kwargs.items()})
+            for f, args, kwargs in items
+        ]
+        key = f"distsk-batch-{kind}-{len(tasks)}-{uuid.uuid4().hex}"
+        future = self.client.submit(
+            run_unit_remote, kind, tasks, wants_stdout(items), key=key, pure=False
+        )
         with self._lock:
-            _, items = self._pending.pop(future.key, (None, None))
-        for _ in range(MAX_RESUBMITS):
-            if future.status != "cancelled" or items is None:
-                break
-            # The scheduler re-runs tasks of a dead worker by itself, but when a worker
-            # held the last copy of scattered data (killed while it was being sent), the
-            # batch is cancelled for "lost dependencies": send the data again, re-run.
-            self.resubmitted += 1
-            self._forget_lost_data()
-            future = self._submit_items(items)
-            with contextlib.suppress(Exception):  # wait; its outcome is read below
-                future.result()
+            self._pending[key] = future
+
+        def done(fut):
             with self._lock:
-                self._pending.pop(future.key, None)
-        results, recorded, printed = future.result(timeout=RESULT_TIMEOUT)
-        if printed:
-            print(printed, end="", flush=True)
-        reemit(recorded)
-        return results
+                self._pending.pop(fut.key, None)
+            if result.cancelled():
+                return
+            if fut.status == "cancelled" and attempts > 0 and not self._closing:
+                self.resubmitted += 1
+                self._forget_lost_data()
+                try:
+                    self._send(kind, items, result, attempts - 1)
+                except Exception as exc:
+                    result.set_exception(exc)
+                return
+            try:
+                result.set_result(fut.result(timeout=RESULT_TIMEOUT))
+            except BaseException as exc:
+                result.set_exception(exc)
 
-    def retrieve_result(self, out, timeout=None):
-        return self.retrieve_result_callback(out)
+        future.add_done_callback(done)
 
-    def abort_everything(self, ensure_ready=True):
+    _closing = False
+
+    def cancel(self):
+        self._closing = True
         with self._lock:
-            pending, self._pending = [f for f, _ in self._pending.values()], {}
+            pending, self._pending = list(self._pending.values()), {}
         if pending:
             self.client.cancel(pending)
 
-    def terminate(self):
-        self.abort_everything()
+    def close(self):
+        self.cancel()
         with self._lock:
             scattered, self._scattered = [f for _, f in self._scattered.values()], {}
         for f in scattered:
             f.release()
-        self.reset_batch_stats()

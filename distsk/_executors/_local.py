@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from joblib._parallel_backends import LokyBackend, SequentialBackend
+import uuid
 
-from ._base import ExecutionContext, Executor, fit_estimator, pinned
+from joblib._parallel_backends import LokyBackend
+from joblib.executor import get_memmapping_executor
 
-__all__ = ["SequentialExecutor", "LokyExecutor", "PinnedLokyBackend"]
+from ._base import (
+    ExecutionContext,
+    Executor,
+    InProcessRunner,
+    fit_estimator,
+    pinned,
+    run_unit_remote,
+    wants_stdout,
+)
+
+__all__ = ["SequentialExecutor", "LokyExecutor", "LokyRunner"]
 
 
 class SequentialExecutor(Executor):
@@ -18,19 +29,41 @@ class SequentialExecutor(Executor):
         with pinned():
             return fit_estimator(estimator, X, y, fit_params)
 
-    def search_backend(self, ctx):
-        return "sequential"
+    def search_runner(self, ctx):
+        return InProcessRunner()
 
 
-class PinnedLokyBackend(LokyBackend):
-    """joblib's loky backend whose tasks run their own joblib loops sequentially.
+class LokyRunner:
+    """Units of search work on joblib's reusable loky processes.
 
-    A search's fits already fill every core; a forest with n_jobs=-1 inside a fit would
-    start more threads than there are cores.
+    The same executor sklearn's own ``n_jobs`` uses (same size, same environment), so a
+    warm pool is shared; large arrays are memory-mapped once, not pickled per task. Each
+    unit runs its fits' joblib loops sequentially: the units already fill every core.
     """
 
-    def get_nested_backend(self):
-        return SequentialBackend(nesting_level=(self.nesting_level or 0) + 1), None
+    def __init__(self, n_workers: int):
+        self.slots = n_workers
+        self._context = f"distsk-{uuid.uuid4().hex}"
+        self._executor = get_memmapping_executor(
+            n_workers, timeout=300, env=LokyBackend()._prepare_worker_env(n_jobs=n_workers),
+            context_id=self._context,
+        )
+        self._futures = set()
+
+    def submit(self, kind, items):
+        future = self._executor.submit(run_unit_remote, kind, items, wants_stdout(items))
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+        return future
+
+    def cancel(self):
+        for future in list(self._futures):
+            future.cancel()
+
+    def close(self):
+        self._executor._temp_folder_manager._clean_temporary_resources(
+            context_id=self._context, force=False
+        )
 
 
 class LokyExecutor(Executor):
@@ -43,5 +76,5 @@ class LokyExecutor(Executor):
         # processes, exactly as plain sklearn would.
         return fit_estimator(estimator, X, y, fit_params)
 
-    def search_backend(self, ctx):
-        return PinnedLokyBackend()
+    def search_runner(self, ctx):
+        return LokyRunner(max(1, int(ctx.plan.n_jobs or 1)))
