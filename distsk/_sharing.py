@@ -286,7 +286,6 @@ def _fit_from_big(self, X, y=None, **params):
             setattr(self, key, value)
     if param == "max_iter":  # HistGradientBoosting*
         self._predictors = big._predictors[:k]
-        self.n_iter_ = len(self._predictors)
         self.train_score_ = big.train_score_[: k + 1]
         self.validation_score_ = big.validation_score_[: k + 1]
     elif hasattr(big, "n_estimators_"):  # GradientBoosting*
