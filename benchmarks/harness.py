@@ -37,6 +37,13 @@ class Sizes:
         "max_features": [1, 2],
     })
     n_C: int = 20
+    # pipeline-grid: StandardScaler -> Nystroem -> LogisticRegression
+    pipe_rows: int = 3_000
+    pipe_cols: int = 50
+    pipe_components: int = 1_000
+    pipe_cv: int = 3
+    # forest-size-grid: rf_grid with these n_estimators, cv folds
+    size_trees: tuple = (100, 200, 300)
 
     @classmethod
     def smoke(cls) -> Sizes:
@@ -46,6 +53,8 @@ class Sizes:
             grid_rows=200, cv=3,
             rf_grid={"n_estimators": [5, 10], "max_depth": [3, None]},
             n_C=4,
+            pipe_rows=300, pipe_components=50,
+            size_trees=(10, 20, 30),
         )
 
 
@@ -76,11 +85,16 @@ class Context:
 
 @dataclass(frozen=True)
 class Contender:
-    """One way of doing the scenario's work. ``run()`` is timed; its result is checked."""
+    """One way of doing the scenario's work. ``run()`` is timed; its result is checked.
+
+    ``n_fits`` is the number of estimator fits one run makes: a number, or a function of
+    the run's result (e.g. ``lambda search: search.n_fits_performed_``), read from the
+    last run.
+    """
 
     name: str
     run: Callable[[], Any]
-    n_fits: int | None = None
+    n_fits: int | Callable[[Any], int] | None = None
     notes: str = ""
 
 
@@ -148,6 +162,9 @@ def measure(
                 notes.append(note)
         median = medians.get(c.name)
         plan = getattr(results.get(c.name), "plan_", None)
+        n_fits = c.n_fits
+        if callable(n_fits):
+            n_fits = int(n_fits(results[c.name])) if c.name in results else None
         records.append({
             "scenario": scenario,
             "contender": c.name,
@@ -157,7 +174,7 @@ def measure(
             "ratio_to_baseline": (
                 None if median is None or not base else round(median / base, 3)
             ),
-            "n_fits": c.n_fits,
+            "n_fits": n_fits,
             "equal_to_sklearn": equal,
             "plan": None if plan is None else str(plan),
             "notes": "; ".join(notes),

@@ -60,54 +60,89 @@ def write_markdown(records: list[dict], environment: dict, path: Path, extra: st
     path.write_text("\n".join(text))
 
 
-def write_chart(records: list[dict], path: Path) -> str:
-    """Bar chart of median times per scenario; returns a note for the report."""
+def _color(r: dict) -> str:
+    if r["median_s"] is None or r.get("equal_to_sklearn") is False:
+        return "#d62728"  # failed, or a result that differs from sklearn's
+    if r["contender"] == r["baseline"]:
+        return "#7f7f7f"
+    if r["contender"].startswith("distsk"):
+        return "#1f77b4"
+    return "#ff7f0e"
+
+
+def _two_and_five(value, _pos) -> str:
+    """Label the minor log ticks 0.2, 0.5, 2, 5, 20, ... and leave the others bare."""
+    import math
+
+    if value <= 0:
+        return ""
+    mantissa = round(value / 10 ** math.floor(math.log10(value)), 6)
+    return f"{value:g}" if mantissa in (2.0, 5.0) else ""
+
+
+def write_chart(records: list[dict], path: Path, ncols: int = 2) -> str:
+    """One panel per scenario: each contender's time as a ratio to the baseline.
+
+    The y axis is logarithmic (ratios run from ~0.1 to ~200) with the baseline at 1;
+    every bar is labelled with its ratio and median seconds. Returns a note for the report.
+    """
     try:
         import matplotlib
     except ImportError:
         return "No chart: matplotlib is not installed (pip install matplotlib)."
     matplotlib.use("Agg")
+    import math
+
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     scenarios = list(dict.fromkeys(r["scenario"] for r in records))
-    heights = [len([r for r in records if r["scenario"] == s]) for s in scenarios]
-    fig, axes = plt.subplots(
-        len(scenarios), 1, figsize=(9, 1.2 + 0.45 * sum(heights) + 0.6 * len(scenarios)),
-        gridspec_kw={"height_ratios": heights}, squeeze=False,
-    )
-    for ax, name in zip(axes[:, 0], scenarios):
+    ncols = max(1, min(ncols, len(scenarios)))
+    nrows = math.ceil(len(scenarios) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, 3.9 * nrows), squeeze=False)
+    for ax in axes.flat[len(scenarios):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, scenarios):
         rows = [r for r in records if r["scenario"] == name]
-        labels = [r["contender"] for r in rows]
-        values = [r["median_s"] or 0.0 for r in rows]
-        colors = []
-        for r in rows:
-            if r["median_s"] is None or r.get("equal_to_sklearn") is False:
-                colors.append("#d62728")
-            elif r["contender"] == r["baseline"]:
-                colors.append("#7f7f7f")
-            elif r["contender"].startswith("distsk"):
-                colors.append("#1f77b4")
-            else:
-                colors.append("#ff7f0e")
-        ypos = range(len(rows))
-        ax.barh(ypos, values, color=colors)
-        ax.set_yticks(list(ypos), labels)
-        ax.invert_yaxis()
+        ratios = [r["ratio_to_baseline"] for r in rows]
+        known = [v for v in ratios if v]
+        lo = min([*known, 1.0]) / 3.0
+        hi = max([*known, 1.0]) * 3.0
+        xs = list(range(len(rows)))
+        # Bars run from the baseline (1) down to faster or up to slower contenders; a
+        # failed contender has no bar.
+        colors = [_color(r) for r in rows]
+        ax.bar(xs, [(v - 1.0) if v else 0.0 for v in ratios], bottom=1.0, color=colors,
+               width=0.7)
+        # A cap at each bar's end, so the baseline (a bar of height 0) shows too.
+        ax.hlines([v for v in ratios if v], [x - 0.35 for x, v in zip(xs, ratios) if v],
+                  [x + 0.35 for x, v in zip(xs, ratios) if v],
+                  colors=[c for c, v in zip(colors, ratios) if v], linewidth=3)
+        ax.set_yscale("log")
+        ax.set_ylim(lo, hi)
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(ticker.FuncFormatter(_two_and_five))
+        ax.axhline(1.0, color="#444444", linewidth=0.8, linestyle="--")
+        ax.set_xticks(xs, [r["contender"] for r in rows], rotation=25, ha="right",
+                      fontsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.set_ylabel("time / baseline (log)", fontsize=8)
         ax.set_title(f"{name} (baseline: {rows[0]['baseline']})", loc="left", fontsize=10)
-        ax.set_xlabel("median seconds")
-        top = max(values) if any(values) else 1.0
-        ax.set_xlim(0, top * 1.35)
-        for y, r in zip(ypos, rows):
+        for x, r, v in zip(xs, rows, ratios):
             if r["median_s"] is None:
-                text = "error"
+                text, v = "error", 1.0
             else:
-                text = f"{r['median_s']:.2f} s  ×{r['ratio_to_baseline'] or 0:.2f}"
+                text = f"×{v or 0:.2f}\n{r['median_s']:.2f} s"
                 if r.get("equal_to_sklearn") is False:
-                    text += "  ≠ sklearn"
-            ax.text((r["median_s"] or 0.0) + top * 0.01, y, text, va="center", fontsize=8)
-    fig.suptitle("distsk benchmarks (grey: baseline, blue: distsk, red: error or "
-                 "result differs from sklearn)", fontsize=9)
+                    text += "\n≠ sklearn"
+                v = v or 1.0
+            below = v < 1.0  # label beyond the bar's end, away from the baseline line
+            ax.text(x, v / 1.1 if below else v * 1.1, text, ha="center",
+                    va="top" if below else "bottom", fontsize=7)
+    fig.suptitle("distsk benchmarks: median time relative to each scenario's baseline "
+                 "(below 1 is faster)\ngrey: baseline, blue: distsk, orange: other tools, "
+                 "red: error or result differs from sklearn", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return f"![median times]({path.name})"
+    return f"![time relative to baseline]({path.name})"

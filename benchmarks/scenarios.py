@@ -2,13 +2,14 @@
 
 A scenario takes the run's :class:`~harness.Context` (shared client, repeat count,
 sizes) and returns its records, normally ``measure(ctx, name, contenders, ...)``. To add
-one (pipeline-grid, forest-size-grid, resume, ...) write a function and decorate it with
-``@scenario("its-name")``; ``run.py --scenarios its-name`` then runs it.
+one write a function and decorate it with ``@scenario("its-name")``; ``run.py
+--scenarios its-name`` then runs it. Scenarios run in the order they are registered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from harness import Contender, Context, measure
@@ -147,15 +148,21 @@ def forest_on_cluster(ctx: Context) -> list[dict]:
     return measure(ctx, "forest-on-cluster", contenders, baseline="loky", check=check)
 
 
-def _search_contenders(ctx: Context, estimator, grid, X, y, *, distsk_local: str):
-    """The six ways of running one grid search, shared by the grid scenarios."""
+def _search_contenders(ctx: Context, estimator, grid, X, y, *, distsk_local: str,
+                       cv: int | None = None, joblib_dask: bool = True,
+                       n_fits: dict | None = None, notes: dict | None = None):
+    """The ways of running one grid search, shared by the grid scenarios.
+
+    ``n_fits`` and ``notes`` override or extend, by contender name, the default fit
+    counts (candidates x folds; ``n_fits_performed_`` for distsk) and notes.
+    """
     from joblib import parallel_config
     from sklearn.model_selection import GridSearchCV, ParameterGrid
 
     from distsk import DistributedSearchCV
 
-    cv = ctx.sizes.cv
-    n_fits = len(ParameterGrid(grid)) * cv
+    cv = ctx.sizes.cv if cv is None else cv
+    fits = len(ParameterGrid(grid)) * cv
 
     def sklearn(n_jobs):
         return GridSearchCV(estimator, grid, cv=cv, n_jobs=n_jobs).fit(X, y)
@@ -176,15 +183,26 @@ def _search_contenders(ctx: Context, estimator, grid, X, y, *, distsk_local: str
         return DistributedSearchCV(estimator, grid, cv=cv, backend=backend,
                                    client=client).fit(X, y)
 
-    return [
-        Contender("sklearn n_jobs=1", lambda: sklearn(1), n_fits=n_fits),
-        Contender("sklearn loky", lambda: sklearn(-1), n_fits=n_fits),
-        Contender("sklearn joblib-dask", sklearn_joblib_dask, n_fits=n_fits),
-        Contender("dask-ml", dask_ml, n_fits=n_fits, notes="iid=False"),
-        Contender("distsk local", lambda: distsk(distsk_local), n_fits=n_fits,
+    def performed(search):
+        return search.n_fits_performed_
+
+    contenders = [
+        Contender("sklearn n_jobs=1", lambda: sklearn(1), n_fits=fits),
+        Contender("sklearn loky", lambda: sklearn(-1), n_fits=fits),
+        Contender("sklearn joblib-dask", sklearn_joblib_dask, n_fits=fits),
+        Contender("dask-ml", dask_ml, n_fits=fits, notes="iid=False"),
+        Contender("distsk local", lambda: distsk(distsk_local), n_fits=performed,
                   notes=f"backend={distsk_local!r}"),
-        Contender("distsk cluster", lambda: distsk("dask", ctx.client), n_fits=n_fits,
+        Contender("distsk cluster", lambda: distsk("dask", ctx.client), n_fits=performed,
                   notes="backend='dask'"),
+    ]
+    if not joblib_dask:
+        contenders = [c for c in contenders if c.name != "sklearn joblib-dask"]
+    n_fits, notes = n_fits or {}, notes or {}
+    return [
+        replace(c, n_fits=n_fits.get(c.name, c.n_fits),
+                notes="; ".join(n for n in (c.notes, notes.get(c.name, "")) if n))
+        for c in contenders
     ]
 
 
@@ -213,4 +231,75 @@ def tiny_grid(ctx: Context) -> list[dict]:
     grid = {"C": [float(c) for c in np.logspace(-3, 3, s.n_C)]}
     contenders = _search_contenders(ctx, LogisticRegression(), grid, X, y, distsk_local="auto")
     return measure(ctx, "tiny-grid", contenders, baseline="sklearn n_jobs=1",
+                   check=_search_check())
+
+
+@scenario("pipeline-grid")
+def pipeline_grid(ctx: Context) -> list[dict]:
+    """Scaler -> Nystroem -> LogisticRegression, only the LR's C and Nystroem's gamma vary.
+
+    The Nystroem map dominates each fit; candidates that differ only in C share it.
+    """
+    from sklearn.datasets import make_classification
+    from sklearn.kernel_approximation import Nystroem
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import ParameterGrid
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    s = ctx.sizes
+    X, y = make_classification(s.pipe_rows, s.pipe_cols, random_state=0)
+    pipe = make_pipeline(
+        StandardScaler(),
+        Nystroem(n_components=s.pipe_components, random_state=0),  # seeded: shareable
+        LogisticRegression(max_iter=1000),
+    )
+    grid = {
+        "nystroem__gamma": [0.005, 0.02],
+        "logisticregression__C": [0.01, 0.1, 1.0, 10.0, 100.0],
+    }
+    cv = s.pipe_cv
+    finals = len(ParameterGrid(grid)) * cv  # one final-step fit per candidate x fold
+    prefixes = len(grid["nystroem__gamma"]) * cv  # distinct (prefix params, fold)
+    # n_fits counts a fit of the prefix (scaler + Nystroem) once and a fit of the final
+    # step once, as distsk's n_fits_performed_ does.
+    sklearn_note = f"{finals} prefix + {finals} final-step fits (no sharing)"
+    contenders = _search_contenders(
+        ctx, pipe, grid, X, y, distsk_local="loky", cv=cv, joblib_dask=False,
+        n_fits={
+            "sklearn n_jobs=1": 2 * finals,
+            "sklearn loky": 2 * finals,
+            "dask-ml": prefixes + finals,
+        },
+        notes={
+            "sklearn n_jobs=1": sklearn_note,
+            "sklearn loky": sklearn_note,
+            "dask-ml": f"fits computed, not counted: {prefixes} prefix fits "
+                       f"({len(grid['nystroem__gamma'])} gammas x {cv} folds; dask-ml shares "
+                       f"prefixes) + {finals} final-step fits",
+            "distsk local": "fits = n_fits_performed_ (prefix + final-step fits)",
+            "distsk cluster": "fits = n_fits_performed_ (prefix + final-step fits)",
+        },
+    )
+    return measure(ctx, "pipeline-grid", contenders, baseline="sklearn loky",
+                   check=_search_check())
+
+
+@scenario("forest-size-grid")
+def forest_size_grid(ctx: Context) -> list[dict]:
+    """rf-grid with n_estimators 100/200/300: distsk fits the largest forest once."""
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    s = ctx.sizes
+    X, y = make_classification(n_samples=s.grid_rows, n_features=s.grid_cols,
+                               n_informative=2, n_redundant=0, random_state=0)
+    grid = {**s.rf_grid, "n_estimators": list(s.size_trees)}
+    contenders = _search_contenders(
+        ctx, RandomForestClassifier(random_state=0), grid, X, y, distsk_local="loky",
+        joblib_dask=False,
+        notes={name: "fits = n_fits_performed_ (one fit of the largest forest per "
+               "other params x fold)" for name in ("distsk local", "distsk cluster")},
+    )
+    return measure(ctx, "forest-size-grid", contenders, baseline="sklearn loky",
                    check=_search_check())

@@ -8,12 +8,18 @@
 from ._estimator import DistributedEstimator, explain
 from ._planning import BACKENDS, Plan
 from ._search import DistributedSearchCV
-from .exceptions import ClusterUnavailableError, DataTooLargeError, NoFaithfulTranslationError
+from .exceptions import (
+    CheckpointError,
+    ClusterUnavailableError,
+    DataTooLargeError,
+    NoFaithfulTranslationError,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS",
+    "CheckpointError",
     "ClusterUnavailableError",
     "DataTooLargeError",
     "DistributedEstimator",

@@ -301,7 +301,7 @@ def plan_search(
         backend == "auto" and comp.has_cluster and comp.worker_threads >= comp.local_cores
     )
     if use_cluster:
-        slots = comp.worker_threads if n_jobs in (None, -1) else n_jobs
+        slots = _slots(n_jobs, comp.worker_threads)
         return Plan(
             "dask", "candidates",
             f"{where}: candidates x folds run as Dask tasks on {comp.worker_threads} worker "
@@ -309,10 +309,19 @@ def plan_search(
             "parallelism pinned to one thread per task.",
             gather=inp.lazy, n_jobs=slots, input=inp, compute=comp,
         )
-    slots = comp.local_cores if n_jobs in (None, -1) else n_jobs
+    slots = _slots(n_jobs, comp.local_cores)
     return Plan(
         "loky", "candidates",
         f"{where}: candidates x folds run on {slots} local loky processes, inner parallelism "
         "pinned to one thread per fit.",
         gather=inp.lazy, n_jobs=slots, input=inp, compute=comp,
     )
+
+
+def _slots(n_jobs, available: int) -> int:
+    """joblib's meaning of n_jobs: None is all, -1 all, -2 all but one, k is k."""
+    if n_jobs is None:
+        return max(1, available)
+    if n_jobs < 0:
+        return max(available + 1 + n_jobs, 1)
+    return n_jobs

@@ -1,14 +1,15 @@
 """DistributedSearchCV: sklearn's own search, with candidates x folds run by an engine.
 
 Scoring, refit, ``cv_results_``, multimetric and metadata routing are sklearn's
-``BaseSearchCV`` code. distsk only decides where its ``Parallel`` runs: it activates the
-plan's joblib backend (in-process, pinned loky, or :class:`ClusterBackend` on Dask) for
-the search's own ``Parallel`` and releases it before the refit, which runs in-process as
-in sklearn.
+``BaseSearchCV`` code. distsk decides where and how its (candidate, fold) calls run: the
+search's own ``Parallel`` gets a :class:`~distsk._search_engine.CollectorBackend`, whose
+engine runs them on the plan's runner (in process, loky, Dask) with work shared where
+exact. The engine is released before the refit, which runs in-process as in sklearn.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from numbers import Integral
@@ -18,6 +19,7 @@ from joblib import parallel_config
 from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
+from ._checkpoint import Checkpoint
 from ._cluster import resolve_client
 from ._compat import BaseSearchCV, Interval, StrOptions
 from ._estimator import _current, _measured, gather_inputs, resolve_gather_limit
@@ -63,6 +65,11 @@ class DistributedSearchCV(BaseSearchCV):
         As for :class:`DistributedEstimator`.
     max_gather_bytes : "auto", int or str, default="auto"
         Dask input up to this size is gathered into memory; larger input is an error.
+    checkpoint : str or path-like, default=None
+        A SQLite file that keeps every finished (candidate, fold) result as it arrives.
+        Fitting again with the same file runs only the fits it does not hold; a result is
+        reused only when everything that determines it is unchanged (see "Long
+        searches"). The probe fit of ``backend="auto"`` is skipped when it is set.
 
     Attributes
     ----------
@@ -71,9 +78,13 @@ n_splits_, refit_time_, multimetric_
         As in GridSearchCV.
     plan_ : Plan
         Where the fits ran and why.
+    n_fits_resumed_ : int
+        (candidate, fold) results read from ``checkpoint`` instead of being fit.
     n_fits_performed_ : int
-        Estimator fits distsk actually made for candidates x folds (the refit aside): a
-        shared pipeline prefix or a shared large ensemble counts once.
+        Full fits distsk made for candidates x folds (the refit aside): an ordinary
+        candidate fit, a shared pipeline prefix fit (the final steps fit on its output
+        are not counted) or a shared large ensemble each count once. Plain sklearn
+        makes candidates x folds full fits.
 
     Examples
     --------
@@ -95,6 +106,7 @@ n_splits_, refit_time_, multimetric_
         "backend": [StrOptions({"auto", *SEARCH_BACKENDS})],
         "client": "no_validation",
         "max_gather_bytes": [Interval(Integral, 0, None, closed="left"), str],
+        "checkpoint": [None, str, os.PathLike],
     }
 
     def __init__(
@@ -116,6 +128,7 @@ n_splits_, refit_time_, multimetric_
         backend="auto",
         client=None,
         max_gather_bytes="auto",
+        checkpoint=None,
     ):
         super().__init__(
             estimator=estimator,
@@ -135,6 +148,7 @@ n_splits_, refit_time_, multimetric_
         self.backend = backend
         self.client = client
         self.max_gather_bytes = max_gather_bytes
+        self.checkpoint = checkpoint
 
     def _candidates(self):
         if (self.param_grid is None) == (self.param_distributions is None):
@@ -198,7 +212,7 @@ n_splits_, refit_time_, multimetric_
                 X, y, params = gather_inputs(X, y, params)
         n_fits = len(candidates) * _n_splits_hint(self.cv)
         probe = None
-        if self.backend == "auto" and self.n_jobs != 1 and candidates:
+        if self.backend == "auto" and self.n_jobs != 1 and candidates and self.checkpoint is None:
             probe = self._probe(X, y, candidates[0])
         plan = plan_search(
             prof, profile_compute(client), backend=self.backend, n_jobs=self.n_jobs,
@@ -206,8 +220,10 @@ n_splits_, refit_time_, multimetric_
         )
         if self.verbose > 0:
             print(f"[distsk] {plan}")
+        store = Checkpoint(self.checkpoint) if self.checkpoint is not None else None
         runner = get_executor(plan.executor).search_runner(ExecutionContext(plan, client))
-        engine = SearchEngine(runner, seconds_per_fit=probe)
+        engine = SearchEngine(runner, seconds_per_fit=probe, checkpoint=store,
+                              verbose=self.verbose)
         self._candidate_list = candidates
         self._engine = parallel_config(backend=CollectorBackend(engine))
         self._engine.__enter__()
@@ -220,6 +236,7 @@ n_splits_, refit_time_, multimetric_
             engine.close()
         self.plan_ = plan
         self.n_fits_performed_ = engine.n_fits
+        self.n_fits_resumed_ = engine.n_resumed
         return self
 
     def _release_engine(self):

@@ -17,8 +17,10 @@ import time
 
 from joblib._parallel_backends import ParallelBackendBase, SequentialBackend
 
+from ._checkpoint import ItemKeys
 from ._executors._base import reemit
 from ._sharing import plan_units
+from .exceptions import ClusterUnavailableError
 
 __all__ = ["CollectorBackend", "SearchEngine"]
 
@@ -34,11 +36,16 @@ class SearchEngine:
     pending work; ``runner.slots`` is how many units run at once.
     """
 
-    def __init__(self, runner, *, share: bool = True, seconds_per_fit: float | None = None):
+    def __init__(self, runner, *, share: bool = True, seconds_per_fit: float | None = None,
+                 checkpoint=None, verbose: int = 0):
         self.runner = runner
         self.share = share
         self.seconds_per_fit = seconds_per_fit
+        self.checkpoint = checkpoint
+        self.verbose = verbose
         self.n_fits = 0
+        self.n_resumed = 0
+        self._keys = ItemKeys() if checkpoint is not None else None
         self._items: list = []
         self._results: list[dict] = []
 
@@ -53,8 +60,25 @@ class SearchEngine:
         self._items, self._results = [], []
         if not items:
             return
-        units = plan_units(items, share=self.share)
+        keys = [self._keys.key(item) for item in items] if self._keys else None
+        todo = list(range(len(items)))
+        if keys is not None:
+            stored = self.checkpoint.get_many(keys)
+            for i, key in enumerate(keys):
+                if key in stored:
+                    results[i].update(stored[key])
+            todo = [i for i, key in enumerate(keys) if key not in stored]
+            self.n_resumed += len(items) - len(todo)
+            if self.verbose > 0:
+                print(f"[distsk] {len(items) - len(todo)} of {len(items)} fits resumed from "
+                      f"checkpoint {self.checkpoint.path!r}; {len(todo)} to run.")
+        units = plan_units([items[i] for i in todo], share=self.share)
+        for unit in units:  # back to indices of all items
+            unit.indices = [todo[j] for j in unit.indices]
         queue = list(units)
+        prepare = getattr(self.runner, "prepare", None)
+        if prepare is not None:
+            prepare([items[i] for unit in units for i in unit.indices])
         in_flight: dict[cf.Future, tuple[list[int], float]] = {}
         limit = 2 * max(1, self.runner.slots)
         try:
@@ -64,19 +88,33 @@ class SearchEngine:
                     future = self.runner.submit(kind, [items[i] for i in indices])
                     in_flight[future] = (indices, time.perf_counter())
                 done, _ = cf.wait(in_flight, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+                if not done:
+                    self.runner.check()
                 for future in done:
                     indices, started = in_flight.pop(future)
                     out, n_fits, recorded, printed = future.result()
                     for i, result in zip(indices, out):
                         results[i].update(result)
+                        if keys is not None:
+                            self.checkpoint.put(keys[i], result)
                     self.n_fits += n_fits
                     if printed:
                         print(printed, end="", flush=True)
                     reemit(recorded)
                     self._learn(time.perf_counter() - started, len(indices))
-        except BaseException:
+        except BaseException as exc:
             self.runner.cancel()
-            raise
+            lost = getattr(self.runner, "lost", lambda exc: None)(exc)
+            if lost is None:
+                raise
+            if self.checkpoint is not None:
+                raise ClusterUnavailableError(
+                    f"{lost} {len(self.checkpoint)} finished fits are saved in checkpoint "
+                    f"{self.checkpoint.path!r}: fit again with a running cluster to resume."
+                ) from exc
+            raise ClusterUnavailableError(
+                f"{lost} Finished fits are lost: pass checkpoint=PATH to keep them."
+            ) from exc
 
     def _next_work(self, queue, limit):
         unit = queue.pop(0)
@@ -101,6 +139,8 @@ class SearchEngine:
 
     def close(self):
         self.runner.close()
+        if self.checkpoint is not None:
+            self.checkpoint.close()
 
 
 class CollectorBackend(ParallelBackendBase):

@@ -185,7 +185,11 @@ def _is_passthrough(scorer) -> bool:
 
 # ---------------------------------------------------------------------------- running
 def run_unit(kind: str, items) -> tuple[list, int]:
-    """Evaluate a unit's items; returns (results, number of estimator fits made)."""
+    """Evaluate a unit's items; returns (results, number of full fits made).
+
+    A full fit is an ordinary candidate fit, one shared pipeline prefix fit (the final
+    steps fit on its output are not counted) or one shared large ensemble.
+    """
     if kind == "prefix":
         done = _run_prefix(items)
     elif kind == "ensemble":
@@ -223,7 +227,7 @@ def _run_prefix(items):
         shared.__dict__.update(args[0].__dict__)
         shared._distsk_shared = (fitted, Xt)
         results.append(f(shared, *args[1:], **kwargs))
-    return results, 1 + len(items)
+    return results, 1
 
 
 def _run_ensemble(items):

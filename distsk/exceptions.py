@@ -1,6 +1,7 @@
 """Public exception and warning classes of distsk."""
 
 __all__ = [
+    "CheckpointError",
     "ClusterUnavailableError",
     "NoFaithfulTranslationError",
     "DataTooLargeError",
@@ -25,3 +26,7 @@ class NoFaithfulTranslationError(ValueError):
 
 class DataTooLargeError(ValueError):
     """Lazy (dask) input is larger than what may be gathered, and no engine handles it."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be used (corrupt, or written by another format)."""

@@ -5,6 +5,9 @@ Build from the repository root with::
     sphinx-build -W -b html docs docs/_build/html
 """
 
+import json
+from pathlib import Path
+
 import distsk
 
 project = "distsk"
@@ -44,3 +47,21 @@ html_theme_options = {
     "secondary_sidebar_items": ["page-toc"],
 }
 html_static_path = []
+
+
+# The date and machine of the benchmark figures shown in why_faster.rst, read from the
+# run that wrote benchmarks/results/ (so the page never states numbers of its own).
+def _benchmark_facts() -> tuple[str, str]:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "environment.json"
+    try:
+        env = json.loads(path.read_text())
+        return str(env["started"])[:10], f"a {int(env['local_cores'])}-core machine"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "an unrecorded date", "an unrecorded machine"
+
+
+_bench_date, _bench_machine = _benchmark_facts()
+rst_epilog = f"""
+.. |bench_date| replace:: {_bench_date}
+.. |bench_machine| replace:: {_bench_machine}
+"""

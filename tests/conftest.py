@@ -54,10 +54,14 @@ def _dask_cli() -> str:
 class CLICluster:
     """`dask scheduler` + `dask worker` processes on 127.0.0.1, reached by address."""
 
-    def __init__(self, tmp: Path, n_workers: int = 2):
+    def __init__(self, tmp: Path, n_workers: int = 2, extra_env=None):
         self.tmp = tmp
         self.scheduler_file = tmp / "scheduler.json"
-        env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "True"}
+        # Workers import test estimators (tests.counting) like a user's own module.
+        root = str(Path(__file__).resolve().parents[1])
+        pythonpath = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "True",
+               "PYTHONPATH": pythonpath, **(extra_env or {})}
         self.procs = [
             subprocess.Popen(
                 [_dask_cli(), "scheduler", "--host", "127.0.0.1", "--port", "0",
@@ -79,6 +83,13 @@ class CLICluster:
                  "--no-dashboard", "--name", f"cli-worker-{i}"],
                 stdout=subprocess.DEVNULL, stderr=open(tmp / f"worker-{i}.log", "w"), env=env,
             ))
+
+    def wait_for_workers(self, n: int = 2):
+        from distributed import Client
+
+        with Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False) as c:
+            c.wait_for_workers(n, timeout=CONNECT_TIMEOUT)
+        return self
 
     def close(self):
         for p in reversed(self.procs):

@@ -117,5 +117,8 @@ class InProcessRunner:
     def cancel(self):
         pass
 
+    def check(self):
+        pass
+
     def close(self):
         pass

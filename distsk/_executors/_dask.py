@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
+import time
 import uuid
 import warnings
 
 import numpy as np
+from distributed import KilledWorker
+from distributed.client import FutureCancelledError
 from joblib import parallel_config
 from sklearn.base import clone
 
@@ -36,7 +39,15 @@ SCATTER_MIN_BYTES = 1_000
 #: Seconds a single result may take to arrive once its task has finished.
 RESULT_TIMEOUT = 60.0
 #: Times a batch whose scattered inputs were lost is sent again.
-MAX_RESUBMITS = 3
+MAX_RESUBMITS = 10
+#: Consecutive input losses of one unit taken as its own doing (like KilledWorker).
+LOSSES_AS_KILLS = 3
+#: Tries of one scatter when workers die during it.
+SCATTER_TRIES = 5
+#: Extra tries of a lone fit that got KilledWorker before it is taken as the culprit.
+KILLED_CONFIRMATIONS = 1
+#: Seconds a search waits for a scheduler that stopped answering before giving up.
+SCHEDULER_GRACE = 10.0
 _MAX_INT = np.iinfo(np.int32).max
 
 
@@ -45,6 +56,8 @@ def _scatter(client, obj):
     if obj is None:
         return None
     # Wrapped in a list: scatter would otherwise split lists and dicts element-wise.
+    # broadcast=True: one send to every worker (not one per task); forests need X
+    # on every worker at once.
     return client.scatter([obj], broadcast=True, hash=False, timeout=RESULT_TIMEOUT)[0]
 
 
@@ -120,7 +133,7 @@ class DaskExecutor(Executor):
         return fitted
 
     def search_runner(self, ctx: ExecutionContext):
-        return DaskRunner(ctx.client)
+        return DaskRunner(ctx.client, slots=ctx.plan.n_jobs)
 
 
 def _gather(client, futures):
@@ -143,10 +156,11 @@ class DaskRunner:
     cancelled for "lost dependencies", and is sent again with its data.
     """
 
-    def __init__(self, client):
+    def __init__(self, client, slots: int | None = None):
         self.client = client
-        self.slots = sum(client.nthreads().values())
-        if self.slots == 0:
+        threads = sum(client.nthreads().values())
+        self.slots = slots or threads
+        if threads == 0:
             raise ClusterUnavailableError(
                 f"The Dask cluster at {client.scheduler.address} has no workers. "
                 "Start workers (`dask worker <address>`) or use backend='loky'."
@@ -154,7 +168,34 @@ class DaskRunner:
         self._scattered: dict[int, tuple[object, object]] = {}
         self._pending: dict[str, object] = {}
         self._lock = threading.Lock()
+        self._address = client.scheduler.address
         self.resubmitted = 0
+
+    def prepare(self, items):
+        """Scatter every large argument of ``items`` now, in one call, once each.
+
+        Done before any task runs, so no send races a worker that dies mid-search, and
+        to every worker, so one dead worker loses no data. (dask's Active Memory Manager
+        may later trim replicas; data lost with a worker is then sent again.)
+        """
+        from dask.sizeof import sizeof
+
+        todo: dict[int, object] = {}
+        for _, args, kwargs in items:
+            for obj in (*args, *kwargs.values()):
+                if obj is None or isinstance(obj, (int, float, str, bool)):
+                    continue
+                if id(obj) in todo or id(obj) in self._scattered:
+                    continue
+                if sizeof(obj) >= SCATTER_MIN_BYTES:
+                    todo[id(obj)] = obj
+        if not todo:
+            return
+        objs = list(todo.values())
+        futures = self._scatter(objs, broadcast=True)
+        with self._lock:
+            for obj, future in zip(objs, futures):
+                self._scattered[id(obj)] = (obj, future)
 
     def _share(self, obj):
         # Small values travel inside the task; large ones once, by identity.
@@ -169,30 +210,43 @@ class DaskRunner:
 
         if sizeof(obj) < SCATTER_MIN_BYTES:
             return obj
-        future = _scatter(self.client, obj)
+        (future,) = self._scatter([obj], broadcast=True)
         with self._lock:
             self._scattered[key] = (obj, future)  # the strong ref keeps id(obj) unique
         return future
 
-    def _forget_lost_data(self):
-        # The client may still call a lost future "finished"; ask the scheduler.
-        with self._lock:
-            entries = list(self._scattered.items())
-        try:
-            holders = self.client.who_has([f for _, f in (e for _, e in entries)])
-        except Exception:  # cancelled futures cannot even be asked about: resend all
-            holders = {}
-        with self._lock:
-            for key, (_, future) in entries:
-                if not holders.get(future.key):
-                    self._scattered.pop(key, None)
+    def _scatter(self, objs, broadcast=False):
+        # A worker dying while data is sent to it breaks the send; the scheduler then
+        # drops it, and the next try goes to the living.
+        for attempt in range(SCATTER_TRIES):
+            try:
+                # The send itself has no deadline in distributed; bound it here (a hung
+                # send is abandoned, never waited for).
+                pool = cf.ThreadPoolExecutor(1)
+                try:
+                    return pool.submit(
+                        self.client.scatter, objs, hash=False, broadcast=broadcast,
+                        timeout=RESULT_TIMEOUT,
+                    ).result(timeout=RESULT_TIMEOUT)
+                finally:
+                    pool.shutdown(wait=False)
+            except (OSError, cf.TimeoutError):  # CommClosedError and connection errors
+                if attempt == SCATTER_TRIES - 1 or self.client.status != "running":
+                    raise
+                time.sleep(0.5 * (attempt + 1))
 
-    def submit(self, kind, items):
+    def _forget_lost_data(self):
+        # Which copies died is the scheduler's knowledge, and asking races further
+        # deaths; sending everything again once is simple and certain.
+        with self._lock:
+            self._scattered = {}
+
+    def submit(self, kind, items, *, confirmations=KILLED_CONFIRMATIONS):
         result: cf.Future = cf.Future()
-        self._send(kind, items, result, attempts=MAX_RESUBMITS)
+        self._send(kind, items, result, attempts=MAX_RESUBMITS, confirmations=confirmations)
         return result
 
-    def _send(self, kind, items, result, attempts):
+    def _send(self, kind, items, result, attempts, confirmations=KILLED_CONFIRMATIONS):
         tasks = [
             (f, [self._share(a) for a in args], {k: self._share(v) for k, v in kwargs.items()})
             for f, args, kwargs in items
@@ -209,20 +263,86 @@ class DaskRunner:
                 self._pending.pop(fut.key, None)
             if result.cancelled():
                 return
-            if fut.status == "cancelled" and attempts > 0 and not self._closing:
-                self.resubmitted += 1
-                self._forget_lost_data()
-                try:
-                    self._send(kind, items, result, attempts - 1)
-                except Exception as exc:
-                    result.set_exception(exc)
-                return
             try:
-                result.set_result(fut.result(timeout=RESULT_TIMEOUT))
+                if fut.status == "cancelled":
+                    raise FutureCancelledError(fut.key, reason="lost dependencies")
+                outcome = fut.result(timeout=RESULT_TIMEOUT)
+            except KilledWorker as exc:
+                self._isolate(items, exc, result, confirmations)
+            except FutureCancelledError as exc:
+                # Cancelled, not failed: its inputs died with a worker. Send them again.
+                if attempts <= 0 or self._closing or self.client.status != "running":
+                    result.set_exception(exc)
+                    return
+                if MAX_RESUBMITS - attempts >= LOSSES_AS_KILLS:
+                    # Its worker keeps dying while it runs there, taking the inputs with
+                    # it (then the scheduler reports lost inputs, not KilledWorker).
+                    self._isolate(items, _Killed(fut.key, MAX_RESUBMITS - attempts + 1),
+                                  result, 0)
+                    return
+                self.resubmitted += 1
+                try:
+                    self._forget_lost_data()
+                    self._send(kind, items, result, attempts - 1, confirmations)
+                except BaseException as err:
+                    result.set_exception(err)
             except BaseException as exc:
                 result.set_exception(exc)
+            else:
+                result.set_result(outcome)
 
         future.add_done_callback(done)
+
+    def _isolate(self, items, exc, result, confirmations):
+        """A unit killed every worker that ran it: find the fit(s) doing it.
+
+        Alone, each fit either succeeds or, killing its worker every time too, ends as
+        that candidate's ``error_score`` (the search goes on), or raises with
+        ``error_score="raise"``. A fit merely queued on a dying worker is blamed too
+        by the scheduler, so a lone fit is convicted only after it is tried again.
+        """
+        if len(items) == 1 and confirmations > 0:
+            self._send("single", items, result, MAX_RESUBMITS, confirmations - 1)
+            return
+        if len(items) == 1:
+            if items[0][2].get("error_score") == "raise":
+                result.set_exception(exc)
+            else:
+                result.set_result(([_killed_result(items[0], exc)], 1, [], ""))
+            return
+        parts = [self.submit("single", [item]) for item in items]
+
+        def collect(_):
+            if not all(p.done() for p in parts) or result.done():
+                return
+            try:
+                outs = [p.result() for p in parts]
+            except BaseException as err:
+                result.set_exception(err)
+                return
+            result.set_result((
+                [o[0][0] for o in outs], sum(o[1] for o in outs),
+                [w for o in outs for w in o[2]], "".join(o[3] for o in outs),
+            ))
+
+        for p in parts:
+            p.add_done_callback(collect)
+
+    def check(self):
+        """Raise if the scheduler has stopped answering for longer than the grace time."""
+        status = self.client.status
+        if status == "running":
+            self._lost_since = None
+            return
+        now = time.monotonic()
+        self._lost_since = self._lost_since or now
+        if status in ("closed", "closing") or now - self._lost_since > SCHEDULER_GRACE:
+            raise ClusterUnavailableError(
+                f"The Dask scheduler at {self._address} stopped answering during the search "
+                f"(client status {status!r} for {now - self._lost_since:.0f} s)."
+            )
+
+    _lost_since = None
 
     _closing = False
 
@@ -230,8 +350,19 @@ class DaskRunner:
         self._closing = True
         with self._lock:
             pending, self._pending = list(self._pending.values()), {}
-        if pending:
+        if pending and self.client.status == "running":
             self.client.cancel(pending)
+
+    def lost(self, exc) -> str | None:
+        """Why the cluster is gone, if ``exc`` came from losing it; else None."""
+        if isinstance(exc, ClusterUnavailableError):
+            return str(exc)
+        if self.client.status != "running" or isinstance(exc, (OSError, TimeoutError)):
+            return (
+                f"The Dask scheduler at {self._address} stopped answering during the search "
+                f"({type(exc).__name__}: {exc})."
+            )
+        return None
 
     def close(self):
         self.cancel()
@@ -239,3 +370,41 @@ class DaskRunner:
             scattered, self._scattered = [f for _, f in self._scattered.values()], {}
         for f in scattered:
             f.release()
+
+
+def _killed_result(item, exc) -> dict:
+    """The result ``_fit_and_score`` gives a failed fit, for a fit that kills its worker."""
+    from sklearn.metrics._scorer import _MultimetricScorer
+
+    _, _, kwargs = item
+    error_score = kwargs.get("error_score")
+    scorer = kwargs.get("scorer")
+    if isinstance(scorer, _MultimetricScorer):
+        scores = {name: error_score for name in scorer._scorers}
+    else:
+        scores = error_score
+    result = {
+        "fit_error": (
+            "The worker process died every time it ran this fit (for example out of "
+            f"memory), so it was stopped: {type(exc).__name__}: {exc}"
+        ),
+        "test_scores": scores,
+    }
+    if kwargs.get("return_train_score"):
+        result["train_scores"] = scores.copy() if isinstance(scores, dict) else scores
+    if kwargs.get("return_n_test_samples"):
+        result["n_test_samples"] = len(kwargs["test"])
+    if kwargs.get("return_times"):
+        result["fit_time"] = result["score_time"] = 0.0
+    if kwargs.get("return_parameters"):
+        result["parameters"] = kwargs.get("parameters")
+    return result
+
+
+class _Killed(RuntimeError):
+    """A unit whose worker died every time it ran, reported as lost inputs."""
+
+    def __init__(self, key, times):
+        super().__init__(
+            f"task {key!r} lost its worker (and the data on it) {times} times in a row"
+        )

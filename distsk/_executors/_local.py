@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from joblib import Parallel
 from joblib._parallel_backends import LokyBackend
 from joblib.executor import get_memmapping_executor
 
@@ -44,9 +45,13 @@ class LokyRunner:
     def __init__(self, n_workers: int):
         self.slots = n_workers
         self._context = f"distsk-{uuid.uuid4().hex}"
+        # The executor arguments a default Parallel(n_jobs) passes (max_nbytes, mmap_mode,
+        # verbose, context): joblib restarts the shared loky pool whenever they differ.
+        kwargs = {k: v for k, v in Parallel(n_jobs=n_workers)._backend_kwargs.items()
+                  if k not in ("prefer", "require")}
         self._executor = get_memmapping_executor(
             n_workers, timeout=300, env=LokyBackend()._prepare_worker_env(n_jobs=n_workers),
-            context_id=self._context,
+            context_id=self._context, **kwargs,
         )
         self._futures = set()
 
@@ -59,6 +64,9 @@ class LokyRunner:
     def cancel(self):
         for future in list(self._futures):
             future.cancel()
+
+    def check(self):
+        pass
 
     def close(self):
         self._executor._temp_folder_manager._clean_temporary_resources(

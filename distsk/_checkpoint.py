@@ -1,0 +1,132 @@
+"""Checkpoints: every finished (candidate, fold) result of a search, kept in SQLite.
+
+A result is stored under a key that covers everything that determines it: the
+estimator and its parameters, the candidate, the fold's train and test indices, a
+fingerprint of X, y and the fit / score parameters, the scorer, ``error_score`` and
+``return_train_score``, and the versions of scikit-learn and distsk. A stored result is
+reused only under the same key, so a changed input never yields a stale result.
+
+Each result is committed as it arrives (SQLite in WAL mode: a process killed at any
+instant leaves the file usable; several searches may share one file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sqlite3
+import threading
+
+import numpy as np
+
+from .exceptions import CheckpointError
+
+__all__ = ["Checkpoint", "fingerprint"]
+
+SCHEMA = "1"
+
+
+def fingerprint(obj) -> str:
+    """A content hash of ``obj`` (joblib's hasher; cloudpickle for what it cannot pickle)."""
+    from joblib import hash as joblib_hash
+
+    try:
+        return joblib_hash(obj)
+    except Exception:
+        import cloudpickle
+
+        return hashlib.sha256(cloudpickle.dumps(obj)).hexdigest()
+
+
+class Checkpoint:
+    """A SQLite file of search results keyed by :func:`fingerprint` of their inputs."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=60, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, result BLOB NOT NULL)"
+            )
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
+            (schema,) = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise CheckpointError(
+                f"checkpoint={self.path!r} is not a usable distsk checkpoint ({exc}). "
+                "Delete the file or pass another path; finished fits cannot be read from it."
+            ) from exc
+        if schema != SCHEMA:
+            self._db.close()
+            raise CheckpointError(
+                f"checkpoint={self.path!r} was written by another distsk checkpoint format "
+                f"(schema {schema}, this distsk reads {SCHEMA}). Pass another path or delete it."
+            )
+
+    def get_many(self, keys) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        keys = list(keys)
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                rows = self._db.execute(
+                    f"SELECT key, result FROM results WHERE key IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                for key, blob in rows:
+                    try:
+                        found[key] = pickle.loads(blob)
+                    except Exception:  # unreadable row: refit rather than fail
+                        continue
+        return found
+
+    def put(self, key: str, result: dict) -> None:
+        blob = pickle.dumps({k: v for k, v in result.items() if k != "estimator"})
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?)", (key, blob))
+
+    def __len__(self):
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+    def close(self):
+        with self._lock:
+            self._db.close()
+
+
+class ItemKeys:
+    """Keys of a search's items: one fingerprint of the shared inputs, then per item."""
+
+    def __init__(self):
+        self._by_id: dict[int, tuple[object, str]] = {}
+
+    def _fp(self, obj) -> str:
+        # X, y and fit parameters are the same objects for every item: hash them once.
+        hit = self._by_id.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        fp = fingerprint(obj)
+        self._by_id[id(obj)] = (obj, fp)
+        return fp
+
+    def key(self, item) -> str:
+        import sklearn
+
+        from . import __version__
+
+        _, args, kwargs = item
+        shared = tuple(self._fp(a) for a in args[1:3]) + tuple(
+            self._fp(kwargs.get(name)) for name in ("fit_params", "score_params", "scorer")
+        )
+        return fingerprint((
+            "distsk-checkpoint", SCHEMA, sklearn.__version__, __version__,
+            fingerprint(args[0]), shared,
+            fingerprint(kwargs.get("parameters")),
+            fingerprint(np.asarray(kwargs.get("train"))), fingerprint(np.asarray(kwargs.get("test"))),
+            repr(kwargs.get("error_score")), bool(kwargs.get("return_train_score")),
+        ))
