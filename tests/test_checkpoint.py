@@ -197,3 +197,33 @@ def test_scheduler_death_is_reported_and_resumed(tmp_path, fragile_cluster):
     finally:
         fresh.close()
     assert_same_cv_results(resumed.cv_results_, undisturbed().cv_results_)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_keyboard_interrupt_cancels_and_keeps_the_checkpoint(tmp_path, cli_client):
+    ckpt, counter = tmp_path / "search.sqlite", tmp_path / "fits.txt"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests._resume_script", "--backend", "dask", "--address",
+         cli_client.scheduler.address, "--checkpoint", str(ckpt), "--counter", str(counter)],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (ckpt.exists() and stored(ckpt) >= 4):
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode != 0 and "KeyboardInterrupt" in err
+    kept = stored(ckpt)
+    assert 4 <= kept < N_FITS
+    deadline = time.time() + 20  # nothing of that search is left running on the cluster
+    while time.time() < deadline and any(
+        k.startswith("distsk-batch") for ks in cli_client.processing().values() for k in ks
+    ):
+        time.sleep(0.2)
+    assert not any(k.startswith("distsk-batch")
+                   for ks in cli_client.processing().values() for k in ks)
+    resumed = search("dask", cli_client.scheduler.address, str(ckpt), str(counter), 0.3)
+    resumed.fit(X, y)
+    assert resumed.n_fits_resumed_ == kept
+    assert_same_cv_results(resumed.cv_results_, undisturbed().cv_results_)
