@@ -102,6 +102,9 @@ class SearchEngine:
                         print(printed, end="", flush=True)
                     reemit(recorded)
                     self._learn(time.perf_counter() - started, len(indices))
+            flush = getattr(self.runner, "flush", None)
+            if flush is not None:
+                flush()
         except BaseException as exc:
             self.runner.cancel()
             lost = getattr(self.runner, "lost", lambda exc: None)(exc)

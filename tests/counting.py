@@ -41,3 +41,40 @@ def count(path) -> int:
             return sum(1 for _ in f)
     except FileNotFoundError:
         return 0
+
+
+class RecordingCallback:
+    """A sklearn 1.9 fit callback recording which tasks began and ended, and where.
+
+    Its events reach the process that created it through sklearn's callback transport
+    (or, on Dask workers, through distsk's forwarding of it as Dask events).
+    """
+
+    def __init__(self):
+        from sklearn.callback._transport import open_listener
+
+        self.record = []
+        self._listener_handle = open_listener(self.record.append, owner=self)
+
+    def __getstate__(self):
+        return {**self.__dict__, "record": []}
+
+    def _send(self, hook, context):
+        from sklearn.callback._transport import send
+
+        send(self._listener_handle, (hook, context.task_name, os.getpid()))
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context, **kwargs):
+        self._send("begin", context)
+
+    def on_fit_task_end(self, estimator, context, **kwargs):
+        self._send("end", context)
+
+    def ends(self, task_name):
+        return [r for r in self.record if r[0] == "end" and r[1] == task_name]

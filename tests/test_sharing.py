@@ -176,3 +176,13 @@ def test_units_group_by_fold_and_other_parameters():
     assert sorted(len(u.indices) for u in units) == [2, 2, 2, 2]
     assert all(u.kind == "ensemble" for u in units)
     assert all(len({items[i][2]["split_progress"][0] for i in u.indices}) == 1 for u in units)
+
+
+def test_loky_after_sklearns_own_loky_with_memmapped_data():
+    # X over joblib's 1 MB memmapping threshold, on the loky pool sklearn's own search
+    # just used (and cleaned up after): distsk's arrays must go to a live memmap folder.
+    Xb, yb = make_classification(n_samples=3000, n_features=50, random_state=0)
+    grid = {"C": [0.1, 1.0]}
+    ref = GridSearchCV(LogisticRegression(), grid, cv=3, n_jobs=-1).fit(Xb, yb)
+    ours = DistributedSearchCV(LogisticRegression(), grid, cv=3, backend="loky").fit(Xb, yb)
+    assert_same_search(ours, ref)

@@ -10,6 +10,8 @@ of search work as Dask tasks with inner parallelism pinned.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import pickle
 import threading
 import time
 import uuid
@@ -158,6 +160,13 @@ class DaskRunner:
 
     def __init__(self, client, slots: int | None = None):
         self.client = client
+        # sklearn's callbacks (ProgressBar, ScoringMonitor, ...) send their events from
+        # workers to this process over a local socket, which a remote worker cannot
+        # reach; on Dask workers they travel as Dask events on this topic instead.
+        self._topic = f"distsk-callbacks-{uuid.uuid4().hex}"
+        self._events_sent = 0
+        self._events_received = 0
+        client.subscribe_topic(self._topic, self._deliver)
         threads = sum(client.nthreads().values())
         self.slots = slots or threads
         if threads == 0:
@@ -253,7 +262,8 @@ class DaskRunner:
         ]
         key = f"distsk-batch-{kind}-{len(tasks)}-{uuid.uuid4().hex}"
         future = self.client.submit(
-            run_unit_remote, kind, tasks, wants_stdout(items), key=key, pure=False
+            _run_unit_on_worker, kind, tasks, wants_stdout(items), self._topic,
+            key=key, pure=False,
         )
         with self._lock:
             self._pending[key] = future
@@ -289,7 +299,9 @@ class DaskRunner:
             except BaseException as exc:
                 result.set_exception(exc)
             else:
-                result.set_result(outcome)
+                *outcome, sent = outcome
+                self._events_sent += sent
+                result.set_result(tuple(outcome))
 
         future.add_done_callback(done)
 
@@ -364,7 +376,24 @@ class DaskRunner:
             )
         return None
 
+    def _deliver(self, event):
+        from sklearn.callback._transport import ListenerHandle, send
+
+        _, msg = event
+        try:
+            send(ListenerHandle(msg["address"], b""), pickle.loads(msg["message"]))
+        finally:
+            self._events_received += 1
+
+    def flush(self, timeout: float = 10.0):
+        """Wait until every callback event sent by finished units has been delivered."""
+        deadline = time.monotonic() + timeout
+        while self._events_received < self._events_sent and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def close(self):
+        with contextlib.suppress(Exception):
+            self.client.unsubscribe_topic(self._topic)
         self.cancel()
         with self._lock:
             scattered, self._scattered = [f for _, f in self._scattered.values()], {}
@@ -408,3 +437,41 @@ class _Killed(RuntimeError):
         super().__init__(
             f"task {key!r} lost its worker (and the data on it) {times} times in a row"
         )
+
+
+# ---------------------------------------------------------------------------- callbacks
+_current = threading.local()
+
+
+class _ForwardingConsumers(dict):
+    """sklearn's registry of callback message consumers, as seen in a Dask worker.
+
+    A listener opened in another process has no consumer here, so sklearn would connect
+    to its socket; inside a distsk task, the message is forwarded as a Dask event.
+    """
+
+    def get(self, address, default=None):
+        consumer = super().get(address, default)
+        topic = getattr(_current, "topic", None)
+        if consumer is None and topic is not None:
+            return lambda message: _forward(topic, address, message)
+        return consumer
+
+
+def _forward(topic, address, message):
+    from distributed import get_worker
+
+    get_worker().log_event(topic, {"address": address, "message": pickle.dumps(message)})
+    _current.sent += 1
+
+
+def _run_unit_on_worker(kind, tasks, capture_stdout, topic):
+    from sklearn.callback import _transport
+
+    if not isinstance(_transport._message_consumers, _ForwardingConsumers):
+        _transport._message_consumers = _ForwardingConsumers(_transport._message_consumers)
+    _current.topic, _current.sent = topic, 0
+    try:
+        return (*run_unit_remote(kind, tasks, capture_stdout), _current.sent)
+    finally:
+        _current.topic = None

@@ -56,7 +56,9 @@ class LokyRunner:
         self._futures = set()
 
     def submit(self, kind, items):
-        future = self._executor.submit(run_unit_remote, kind, items, wants_stdout(items))
+        call = _UnitCall(kind, items, wants_stdout(items),
+                         self._executor._temp_folder_manager, self._context)
+        future = self._executor.submit(call)
         self._futures.add(future)
         future.add_done_callback(self._futures.discard)
         return future
@@ -86,3 +88,24 @@ class LokyExecutor(Executor):
 
     def search_runner(self, ctx):
         return LokyRunner(max(1, int(ctx.plan.n_jobs or 1)))
+
+
+class _UnitCall:
+    """One unit of search work, pickled for loky under this search's memmap context.
+
+    The executor is shared with every other joblib user; large arrays are memory-mapped
+    into the folder of the *current* context, which joblib's own batches set as they are
+    pickled. This does the same, so our arrays never land in a context already cleaned.
+    """
+
+    def __init__(self, kind, items, capture, manager=None, context=None):
+        self.kind, self.items, self.capture = kind, items, capture
+        self._manager, self._context = manager, context
+
+    def __reduce__(self):
+        if self._manager is not None:
+            self._manager.set_current_context(self._context)
+        return (_UnitCall, (self.kind, self.items, self.capture))
+
+    def __call__(self):
+        return run_unit_remote(self.kind, self.items, self.capture)

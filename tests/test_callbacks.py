@@ -1,0 +1,61 @@
+"""scikit-learn 1.9's callback API on DistributedSearchCV: events of fits running in other
+processes — loky workers and Dask workers — reach the callback in this process."""
+
+import os
+
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+
+from distsk import DistributedSearchCV
+
+from .counting import RecordingCallback
+
+X, y = make_classification(n_samples=120, n_features=5, random_state=0)
+GRID = {"C": [0.1, 1.0, 10.0]}
+
+
+def run(backend, client=None):
+    callback = RecordingCallback()
+    search = DistributedSearchCV(LogisticRegression(), GRID, cv=3, backend=backend,
+                                 client=client)
+    search.set_callbacks(callback)
+    search.fit(X, y)
+    return callback
+
+
+@pytest.mark.parametrize("backend", ["sequential", "loky"])
+def test_local_engines_deliver_every_fit_event(backend):
+    callback = run(backend)
+    ends = callback.ends("candidate-split-evaluation")
+    assert len(ends) == 9
+    if backend == "loky":
+        assert {pid for *_, pid in ends} - {os.getpid()}  # they came from other processes
+
+
+def test_dask_workers_deliver_every_fit_event_through_dask(cli_client):
+    callback = run("dask", cli_client.scheduler.address)
+    ends = callback.ends("candidate-split-evaluation")
+    assert len(ends) == 9
+    worker_pids = set(cli_client.run(os.getpid).values())
+    assert {pid for *_, pid in ends} <= worker_pids
+    assert len(callback.ends("search")) == 1  # the search's own task ended after them
+
+    def sockets_opened():
+        from sklearn.callback import _transport
+
+        return len(_transport._worker_connections)
+
+    # No worker connected to this process's socket: the events travelled through Dask.
+    assert set(cli_client.run(sockets_opened).values()) == {0}
+
+
+def test_progress_bar_on_dask_workers(cli_client, capsys):
+    pytest.importorskip("rich", reason="ProgressBar needs rich (the distsk[all] extra)")
+    from sklearn.callback import ProgressBar
+
+    search = DistributedSearchCV(LogisticRegression(), GRID, cv=3, backend="dask",
+                                 client=cli_client.scheduler.address)
+    search.set_callbacks(ProgressBar())
+    search.fit(X, y)
+    assert len(search.cv_results_["params"]) == 3
