@@ -68,6 +68,9 @@ class SearchEngine:
                 if key in stored:
                     results[i].update(stored[key])
             todo = [i for i, key in enumerate(keys) if key not in stored]
+            for i, key in enumerate(keys):
+                if key in stored:
+                    _replay_callbacks(items[i])
             self.n_resumed += len(items) - len(todo)
             if self.verbose > 0:
                 print(f"[distsk] {len(items) - len(todo)} of {len(items)} fits resumed from "
@@ -194,3 +197,12 @@ class CollectorBackend(ParallelBackendBase):
 
     def __reduce__(self):  # never shipped anywhere
         return (SequentialBackend, ())
+
+
+def _replay_callbacks(item):
+    """A resumed fit still begins and ends for sklearn's callbacks (a ProgressBar completes)."""
+    _, _, kwargs = item
+    ctx = kwargs.get("callback_ctx")
+    if ctx is not None:
+        ctx.call_on_fit_task_begin(estimator=kwargs.get("caller"))
+        ctx.call_on_fit_task_end(estimator=kwargs.get("caller"))

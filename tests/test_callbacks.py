@@ -59,3 +59,15 @@ def test_progress_bar_on_dask_workers(cli_client, capsys):
     search.set_callbacks(ProgressBar())
     search.fit(X, y)
     assert len(search.cv_results_["params"]) == 3
+
+
+def test_resumed_fits_still_end_for_callbacks(tmp_path):
+    ckpt = str(tmp_path / "c.sqlite")
+    run_kw = dict(cv=3, backend="sequential", checkpoint=ckpt)
+    DistributedSearchCV(LogisticRegression(), GRID, **run_kw).fit(X, y)
+    callback = RecordingCallback()
+    search = DistributedSearchCV(LogisticRegression(), GRID, **run_kw)
+    search.set_callbacks(callback)
+    search.fit(X, y)
+    assert search.n_fits_resumed_ == 9
+    assert len(callback.ends("candidate-split-evaluation")) == 9

@@ -29,8 +29,11 @@ N_FITS = len(GRID["C"]) * 3
 
 
 def stored(path) -> int:
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    try:
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    except sqlite3.OperationalError:  # the other process is still creating the file
+        return 0
 
 
 def undisturbed():

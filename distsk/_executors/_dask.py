@@ -44,8 +44,9 @@ RESULT_TIMEOUT = 60.0
 MAX_RESUBMITS = 10
 #: Consecutive input losses of one unit taken as its own doing (like KilledWorker).
 LOSSES_AS_KILLS = 3
-#: Tries of one scatter when workers die during it.
-SCATTER_TRIES = 5
+#: Tries of one scatter when workers die during it, and seconds each may take.
+SCATTER_TRIES = 3
+SCATTER_TIMEOUT = 20.0
 #: Extra tries of a lone fit that got KilledWorker before it is taken as the culprit.
 KILLED_CONFIRMATIONS = 1
 #: Seconds a search waits for a scheduler that stopped answering before giving up.
@@ -219,7 +220,7 @@ class DaskRunner:
 
         if sizeof(obj) < SCATTER_MIN_BYTES:
             return obj
-        (future,) = self._scatter([obj], broadcast=True)
+        (future,) = self._scatter([obj])
         with self._lock:
             self._scattered[key] = (obj, future)  # the strong ref keeps id(obj) unique
         return future
@@ -235,8 +236,8 @@ class DaskRunner:
                 try:
                     return pool.submit(
                         self.client.scatter, objs, hash=False, broadcast=broadcast,
-                        timeout=RESULT_TIMEOUT,
-                    ).result(timeout=RESULT_TIMEOUT)
+                        timeout=SCATTER_TIMEOUT,
+                    ).result(timeout=SCATTER_TIMEOUT)
                 finally:
                     pool.shutdown(wait=False)
             except (OSError, cf.TimeoutError):  # CommClosedError and connection errors
