@@ -12,7 +12,9 @@ import threading
 
 from .exceptions import ClusterUnavailableError
 
-__all__ = ["resolve_client", "embedded_cluster", "inside_worker", "CONNECT_TIMEOUT"]
+__all__ = [
+    "resolve_client", "embedded_cluster", "inside_worker", "portable_state", "CONNECT_TIMEOUT",
+]
 
 #: Seconds to wait for a scheduler to answer.
 CONNECT_TIMEOUT = 10.0
@@ -112,3 +114,14 @@ def embedded_cluster(n_workers: int = 2, threads_per_worker: int = 1, dashboard:
         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
     ) as cluster, Client(cluster, timeout=CONNECT_TIMEOUT) as client:
         yield client
+
+
+def portable_state(state: dict) -> dict:
+    """An estimator's pickled state with a ``client`` Client replaced by its address.
+
+    A Client cannot travel; its address can, and reconnects on the next fit.
+    """
+    client = state.get("client")
+    if client is not None and not isinstance(client, str):
+        state["client"] = str(client.scheduler.address)
+    return state

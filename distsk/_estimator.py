@@ -23,7 +23,7 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._cluster import inside_worker, resolve_client
+from ._cluster import inside_worker, portable_state, resolve_client
 from ._compat import HasMethods, Interval, StrOptions, _fit_context
 from ._executors import ExecutionContext, get_executor
 from ._executors._base import pinned
@@ -354,12 +354,7 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         return inner
 
     def __getstate__(self):
-        state = super().__getstate__()
-        client = state.get("client")
-        if client is not None and not isinstance(client, str):
-            # A Client cannot travel; its address can, and reconnects on the next fit.
-            state["client"] = str(client.scheduler.address)
-        return state
+        return portable_state(super().__getstate__())
 
     def get_metadata_routing(self):
         """Route metadata of every method to the inner estimator."""

@@ -20,7 +20,7 @@ from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from ._checkpoint import Checkpoint
-from ._cluster import resolve_client
+from ._cluster import portable_state, resolve_client
 from ._compat import BaseSearchCV, Interval, StrOptions
 from ._estimator import _current, _measured, gather_inputs, resolve_gather_limit
 from ._executors import ExecutionContext, get_executor
@@ -263,11 +263,7 @@ n_splits_, refit_time_, multimetric_
         search_ctx.call_on_fit_task_end(estimator=self)
 
     def __getstate__(self):
-        state = super().__getstate__()
-        client = state.get("client")
-        if client is not None and not isinstance(client, str):
-            state["client"] = str(client.scheduler.address)
-        return state
+        return portable_state(super().__getstate__())
 
 
 def _n_splits_hint(cv) -> int:

@@ -192,3 +192,37 @@ def test_malformed_grid_gets_sklearns_error():
 def test_auto_runs_tiny_search_in_process():
     ours = DistributedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(X, y)
     assert ours.plan_.executor == "sequential" and "probe fit" in ours.plan_.reason
+
+
+def test_nests_in_sklearn_search_and_cross_validate_clones_and_pickles(client):
+    import pickle
+
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_validate
+
+    inner = DistributedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3)
+    ref_inner = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3)
+    outer = GridSearchCV(inner, {"estimator__fit_intercept": [True, False]}, cv=3).fit(X, y)
+    ref = GridSearchCV(ref_inner, {"estimator__fit_intercept": [True, False]}, cv=3).fit(X, y)
+    assert_array_equal(outer.cv_results_["mean_test_score"], ref.cv_results_["mean_test_score"])
+    ours_cv = cross_validate(inner, X, y, cv=3)["test_score"]
+    assert_array_equal(ours_cv, cross_validate(ref_inner, X, y, cv=3)["test_score"])
+    on_cluster = DistributedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3,
+                                     backend="dask", client=client).fit(X, y)
+    again = pickle.loads(pickle.dumps(on_cluster))
+    assert again.client == client.scheduler.address  # a Client travels as its address
+    assert_array_equal(again.predict(X), on_cluster.predict(X))
+    assert clone(on_cluster).get_params()["client"] in (client, client.scheduler.address)
+
+
+def test_dask_input_is_gathered_or_refused_clearly(active_client):
+    import dask.array as da
+
+    from distsk import DataTooLargeError
+
+    dX, dy = da.from_array(X, chunks=(40, 5)), da.from_array(y, chunks=40)
+    ours = DistributedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(dX, dy)
+    assert ours.plan_.gather
+    assert_same_search(ours, GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(X, y))
+    with pytest.raises(DataTooLargeError, match="over the gather limit.*max_gather_bytes"):
+        DistributedSearchCV(LogisticRegression(), {"C": [1.0]}, max_gather_bytes=100).fit(dX, dy)
