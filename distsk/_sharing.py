@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from joblib import hash as joblib_hash
 from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from ._compat import _MultimetricScorer, _PassthroughScorer, _safe_split, _Scorer
 
 __all__ = ["Unit", "plan_units", "run_unit", "size_param"]
 
@@ -82,8 +85,6 @@ def _key(params: dict, drop) -> tuple:
 
 def _prefix_key(item):
     """Group key for prefix sharing, or None when this item cannot share exactly."""
-    from sklearn.pipeline import Pipeline
-
     _, args, kwargs = item
     est = args[0]
     if type(est) is not Pipeline or len(est.steps) < 2:
@@ -164,8 +165,6 @@ def plan_units(items, *, share: bool = True) -> list[Unit]:
 
 
 def _shareable_call(kwargs) -> bool:
-    from sklearn.metrics._scorer import _MultimetricScorer, _Scorer
-
     if "parameters" not in kwargs or "split_progress" not in kwargs or "train" not in kwargs:
         return False
     if kwargs.get("fit_params"):
@@ -178,8 +177,6 @@ def _shareable_call(kwargs) -> bool:
 
 
 def _is_passthrough(scorer) -> bool:
-    from sklearn.metrics._scorer import _PassthroughScorer
-
     return isinstance(scorer, _PassthroughScorer)
 
 
@@ -202,8 +199,6 @@ def run_unit(kind: str, items) -> tuple[list, int]:
 
 
 def _split_train(item):
-    from sklearn.utils.metaestimators import _safe_split
-
     _, args, kwargs = item
     est, X, y = args[0], args[1], args[2]
     train = np.asarray(kwargs["train"])
@@ -211,8 +206,6 @@ def _split_train(item):
 
 
 def _run_prefix(items):
-    from sklearn.pipeline import Pipeline
-
     first = _candidate(items[0])
     X_train, y_train = _split_train(items[0])
     try:
@@ -249,13 +242,7 @@ def _run_ensemble(items):
     return results, 1
 
 
-def _pipeline_base():
-    from sklearn.pipeline import Pipeline
-
-    return Pipeline
-
-
-class _SharedPrefixPipeline(_pipeline_base()):
+class _SharedPrefixPipeline(Pipeline):
     """A Pipeline whose transformers were already fit on this fold's training data."""
 
     def _fit(self, X, y=None, routed_params=None, raw_params=None, callback_ctx=None):

@@ -378,11 +378,12 @@ class DaskRunner:
         return None
 
     def _deliver(self, event):
-        from sklearn.callback._transport import ListenerHandle, send
+        from .._compat import callback_transport as transport
 
         _, msg = event
         try:
-            send(ListenerHandle(msg["address"], b""), pickle.loads(msg["message"]))
+            transport.send(transport.ListenerHandle(msg["address"], b""),
+                           pickle.loads(msg["message"]))
         finally:
             self._events_received += 1
 
@@ -404,7 +405,7 @@ class DaskRunner:
 
 def _killed_result(item, exc) -> dict:
     """The result ``_fit_and_score`` gives a failed fit, for a fit that kills its worker."""
-    from sklearn.metrics._scorer import _MultimetricScorer
+    from .._compat import _MultimetricScorer
 
     _, _, kwargs = item
     error_score = kwargs.get("error_score")
@@ -467,10 +468,12 @@ def _forward(topic, address, message):
 
 
 def _run_unit_on_worker(kind, tasks, capture_stdout, topic):
-    from sklearn.callback import _transport
+    from .._compat import callback_transport as transport
 
-    if not isinstance(_transport._message_consumers, _ForwardingConsumers):
-        _transport._message_consumers = _ForwardingConsumers(_transport._message_consumers)
+    if transport is not None and not isinstance(
+        transport._message_consumers, _ForwardingConsumers
+    ):
+        transport._message_consumers = _ForwardingConsumers(transport._message_consumers)
     _current.topic, _current.sent = topic, 0
     try:
         return (*run_unit_remote(kind, tasks, capture_stdout), _current.sent)
