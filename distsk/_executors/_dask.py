@@ -289,7 +289,7 @@ class DaskRunner:
                     # Its worker keeps dying while it runs there, taking the inputs with
                     # it (then the scheduler reports lost inputs, not KilledWorker).
                     self._isolate(items, _Killed(fut.key, MAX_RESUBMITS - attempts + 1),
-                                  result, 0)
+                                  result, confirmations)
                     return
                 self.resubmitted += 1
                 try:
