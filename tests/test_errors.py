@@ -73,3 +73,55 @@ def test_inner_exception_type_and_message_kept():
     with pytest.raises(ValueError) as ours:
         DistributedEstimator(LogisticRegression(C=-1)).fit(X, y)
     assert type(ours.value) is type(ref.value) and str(ours.value) == str(ref.value)
+
+
+class _Connection:
+    """Like a live connection: copies to itself (as sklearn's clone needs), never pickles."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle a live connection")
+
+
+class _HoldsConnection(LogisticRegression):
+    def __init__(self, C=1.0, conn=None):
+        super().__init__(C=C)
+        self.conn = conn
+
+
+@pytest.mark.parametrize("backend", ["loky", "dask"])
+def test_unpicklable_parameter_is_named_before_work_starts(backend, request):
+    client = request.getfixturevalue("client") if backend == "dask" else None
+    est = _HoldsConnection(conn=_Connection())
+    with pytest.raises(TypeError, match="Parameter 'conn' of _HoldsConnection holds a "
+                                        "_Connection.*cannot be sent to"):
+        DistributedSearchCV(est, {"C": [0.1, 1.0]}, cv=2, backend=backend,
+                            client=client).fit(X, y)
+    if client is not None:
+        with pytest.raises(TypeError, match="Parameter 'conn'.*cannot be sent to the Dask"):
+            DistributedEstimator(est, backend="dask", client=client).fit(X, y)
+
+
+def test_unpicklable_candidate_value_is_named():
+    with pytest.raises(TypeError, match="Parameter 'conn'"):
+        DistributedSearchCV(_HoldsConnection(), {"conn": [_Connection()]}, cv=2,
+                            backend="loky").fit(X, y)
+
+
+def test_embedded_cluster_listens_on_loopback_only_without_dashboard():
+    import psutil
+
+    from distsk._cluster import embedded_cluster
+
+    with embedded_cluster(n_workers=1) as client:
+        client.wait_for_workers(1, timeout=30)
+        me = psutil.Process()
+        listening = [
+            c.laddr for p in [me, *me.children(recursive=True)]
+            for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+        ]
+        assert listening, "the cluster should be listening somewhere"
+        assert {addr.ip for addr in listening} == {"127.0.0.1"}, listening
+        assert 8787 not in {addr.port for addr in listening}

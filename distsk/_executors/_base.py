@@ -26,7 +26,7 @@ from joblib import parallel_config
 
 __all__ = [
     "ExecutionContext", "Executor", "pinned", "run_recording", "reemit", "fit_estimator",
-    "run_unit_remote", "InProcessRunner",
+    "run_unit_remote", "InProcessRunner", "check_picklable",
 ]
 
 
@@ -55,6 +55,40 @@ def pinned():
     """Inner joblib parallelism runs sequentially inside a task (no nested oversubscription)."""
     with parallel_config(backend="sequential"):
         yield
+
+
+def check_picklable(estimator, parameters=(), *, where: str) -> None:
+    """Raise before any work starts if ``estimator`` cannot travel to ``where``.
+
+    Names the offending parameter: models travel to workers as pickles.
+    """
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(estimator)
+        for params in parameters:
+            cloudpickle.dumps(params)
+        return
+    except Exception as exc:
+        cause = exc
+    named = dict(estimator.get_params(deep=True)) if hasattr(estimator, "get_params") else {}
+    for params in parameters:
+        named.update(params)
+    for name, value in named.items():
+        try:
+            cloudpickle.dumps(value)
+        except Exception as exc:
+            raise TypeError(
+                f"Parameter {name!r} of {type(estimator).__name__} holds a "
+                f"{type(value).__name__} ({value!r:.80}), which cannot be sent to {where}: "
+                f"{type(exc).__name__}: {exc}. Estimators travel to workers as pickles; pass "
+                "something picklable (a path rather than an open file, a seed rather than "
+                "a generator), or use backend='sequential'."
+            ) from exc
+    raise TypeError(
+        f"{type(estimator).__name__} cannot be sent to {where}: "
+        f"{type(cause).__name__}: {cause}. Use backend='sequential'."
+    ) from cause
 
 
 def fit_estimator(estimator, X, y, fit_params):

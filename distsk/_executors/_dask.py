@@ -27,6 +27,7 @@ from ..exceptions import ClusterUnavailableError
 from ._base import (
     ExecutionContext,
     Executor,
+    check_picklable,
     fit_estimator,
     reemit,
     run_recording,
@@ -109,6 +110,7 @@ class DaskExecutor(Executor):
 
     def fit(self, estimator, X, y, fit_params, ctx: ExecutionContext):
         client, plan = ctx.client, ctx.plan
+        check_picklable(estimator, where=f"the Dask workers of {client.scheduler.address}")
         if plan.strategy == "joblib-dask":
             with parallel_config(backend="dask", client=client, wait_for_workers_timeout=30):
                 return fit_estimator(estimator, X, y, fit_params)
@@ -190,6 +192,9 @@ class DaskRunner:
         """
         from dask.sizeof import sizeof
 
+        if items:
+            check_picklable(items[0][1][0], [kw.get("parameters") or {} for _, _, kw in items],
+                            where=f"the Dask workers of {self._address}")
         todo: dict[int, object] = {}
         for _, args, kwargs in items:
             for obj in (*args, *kwargs.values()):

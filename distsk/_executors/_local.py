@@ -12,6 +12,7 @@ from ._base import (
     ExecutionContext,
     Executor,
     InProcessRunner,
+    check_picklable,
     fit_estimator,
     pinned,
     run_unit_remote,
@@ -54,6 +55,11 @@ class LokyRunner:
             context_id=self._context, **kwargs,
         )
         self._futures = set()
+
+    def prepare(self, items):
+        if items:
+            check_picklable(items[0][1][0], [kw.get("parameters") or {} for _, _, kw in items],
+                            where="loky worker processes")
 
     def submit(self, kind, items):
         call = _UnitCall(kind, items, wants_stdout(items),
