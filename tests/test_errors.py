@@ -115,13 +115,18 @@ def test_embedded_cluster_listens_on_loopback_only_without_dashboard():
 
     from distsk._cluster import embedded_cluster
 
+    def listening():
+        me = psutil.Process()
+        return {
+            (p.pid, c.laddr) for p in [me, *me.children(recursive=True)]
+            for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+        }
+
+    before = listening()  # other fixtures' servers in this test session
     with embedded_cluster(n_workers=1) as client:
         client.wait_for_workers(1, timeout=30)
-        me = psutil.Process()
-        listening = [
-            c.laddr for p in [me, *me.children(recursive=True)]
-            for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
-        ]
+        new = listening() - before
+        listening = [addr for _, addr in new]
         assert listening, "the cluster should be listening somewhere"
         assert {addr.ip for addr in listening} == {"127.0.0.1"}, listening
         assert 8787 not in {addr.port for addr in listening}
