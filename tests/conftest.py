@@ -65,7 +65,10 @@ class CLICluster:
         self.procs = [
             subprocess.Popen(
                 [_dask_cli(), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                 "--no-dashboard", "--scheduler-file", str(self.scheduler_file)],
+                 # --no-dashboard still serves HTTP health routes, on 0.0.0.0:8787
+                 # unless told otherwise: keep them on loopback too.
+                 "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                 "--scheduler-file", str(self.scheduler_file)],
                 stdout=subprocess.DEVNULL, stderr=open(tmp / "scheduler.log", "w"), env=env,
             )
         ]
@@ -80,7 +83,8 @@ class CLICluster:
         for i in range(n_workers):
             self.procs.append(subprocess.Popen(
                 [_dask_cli(), "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1",
-                 "--no-dashboard", "--name", f"cli-worker-{i}"],
+                 "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                 "--name", f"cli-worker-{i}"],
                 stdout=subprocess.DEVNULL, stderr=open(tmp / f"worker-{i}.log", "w"), env=env,
             ))
 

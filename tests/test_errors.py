@@ -1,5 +1,6 @@
 """Bad options and unreachable clusters get clear errors in bounded time."""
 
+import os
 import time
 
 import numpy as np
@@ -130,3 +131,16 @@ def test_embedded_cluster_listens_on_loopback_only_without_dashboard():
         assert listening, "the cluster should be listening somewhere"
         assert {addr.ip for addr in listening} == {"127.0.0.1"}, listening
         assert 8787 not in {addr.port for addr in listening}
+
+
+def test_cli_cluster_of_the_tests_listens_on_loopback_only(cli_client):
+    import psutil
+
+    pids = set(cli_client.run(os.getpid).values())
+    pids |= {cli_client.run_on_scheduler(os.getpid)}
+    procs = [psutil.Process(pid) for pid in pids]
+    procs += [p.parent() for p in procs if p.parent() is not None and "dask" in " ".join(
+        p.parent().cmdline())]
+    addrs = {c.laddr.ip for p in procs for c in p.net_connections(kind="inet")
+             if c.status == psutil.CONN_LISTEN}
+    assert addrs == {"127.0.0.1"}, addrs
