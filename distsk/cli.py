@@ -154,44 +154,37 @@ def _demo(args) -> int:
         demo.line(step, t_est, state["t_plain_forest"], "identical predictions",
                   est.plan_.reason)
 
+    def lazy_fit(step, client, Xd, yd, *, module, extra, make, minimum, plain):
+        """Fit ``make()`` on dask data over the gather limit; compare with a local fit."""
+        from . import DistributedEstimator
+
+        if not _installed(module):
+            print(f"{step:<32} skipped: install distsk[{extra}]", flush=True)
+            return
+        reference, t_plain = _timed(lambda: make().fit(X, y))
+        est, t_est = _timed(lambda: DistributedEstimator(
+            make(), max_gather_bytes=0, client=client).fit(Xd, yd))
+        agree = float(np.mean(est.predict(X) == reference.predict(X)))
+        if agree < minimum:
+            return demo.fail(step, f"predictions agree with {plain}'s on only {agree:.2%} "
+                             f"of rows (at least {minimum:.0%} expected)")
+        demo.line(step, t_est, t_plain, f"{agree:.2%} same predictions", est.plan_.reason,
+                  plain=plain)
+
     def lazy_logistic(step, client, Xd, yd):
         from sklearn.linear_model import LogisticRegression
 
-        from . import DistributedEstimator
-
-        if not _installed("dask_ml"):
-            print(f"{step:<32} skipped: install distsk[dask-ml]", flush=True)
-            return
-        plain, t_plain = _timed(lambda: LogisticRegression().fit(X, y))
-        est, t_est = _timed(lambda: DistributedEstimator(
-            LogisticRegression(), max_gather_bytes=0, client=client).fit(Xd, yd))
-        agree = float(np.mean(est.predict(X) == plain.predict(X)))
-        if agree < MIN_AGREEMENT_DASK_ML:
-            return demo.fail(step, f"predictions agree with sklearn's on only {agree:.2%} "
-                             f"of rows (at least {MIN_AGREEMENT_DASK_ML:.0%} expected)")
-        demo.line(step, t_est, t_plain, f"{agree:.2%} same predictions", est.plan_.reason)
+        lazy_fit(step, client, Xd, yd, module="dask_ml", extra="dask-ml",
+                 make=LogisticRegression, minimum=MIN_AGREEMENT_DASK_ML, plain="sklearn")
 
     def lazy_xgboost(step, client, Xd, yd):
-        if not _installed("xgboost"):
-            print(f"{step:<32} skipped: install distsk[xgboost]", flush=True)
-            return
-        import xgboost
-
-        from . import DistributedEstimator
-
         def booster():
+            import xgboost
+
             return xgboost.XGBClassifier(n_estimators=20, max_depth=3, random_state=0)
 
-        plain, t_plain = _timed(lambda: booster().fit(X, y))
-        est, t_est = _timed(lambda: DistributedEstimator(
-            booster(), max_gather_bytes=0, client=client).fit(Xd, yd))
-        agree = float(np.mean(est.predict(X) == plain.predict(X)))
-        if agree < MIN_AGREEMENT_XGBOOST:
-            return demo.fail(step, f"predictions agree with plain xgboost's on only "
-                             f"{agree:.2%} of rows (at least {MIN_AGREEMENT_XGBOOST:.0%} "
-                             "expected)")
-        demo.line(step, t_est, t_plain, f"{agree:.2%} same predictions", est.plan_.reason,
-                  plain="xgboost")
+        lazy_fit(step, client, Xd, yd, module="xgboost", extra="xgboost",
+                 make=booster, minimum=MIN_AGREEMENT_XGBOOST, plain="xgboost")
 
     def forest_search(step, client):
         from sklearn.ensemble import RandomForestClassifier
