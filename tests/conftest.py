@@ -121,6 +121,14 @@ def cli_client(cli_cluster):
         yield c
 
 
+@pytest.fixture
+def fragile_cluster(tmp_path):
+    """A CLI cluster of its own (the test kills parts of it); one retry per task."""
+    cluster = CLICluster(tmp_path, extra_env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})
+    yield cluster.wait_for_workers(2)
+    cluster.close()
+
+
 def free_port() -> int:
     import socket
 

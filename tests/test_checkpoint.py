@@ -155,14 +155,6 @@ def test_two_searches_share_one_file(tmp_path):
     assert stored(ckpt) == 36 - 3  # C=1.0 is in both grids: its 3 results are shared
 
 
-@pytest.fixture
-def fragile_cluster(tmp_path):
-    """A CLI cluster of its own (the test kills parts of it); one retry per task."""
-    cluster = CLICluster(tmp_path, extra_env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})
-    yield cluster.wait_for_workers(2)
-    cluster.close()
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_scheduler_death_is_reported_and_resumed(tmp_path, fragile_cluster):

@@ -48,7 +48,7 @@ LOSSES_AS_KILLS = 3
 #: Tries of one scatter when workers die during it, and seconds each may take.
 SCATTER_TRIES = 3
 SCATTER_TIMEOUT = 20.0
-#: Extra tries of a lone fit that got KilledWorker before it is taken as the culprit.
+#: Extra runs, alone in a child process, of a fit whose child died, before it is convicted.
 KILLED_CONFIRMATIONS = 1
 #: Seconds a search waits for a scheduler that stopped answering before giving up.
 SCHEDULER_GRACE = 10.0
@@ -232,23 +232,27 @@ class DaskRunner:
 
     def _scatter(self, objs, broadcast=False):
         # A worker dying while data is sent to it breaks the send; the scheduler then
-        # drops it, and the next try goes to the living.
+        # drops it, and the next try goes to the living. The send itself has no
+        # deadline in distributed: each try is bounded here (a hung send is abandoned).
+        last = None
         for attempt in range(SCATTER_TRIES):
+            if attempt:
+                time.sleep(0.5 * attempt)
+                if self.client.status != "running":
+                    break
             try:
-                # The send itself has no deadline in distributed; bound it here (a hung
-                # send is abandoned, never waited for).
-                pool = cf.ThreadPoolExecutor(1)
-                try:
-                    return pool.submit(
-                        self.client.scatter, objs, hash=False, broadcast=broadcast,
-                        timeout=SCATTER_TIMEOUT,
-                    ).result(timeout=SCATTER_TIMEOUT)
-                finally:
-                    pool.shutdown(wait=False)
-            except (OSError, cf.TimeoutError):  # CommClosedError and connection errors
-                if attempt == SCATTER_TRIES - 1 or self.client.status != "running":
-                    raise
-                time.sleep(0.5 * (attempt + 1))
+                return _bounded(
+                    lambda: self.client.scatter(objs, hash=False, broadcast=broadcast,
+                                                timeout=SCATTER_TIMEOUT),
+                    SCATTER_TIMEOUT,
+                )
+            except (OSError, cf.TimeoutError, TimeoutError) as exc:  # CommClosedError too
+                last = exc
+        raise ClusterUnavailableError(
+            f"Could not send the search's data to the workers of {self._address} "
+            f"({SCATTER_TRIES} tries of {SCATTER_TIMEOUT:.0f} s; last: "
+            f"{type(last).__name__}: {last})."
+        ) from last
 
     def _forget_lost_data(self):
         # Which copies died is the scheduler's knowledge, and asking races further
@@ -256,23 +260,36 @@ class DaskRunner:
         with self._lock:
             self._scattered = {}
 
-    def submit(self, kind, items, *, confirmations=KILLED_CONFIRMATIONS):
+    def submit(self, kind, items):
         result: cf.Future = cf.Future()
-        self._send(kind, items, result, attempts=MAX_RESUBMITS, confirmations=confirmations)
+        self._send(kind, items, result, attempts=MAX_RESUBMITS)
         return result
 
-    def _send(self, kind, items, result, attempts, confirmations=KILLED_CONFIRMATIONS):
+    def _send(self, kind, items, result, attempts, *, isolated=False,
+              confirmations=KILLED_CONFIRMATIONS):
+        """Run ``items`` as one task; ``isolated``: in a child process of the worker."""
         tasks = [
             (f, [self._share(a) for a in args], {k: self._share(v) for k, v in kwargs.items()})
             for f, args, kwargs in items
         ]
-        key = f"distsk-batch-{kind}-{len(tasks)}-{uuid.uuid4().hex}"
+        key = f"distsk-{'suspect' if isolated else 'batch'}-{kind}-{len(tasks)}-{uuid.uuid4().hex}"
         future = self.client.submit(
-            _run_unit_on_worker, kind, tasks, wants_stdout(items), self._topic,
-            key=key, pure=False,
+            _run_unit_isolated if isolated else _run_unit_on_worker,
+            kind, tasks, wants_stdout(items), self._topic, key=key, pure=False,
         )
         with self._lock:
             self._pending[key] = future
+
+        def again(**how):
+            if attempts <= 0 or self._closing or self.client.status != "running":
+                return False
+            self.resubmitted += 1
+            try:
+                self._forget_lost_data()
+                self._send(kind, items, result, attempts - 1, **how)
+            except BaseException as err:
+                result.set_exception(err)
+            return True
 
         def done(fut):
             with self._lock:
@@ -284,51 +301,53 @@ class DaskRunner:
                     raise FutureCancelledError(fut.key, reason="lost dependencies")
                 outcome = fut.result(timeout=RESULT_TIMEOUT)
             except KilledWorker as exc:
-                self._isolate(items, exc, result, confirmations)
-            except FutureCancelledError as exc:
-                # Cancelled, not failed: its inputs died with a worker. Send them again.
-                if attempts <= 0 or self._closing or self.client.status != "running":
+                if not isolated:
+                    self._isolate(items, result)
+                elif not again(isolated=True, confirmations=confirmations):
+                    # A child ran the fit, yet the worker kept dying: not this fit's doing.
                     result.set_exception(exc)
-                    return
-                if MAX_RESUBMITS - attempts >= LOSSES_AS_KILLS:
-                    # Its worker keeps dying while it runs there, taking the inputs with
-                    # it (then the scheduler reports lost inputs, not KilledWorker).
-                    self._isolate(items, _Killed(fut.key, MAX_RESUBMITS - attempts + 1),
-                                  result, confirmations)
-                    return
-                self.resubmitted += 1
-                try:
-                    self._forget_lost_data()
-                    self._send(kind, items, result, attempts - 1, confirmations)
-                except BaseException as err:
-                    result.set_exception(err)
+            except FutureCancelledError as exc:
+                # Cancelled, not failed: its inputs died with a worker. Send them again;
+                # if that keeps happening, its worker keeps dying while it runs there,
+                # taking the inputs with it (lost inputs, not KilledWorker): a suspect.
+                if not isolated and MAX_RESUBMITS - attempts >= LOSSES_AS_KILLS:
+                    self._isolate(items, result)
+                elif not again(isolated=isolated, confirmations=confirmations):
+                    result.set_exception(exc)
             except BaseException as exc:
                 result.set_exception(exc)
             else:
+                if isinstance(outcome, _ChildDied):
+                    try:
+                        if confirmations > 0:
+                            self._send(kind, items, result, attempts, isolated=True,
+                                       confirmations=confirmations - 1)
+                        else:
+                            self._convict(items[0], outcome, result)
+                    except BaseException as err:
+                        result.set_exception(err)
+                    return
                 *outcome, sent = outcome
                 self._events_sent += sent
                 result.set_result(tuple(outcome))
 
         future.add_done_callback(done)
 
-    def _isolate(self, items, exc, result, confirmations):
-        """A unit killed every worker that ran it: find the fit(s) doing it.
+    def _isolate(self, items, result):
+        """Workers died while ``items`` ran: run each fit alone, in a child process.
 
-        Alone, each fit either succeeds or, killing its worker every time too, ends as
-        that candidate's ``error_score`` (the search goes on), or raises with
-        ``error_score="raise"``. A fit merely queued on a dying worker is blamed too
-        by the scheduler, so a lone fit is convicted only after it is tried again.
+        A fit merely running beside the culprit on a dying worker (the scheduler blames
+        every task of a dead worker) then finishes and keeps its result; the culprit
+        kills only its child, twice, and ends as that candidate's ``error_score``.
         """
-        if len(items) == 1 and confirmations > 0:
-            self._send("single", items, result, MAX_RESUBMITS, confirmations - 1)
-            return
-        if len(items) == 1:
-            if items[0][2].get("error_score") == "raise":
-                result.set_exception(exc)
-            else:
-                result.set_result(([_killed_result(items[0], exc)], 1, [], ""))
-            return
-        parts = [self.submit("single", [item]) for item in items]
+        parts = []
+        for item in items:
+            part: cf.Future = cf.Future()
+            try:
+                self._send("single", [item], part, MAX_RESUBMITS, isolated=True)
+            except BaseException as err:
+                part.set_exception(err)
+            parts.append(part)
 
         def collect(_):
             if not all(p.done() for p in parts) or result.done():
@@ -345,6 +364,20 @@ class DaskRunner:
 
         for p in parts:
             p.add_done_callback(collect)
+
+    def _convict(self, item, died, result):
+        message = (
+            f"The process running this fit died every time it ran it, also alone in a "
+            f"process of its own ({died}); for example the out-of-memory killer. The fit "
+            "was not tried again."
+        )
+        if item[2].get("error_score") == "raise":
+            result.set_exception(RuntimeError(message))
+            return
+        from .._search_engine import _replay_callbacks
+
+        _replay_callbacks(item)  # it began and ended, for a progress bar
+        result.set_result(([_killed_result(item, message)], 1, [], ""))
 
     def check(self):
         """Raise if the scheduler has stopped answering for longer than the grace time."""
@@ -375,12 +408,21 @@ class DaskRunner:
         """Why the cluster is gone, if ``exc`` came from losing it; else None."""
         if isinstance(exc, ClusterUnavailableError):
             return str(exc)
-        if self.client.status != "running" or isinstance(exc, (OSError, TimeoutError)):
+        if self.client.status != "running" or (
+            isinstance(exc, (OSError, TimeoutError)) and not self._answers()
+        ):
             return (
                 f"The Dask scheduler at {self._address} stopped answering during the search "
                 f"({type(exc).__name__}: {exc})."
             )
         return None
+
+    def _answers(self, timeout: float = 5.0) -> bool:
+        try:
+            _bounded(self.client.scheduler_info, timeout)
+        except Exception:
+            return False
+        return self.client.status == "running"
 
     def _deliver(self, event):
         from .._compat import callback_transport as transport
@@ -408,7 +450,7 @@ class DaskRunner:
             f.release()
 
 
-def _killed_result(item, exc) -> dict:
+def _killed_result(item, message) -> dict:
     """The result ``_fit_and_score`` gives a failed fit, for a fit that kills its worker."""
     from .._compat import _MultimetricScorer
 
@@ -419,13 +461,7 @@ def _killed_result(item, exc) -> dict:
         scores = {name: error_score for name in scorer._scorers}
     else:
         scores = error_score
-    result = {
-        "fit_error": (
-            "The worker process died every time it ran this fit (for example out of "
-            f"memory), so it was stopped: {type(exc).__name__}: {exc}"
-        ),
-        "test_scores": scores,
-    }
+    result = {"fit_error": message, "test_scores": scores}
     if kwargs.get("return_train_score"):
         result["train_scores"] = scores.copy() if isinstance(scores, dict) else scores
     if kwargs.get("return_n_test_samples"):
@@ -437,13 +473,13 @@ def _killed_result(item, exc) -> dict:
     return result
 
 
-class _Killed(RuntimeError):
-    """A unit whose worker died every time it ran, reported as lost inputs."""
-
-    def __init__(self, key, times):
-        super().__init__(
-            f"task {key!r} lost its worker (and the data on it) {times} times in a row"
-        )
+def _bounded(func, timeout):
+    """``func()``, abandoned (not waited for) if it takes longer than ``timeout`` s."""
+    pool = cf.ThreadPoolExecutor(1)
+    try:
+        return pool.submit(func).result(timeout=timeout)
+    finally:
+        pool.shutdown(wait=False)
 
 
 # ---------------------------------------------------------------------------- callbacks
@@ -484,3 +520,61 @@ def _run_unit_on_worker(kind, tasks, capture_stdout, topic):
         return (*run_unit_remote(kind, tasks, capture_stdout), _current.sent)
     finally:
         _current.topic = None
+
+
+class _ChildDied:
+    """What a worker reports when the child process running a suspect fit died."""
+
+    def __init__(self, returncode, stderr):
+        self.returncode = returncode
+        self.stderr = stderr
+
+    def __str__(self):
+        import signal
+
+        if self.returncode < 0:
+            try:
+                how = f"killed by signal {signal.Signals(-self.returncode).name}"
+            except ValueError:
+                how = f"killed by signal {-self.returncode}"
+        else:
+            how = f"exited with code {self.returncode}"
+        tail = self.stderr.strip().splitlines()[-1:] if self.stderr else []
+        return how + (f" ({tail[0][:200]})" if tail else "")
+
+
+def _run_unit_isolated(kind, tasks, capture_stdout, topic):
+    """Run a suspect unit in a child process of this worker (see ``_child``)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    import cloudpickle
+
+    with tempfile.TemporaryDirectory(prefix="distsk-suspect-") as tmp:
+        path_in, path_out = os.path.join(tmp, "in.pkl"), os.path.join(tmp, "out.pkl")
+        with open(path_in, "wb") as f:
+            cloudpickle.dump((kind, tasks, capture_stdout), f)
+        # The child imports what this worker imported, from where it found it.
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        proc = subprocess.run(
+            [sys.executable, "-m", "distsk._executors._child", path_in, path_out],
+            env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        if not os.path.exists(path_out):
+            return _ChildDied(proc.returncode, proc.stderr)
+        with open(path_out, "rb") as f:
+            status, outcome = pickle.load(f)
+    if status == "raised":
+        raise outcome
+    *outcome, messages = outcome
+    sent = 0
+    if messages:
+        from distributed import get_worker
+
+        worker = get_worker()
+        for address, message in messages:
+            worker.log_event(topic, {"address": address, "message": pickle.dumps(message)})
+            sent += 1
+    return (*outcome, sent)
