@@ -70,11 +70,13 @@ class SearchEngine:
             todo = [i for i, key in enumerate(keys) if key not in stored]
             for i, key in enumerate(keys):
                 if key in stored:
-                    _replay_callbacks(items[i])
+                    _replay_callbacks(items[i], resumed=True)
             self.n_resumed += len(items) - len(todo)
-            if self.verbose > 0:
+            if self.verbose > 0 or (todo != list(range(len(items))) and _shows_progress(items)):
+                # Above a ProgressBar (rich prints it over the live bars): the bar's
+                # jump is these fits, not speed.
                 print(f"[distsk] {len(items) - len(todo)} of {len(items)} fits resumed from "
-                      f"checkpoint {self.checkpoint.path!r}; {len(todo)} to run.")
+                      f"checkpoint {self.checkpoint.path!r}; {len(todo)} to run.", flush=True)
         units = plan_units([items[i] for i in todo], share=self.share)
         for unit in units:  # back to indices of all items
             unit.indices = [todo[j] for j in unit.indices]
@@ -199,10 +201,21 @@ class CollectorBackend(ParallelBackendBase):
         return (SequentialBackend, ())
 
 
-def _replay_callbacks(item):
-    """A resumed fit still begins and ends for sklearn's callbacks (a ProgressBar completes)."""
+def _replay_callbacks(item, resumed=False):
+    """A fit that did not run here still begins and ends for sklearn's callbacks.
+
+    So a ProgressBar completes. Fits resumed from a checkpoint say so in the hooks'
+    ``metadata`` (``{"distsk_resumed": True}``), for callbacks that count them apart.
+    """
     _, _, kwargs = item
     ctx = kwargs.get("callback_ctx")
     if ctx is not None:
-        ctx.call_on_fit_task_begin(estimator=kwargs.get("caller"))
-        ctx.call_on_fit_task_end(estimator=kwargs.get("caller"))
+        metadata = {"distsk_resumed": True} if resumed else None
+        ctx.call_on_fit_task_begin(estimator=kwargs.get("caller"), metadata=metadata)
+        ctx.call_on_fit_task_end(estimator=kwargs.get("caller"), metadata=metadata)
+
+
+def _shows_progress(items) -> bool:
+    """Whether sklearn's ProgressBar is among the search's callbacks."""
+    ctx = items[0][2].get("callback_ctx") if items else None
+    return any(type(cb).__name__ == "ProgressBar" for cb in getattr(ctx, "_callbacks", ()))

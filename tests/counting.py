@@ -59,10 +59,11 @@ class RecordingCallback:
     def __getstate__(self):
         return {**self.__dict__, "record": []}
 
-    def _send(self, hook, context):
+    def _send(self, hook, context, metadata=None):
         from sklearn.callback._transport import send
 
-        send(self._listener_handle, (hook, context.task_name, os.getpid()))
+        resumed = bool((metadata or {}).get("distsk_resumed"))
+        send(self._listener_handle, (hook, context.task_name, os.getpid(), resumed))
 
     def setup(self, estimator, context):
         pass
@@ -70,11 +71,11 @@ class RecordingCallback:
     def teardown(self, estimator, context):
         pass
 
-    def on_fit_task_begin(self, estimator, context, **kwargs):
-        self._send("begin", context)
+    def on_fit_task_begin(self, estimator, context, *, metadata=None):
+        self._send("begin", context, metadata)
 
-    def on_fit_task_end(self, estimator, context, **kwargs):
-        self._send("end", context)
+    def on_fit_task_end(self, estimator, context, *, metadata=None):
+        self._send("end", context, metadata)
 
     def ends(self, task_name):
         return [r for r in self.record if r[0] == "end" and r[1] == task_name]

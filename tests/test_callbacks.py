@@ -30,7 +30,7 @@ def test_local_engines_deliver_every_fit_event(backend):
     ends = callback.ends("candidate-split-evaluation")
     assert len(ends) == 9
     if backend == "loky":
-        assert {pid for *_, pid in ends} - {os.getpid()}  # they came from other processes
+        assert {r[2] for r in ends} - {os.getpid()}  # they came from other processes
 
 
 def test_dask_workers_deliver_every_fit_event_through_dask(cli_client):
@@ -38,7 +38,7 @@ def test_dask_workers_deliver_every_fit_event_through_dask(cli_client):
     ends = callback.ends("candidate-split-evaluation")
     assert len(ends) == 9
     worker_pids = set(cli_client.run(os.getpid).values())
-    assert {pid for *_, pid in ends} <= worker_pids
+    assert {r[2] for r in ends} <= worker_pids
     assert len(callback.ends("search")) == 1  # the search's own task ended after them
 
     def sockets_opened():
@@ -61,13 +61,29 @@ def test_progress_bar_on_dask_workers(cli_client, capsys):
     assert len(search.cv_results_["params"]) == 3
 
 
-def test_resumed_fits_still_end_for_callbacks(tmp_path):
+def test_resumed_fits_end_for_callbacks_and_say_they_were_resumed(tmp_path):
     ckpt = str(tmp_path / "c.sqlite")
     run_kw = dict(cv=3, backend="sequential", checkpoint=ckpt)
-    DistributedSearchCV(LogisticRegression(), GRID, **run_kw).fit(X, y)
+    DistributedSearchCV(LogisticRegression(), {"C": GRID["C"][:2]}, **run_kw).fit(X, y)
     callback = RecordingCallback()
     search = DistributedSearchCV(LogisticRegression(), GRID, **run_kw)
     search.set_callbacks(callback)
     search.fit(X, y)
-    assert search.n_fits_resumed_ == 9
-    assert len(callback.ends("candidate-split-evaluation")) == 9
+    assert search.n_fits_resumed_ == 6
+    ends = callback.ends("candidate-split-evaluation")
+    assert len(ends) == 9  # every fit ended, so a progress bar completes
+    assert sum(r[3] for r in ends) == 6  # metadata says which ones came from the store
+
+
+def test_progress_bar_reports_resumed_fits_separately(tmp_path, capsys):
+    pytest.importorskip("rich", reason="ProgressBar needs rich (the distsk[all] extra)")
+    from sklearn.callback import ProgressBar
+
+    ckpt = str(tmp_path / "c.sqlite")
+    run_kw = dict(cv=3, backend="sequential", checkpoint=ckpt)
+    DistributedSearchCV(LogisticRegression(), {"C": GRID["C"][:2]}, **run_kw).fit(X, y)
+    assert "resumed" not in capsys.readouterr().out  # nothing to resume, nothing said
+    search = DistributedSearchCV(LogisticRegression(), GRID, **run_kw)
+    search.set_callbacks(ProgressBar())
+    search.fit(X, y)
+    assert "6 of 9 fits resumed from checkpoint" in capsys.readouterr().out
