@@ -82,16 +82,74 @@ def _connect(address: str, timeout: float):
             return cached
         from distributed import Client
 
+        missing = _missing_tls_credentials(address)
+        if missing:
+            raise ClusterUnavailableError(missing)
         try:
             c = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:
-            raise ClusterUnavailableError(
-                f"Could not connect to a Dask scheduler at {address!r} within {timeout:g} s "
-                f"({type(exc).__name__}: {exc}). Check that `dask scheduler` runs there and "
-                "that the address (including the tcp:// or tls:// scheme and port) is right."
-            ) from exc
+            raise ClusterUnavailableError(_refusal(address, exc, timeout)) from exc
         _by_address[address] = c
         return c
+
+
+_HOW_TO_PASS_CREDENTIALS = (
+    "pass client=distributed.Client(address, security=distributed.security.Security("
+    "tls_ca_file=..., tls_client_cert=..., tls_client_key=..., require_encryption=True)), "
+    "or set the dask config keys distributed.comm.tls.ca-file, "
+    "distributed.comm.tls.client.cert and distributed.comm.tls.client.key"
+)
+
+
+def _missing_tls_credentials(address: str) -> str | None:
+    """Why a tls:// address cannot be reached with dask's configuration, or None.
+
+    Without client credentials distributed fails with a bare TypeError about an
+    ``ssl_context``; say what is missing instead, before any network traffic.
+    """
+    import dask
+    from distributed.comm import parse_address
+    from distributed.security import Security
+
+    if parse_address(address)[0] != "tls":
+        return None
+    if dask.config.get("distributed.client.security-loader", None):
+        return None  # the configured loader supplies the credentials; Client calls it
+    tls = Security().get_tls_config_for_role("client")
+    if tls.get("ca_file") and tls.get("cert"):  # what distributed needs for a TLS context
+        return None
+    return (
+        f"The Dask scheduler at {address!r} requires TLS (tls://), and no TLS client "
+        f"credentials (CA file, client certificate and key) are configured, so distsk "
+        f"cannot connect to it by address. To connect, {_HOW_TO_PASS_CREDENTIALS}."
+    )
+
+
+def _refusal(address: str, exc: BaseException, timeout: float) -> str:
+    from distributed.comm import CommClosedError, parse_address
+
+    if not isinstance(exc, CommClosedError):  # nothing answered in time
+        return (
+            f"Could not connect to a Dask scheduler at {address!r} within {timeout:g} s "
+            f"({type(exc).__name__}: {exc}). Check that `dask scheduler` runs there and "
+            "that the address (including the tcp:// or tls:// scheme and port) is right."
+        )
+    # Something answered, then closed the connection: say what that usually means.
+    what = f"Could not connect to a Dask scheduler at {address!r} ({type(exc).__name__}: {exc})."
+    if parse_address(address)[0] == "tls":
+        return (
+            f"{what} The TLS handshake failed: the scheduler and this client do not accept "
+            "each other's certificates. Check that the client's CA file is the one that "
+            "signed the cluster's certificates, and that the client certificate is signed "
+            "by the CA the cluster trusts."
+        )
+    # A scheduler started with --tls-cert resets a plain connection at once.
+    return (
+        f"{what} The scheduler closed the connection as soon as it opened, which is what "
+        f"a scheduler that requires TLS does to a client without it. If it was started "
+        f"with --tls-ca-file/--tls-cert/--tls-key, use its tls:// address and credentials: "
+        f"{_HOW_TO_PASS_CREDENTIALS}."
+    )
 
 
 @contextlib.contextmanager

@@ -52,10 +52,18 @@ def _dask_cli() -> str:
 
 
 class CLICluster:
-    """`dask scheduler` + `dask worker` processes on 127.0.0.1, reached by address."""
+    """`dask scheduler` + `dask worker` processes on 127.0.0.1, reached by address.
 
-    def __init__(self, tmp: Path, n_workers: int = 2, extra_env=None):
+    ``extra_args`` are added to the scheduler's and every worker's command (e.g. the
+    ``--tls-*`` options); ``security`` is then what a client needs to reach the cluster,
+    whose address is ``tls://``.
+    """
+
+    def __init__(self, tmp: Path, n_workers: int = 2, extra_env=None, extra_args=(),
+                 security=None):
         self.tmp = tmp
+        self.security = security
+        scheme = "tls" if security is not None else "tcp"
         self.scheduler_file = tmp / "scheduler.json"
         # Workers import test estimators (tests.counting) like a user's own module.
         root = str(Path(__file__).resolve().parents[1])
@@ -68,7 +76,7 @@ class CLICluster:
                  # --no-dashboard still serves HTTP health routes, on 0.0.0.0:8787
                  # unless told otherwise: keep them on loopback too.
                  "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
-                 "--scheduler-file", str(self.scheduler_file)],
+                 "--scheduler-file", str(self.scheduler_file), *extra_args],
                 stdout=subprocess.DEVNULL, stderr=open(tmp / "scheduler.log", "w"), env=env,
             )
         ]
@@ -79,19 +87,20 @@ class CLICluster:
                 raise RuntimeError("dask scheduler did not start: " + (tmp / "scheduler.log").read_text())
             time.sleep(0.1)
         self.address = json.loads(self.scheduler_file.read_text())["address"]
-        assert self.address.startswith("tcp://127.0.0.1:")
+        assert self.address.startswith(f"{scheme}://127.0.0.1:")
         for i in range(n_workers):
             self.procs.append(subprocess.Popen(
                 [_dask_cli(), "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1",
                  "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
-                 "--name", f"cli-worker-{i}"],
+                 "--name", f"cli-worker-{i}", *extra_args],
                 stdout=subprocess.DEVNULL, stderr=open(tmp / f"worker-{i}.log", "w"), env=env,
             ))
 
     def wait_for_workers(self, n: int = 2):
         from distributed import Client
 
-        with Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False) as c:
+        with Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False,
+                    security=self.security) as c:
             c.wait_for_workers(n, timeout=CONNECT_TIMEOUT)
         return self
 
