@@ -5,9 +5,8 @@
 (loky) or on a Dask cluster, with results identical to plain scikit-learn.
 """
 
-from ._estimator import DistributedEstimator, explain
-from ._planning import BACKENDS, Plan
-from ._search import DistributedSearchCV
+import importlib as _importlib
+
 from .exceptions import (
     CheckpointError,
     ClusterUnavailableError,
@@ -16,6 +15,29 @@ from .exceptions import (
 )
 
 __version__ = "0.1.0"
+
+# Imported on first use: a Dask scheduler unpickling distsk's task functions imports
+# this package, and should not import scikit-learn for it (see ``_remote``).
+_LAZY = {
+    "BACKENDS": "._planning",
+    "DistributedEstimator": "._estimator",
+    "DistributedSearchCV": "._search",
+    "Plan": "._planning",
+    "explain": "._estimator",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'distsk' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BACKENDS",

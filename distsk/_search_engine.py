@@ -90,7 +90,10 @@ class SearchEngine:
             while queue or in_flight:
                 while queue and len(in_flight) < limit:
                     kind, indices = self._next_work(queue, limit)
-                    future = self.runner.submit(kind, [items[i] for i in indices])
+                    batch = [items[i] for i in indices]
+                    if getattr(self.runner, "remote", False):
+                        batch = _portable(batch)
+                    future = self.runner.submit(kind, batch)
                     in_flight[future] = (indices, time.perf_counter())
                 done, _ = cf.wait(in_flight, timeout=1.0, return_when=cf.FIRST_COMPLETED)
                 if not done:
@@ -213,6 +216,49 @@ def _replay_callbacks(item, resumed=False):
         metadata = {"distsk_resumed": True} if resumed else None
         ctx.call_on_fit_task_begin(estimator=kwargs.get("caller"), metadata=metadata)
         ctx.call_on_fit_task_end(estimator=kwargs.get("caller"), metadata=metadata)
+
+
+def _portable(items):
+    """``items`` with each callback context cut down to its own path from the root.
+
+    sklearn's contexts link to their parent, and the parent to every child: pickling
+    one fit's context would send the whole search's tree (every fit's context) with
+    each batch -- and the Dask scheduler, which unpickles task specs, kept ~50 MB per
+    4,000-fit search. Callbacks only walk up from a context (``get_context_path``),
+    so a copy of the path is enough.
+    """
+    import copy
+
+    copies: dict[int, object] = {}
+
+    def detached(ctx):
+        if ctx is None:
+            return None
+        if id(ctx) not in copies:
+            new = copy.copy(ctx)
+            new._children_map = {}
+            new.parent = detached(ctx.parent)
+            copies[id(ctx)] = new
+        return copies[id(ctx)]
+
+    def bare(caller):
+        # The search itself (``caller``, passed to the callbacks' hooks) holds the root
+        # of that tree during fit: its copy travels without it.
+        if "_callback_fit_ctx" not in getattr(caller, "__dict__", {}):
+            return caller
+        if id(caller) not in copies:
+            new = copy.copy(caller)
+            del new.__dict__["_callback_fit_ctx"]
+            copies[id(caller)] = new
+        return copies[id(caller)]
+
+    out = []
+    for f, args, kwargs in items:
+        if kwargs.get("callback_ctx") is not None or kwargs.get("caller") is not None:
+            kwargs = {**kwargs, "callback_ctx": detached(kwargs.get("callback_ctx")),
+                      "caller": bare(kwargs.get("caller"))}
+        out.append((f, args, kwargs))
+    return out
 
 
 def _shows_progress(items) -> bool:

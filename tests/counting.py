@@ -79,3 +79,4 @@ class RecordingCallback:
 
     def ends(self, task_name):
         return [r for r in self.record if r[0] == "end" and r[1] == task_name]
+

@@ -23,6 +23,7 @@ from distributed.client import FutureCancelledError
 from joblib import parallel_config
 from sklearn.base import clone
 
+from .._remote import Ref, run_batch, run_suspect
 from ..exceptions import ClusterUnavailableError
 from ._base import (
     ExecutionContext,
@@ -161,6 +162,9 @@ class DaskRunner:
     cancelled for "lost dependencies", and is sent again with its data.
     """
 
+    #: Items are pickled to other processes (see ``_search_engine._portable``).
+    remote = True
+
     def __init__(self, client, slots: int | None = None):
         self.client = client
         # sklearn's callbacks (ProgressBar, ScoringMonitor, ...) send their events from
@@ -268,14 +272,11 @@ class DaskRunner:
     def _send(self, kind, items, result, attempts, *, isolated=False,
               confirmations=KILLED_CONFIRMATIONS):
         """Run ``items`` as one task; ``isolated``: in a child process of the worker."""
-        tasks = [
-            (f, [self._share(a) for a in args], {k: self._share(v) for k, v in kwargs.items()})
-            for f, args, kwargs in items
-        ]
-        key = f"distsk-{'suspect' if isolated else 'batch'}-{kind}-{len(tasks)}-{uuid.uuid4().hex}"
+        blob, data = self._pack(items)
+        key = f"distsk-{'suspect' if isolated else 'batch'}-{kind}-{len(items)}-{uuid.uuid4().hex}"
         future = self.client.submit(
-            _run_unit_isolated if isolated else _run_unit_on_worker,
-            kind, tasks, wants_stdout(items), self._topic, key=key, pure=False,
+            run_suspect if isolated else run_batch,
+            kind, blob, data, wants_stdout(items), self._topic, key=key, pure=False,
         )
         with self._lock:
             self._pending[key] = future
@@ -332,6 +333,32 @@ class DaskRunner:
                 result.set_result(tuple(outcome))
 
         future.add_done_callback(done)
+
+    def _pack(self, items):
+        """``items`` as one pickle, with the scattered data as futures beside it.
+
+        The scheduler holds only bytes and keys: it never unpickles (nor imports) the
+        estimators, and its log of recent messages to workers (``distributed.admin.
+        low-level-log-length`` of them per worker) keeps compact bytes, not object graphs.
+        """
+        import cloudpickle
+        from distributed import Future
+
+        data: list = []
+        index: dict[str, int] = {}
+
+        def ref(obj):
+            shared = self._share(obj)
+            if not isinstance(shared, Future):
+                return shared
+            if shared.key not in index:
+                index[shared.key] = len(data)
+                data.append(shared)
+            return Ref(index[shared.key])
+
+        tasks = [(f, [ref(a) for a in args], {k: ref(v) for k, v in kwargs.items()})
+                 for f, args, kwargs in items]
+        return cloudpickle.dumps(tasks), data
 
     def _isolate(self, items, result):
         """Workers died while ``items`` ran: run each fit alone, in a child process.
@@ -510,6 +537,7 @@ def _forward(topic, address, message):
 
 def _run_unit_on_worker(kind, tasks, capture_stdout, topic):
     from .._compat import callback_transport as transport
+
 
     if transport is not None and not isinstance(
         transport._message_consumers, _ForwardingConsumers

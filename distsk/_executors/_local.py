@@ -43,6 +43,9 @@ class LokyRunner:
     unit runs its fits' joblib loops sequentially: the units already fill every core.
     """
 
+    #: Items are pickled to other processes (see ``_search_engine._portable``).
+    remote = True
+
     def __init__(self, n_workers: int):
         self.slots = n_workers
         self._context = f"distsk-{uuid.uuid4().hex}"
