@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Sizes", "Context", "Contender", "Check", "measure", "plan_note"]
+__all__ = ["Sizes", "Context", "Contender", "Timed", "Check", "measure", "plan_note"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,18 @@ class Contender:
     notes: str = ""
 
 
+@dataclass(frozen=True)
+class Timed:
+    """What a contender's ``run()`` returns when only part of it is to be timed.
+
+    ``seconds`` replaces the wall time of the whole call (e.g. the ``resume`` scenario
+    leaves out a child process's start-up); ``result`` is checked as usual.
+    """
+
+    result: Any
+    seconds: float
+
+
 #: ``check(name, result, results) -> (equal_to_sklearn or None, note)``; ``results`` maps
 #: every contender that succeeded to the result of its last run.
 Check = Callable[[str, Any, dict], "tuple[bool | None, str]"]
@@ -141,6 +153,8 @@ def measure(
                 ctx.log(f"  [{scenario}] {c.name}: FAILED\n{traceback.format_exc()}")
                 continue
             elapsed = time.perf_counter() - start
+            if isinstance(out, Timed):
+                elapsed, out = out.seconds, out.result
             times[c.name].append(elapsed)
             results[c.name] = out
             ctx.log(f"  [{scenario}] {c.name} run {rep + 1}/{ctx.repeat}: {elapsed:.3f} s")

@@ -8,11 +8,13 @@ one write a function and decorate it with ``@scenario("its-name")``; ``run.py
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
-from harness import Contender, Context, measure
+from harness import Contender, Context, Timed, measure
 
 __all__ = ["SCENARIOS", "scenario"]
 
@@ -299,3 +301,170 @@ def forest_size_grid(ctx: Context) -> list[dict]:
     )
     return measure(ctx, "forest-size-grid", contenders, baseline="sklearn loky",
                    check=_search_check())
+
+
+@contextlib.contextmanager
+def _timing_checkpoint():
+    """Seconds spent inside distsk's checkpoint code (opening, keys, reads, writes).
+
+    Wall-time ratios on a shared 2-core machine swing by more than the few per cent the
+    checkpoint costs; this measures the cost itself. ``inside[0]`` holds the total.
+    """
+    from distsk import _checkpoint
+
+    inside = [0.0]
+    patched = [(_checkpoint.Checkpoint, n) for n in ("__init__", "get_many", "put", "close")]
+    patched += [(_checkpoint.ItemKeys, "key")]
+    originals = [(cls, name, getattr(cls, name)) for cls, name in patched]
+
+    def timed(func):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                inside[0] += time.perf_counter() - t0
+        return wrapper
+
+    for cls, name, func in originals:
+        setattr(cls, name, timed(func))
+    try:
+        yield inside
+    finally:
+        for cls, name, func in originals:
+            setattr(cls, name, func)
+
+
+def rf_grid_search(rows, cols, grid, cv, checkpoint=None):
+    """The rf-grid's data and a DistributedSearchCV over it (loky), as ``resume`` runs it."""
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    from distsk import DistributedSearchCV
+
+    X, y = make_classification(n_samples=rows, n_features=cols, n_informative=2,
+                               n_redundant=0, random_state=0)
+    search = DistributedSearchCV(RandomForestClassifier(random_state=0), grid, cv=cv,
+                                 backend="loky", checkpoint=checkpoint)
+    return search, X, y
+
+
+@scenario("resume")
+def resume(ctx: Context) -> list[dict]:
+    """rf-grid with a checkpoint: its cost, and a search killed half-way then resumed.
+
+    ``killed + resumed`` runs the search in a child process, SIGKILLs the child's whole
+    process group (it and its loky workers, as when a machine or kernel dies) when half
+    the uninterrupted run's time has passed, then fits again here with the same
+    checkpoint.
+    Its time is the child's search time until the kill plus the resumed fit's (the
+    child's interpreter start-up is left out: a restart costs that whatever the tool).
+    """
+    import json
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from sklearn.model_selection import GridSearchCV, ParameterGrid
+
+    s = ctx.sizes
+    grid, cv = s.rf_grid, s.cv
+    n_results = len(ParameterGrid(grid)) * cv
+    tmp = Path(tempfile.mkdtemp(prefix="distsk-bench-resume-"))
+    runs = iter(range(1_000_000))
+
+    def stored(path):
+        try:
+            with sqlite3.connect(path) as db:
+                return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+    plain_times = []
+
+    def plain():
+        search, X, y = rf_grid_search(s.grid_rows, s.grid_cols, grid, cv)
+        t0 = time.perf_counter()
+        search.fit(X, y)
+        plain_times.append(time.perf_counter() - t0)
+        return search
+
+    spent = []  # (seconds inside the checkpoint's own code, seconds of the whole fit)
+
+    def checkpointed():
+        ckpt = tmp / f"fresh-{next(runs)}.sqlite"
+        search, X, y = rf_grid_search(s.grid_rows, s.grid_cols, grid, cv, checkpoint=str(ckpt))
+        with _timing_checkpoint() as inside:
+            t0 = time.perf_counter()
+            search.fit(X, y)
+            spent.append((inside[0], time.perf_counter() - t0))
+        return search
+
+    kills = []
+
+    def killed_and_resumed():
+        n = next(runs)
+        ckpt, started = tmp / f"killed-{n}.sqlite", tmp / f"started-{n}"
+        spec = tmp / f"spec-{n}.json"
+        spec.write_text(json.dumps({"rows": s.grid_rows, "cols": s.grid_cols, "grid": grid,
+                                    "cv": cv, "checkpoint": str(ckpt),
+                                    "started": str(started)}))
+        here = Path(__file__).resolve().parent
+        child = subprocess.Popen([sys.executable, str(here / "_resume_child.py"), str(spec)],
+                                 cwd=here, start_new_session=True)
+        try:
+            # Half way in time (half the results would be the cheap half: the grid's
+            # first candidates are its shallow forests).
+            half = 0.5 * plain_times[-1]
+            deadline = time.time() + 600
+            while time.time() < deadline and child.poll() is None and (
+                not started.exists() or not started.read_text()
+                or time.time() - float(started.read_text()) < half
+            ):
+                time.sleep(0.01)
+            if child.poll() is not None:
+                raise RuntimeError("the search ended before it could be killed")
+            os.killpg(child.pid, signal.SIGKILL)
+            killed_at = time.time()
+        finally:
+            child.wait(timeout=60)
+        before = float(started.read_text())
+        kept = stored(ckpt)
+        t0 = time.perf_counter()
+        search, X, y = rf_grid_search(s.grid_rows, s.grid_cols, grid, cv, checkpoint=str(ckpt))
+        search.fit(X, y)
+        resumed = time.perf_counter() - t0
+        kills.append((kept, search.n_fits_resumed_, killed_at - before, resumed))
+        return Timed(search, (killed_at - before) + resumed)
+
+    def sklearn_loky():
+        search, X, y = rf_grid_search(s.grid_rows, s.grid_cols, grid, cv)
+        return GridSearchCV(search.estimator, grid, cv=cv, n_jobs=-1).fit(X, y)
+
+    contenders = [
+        Contender("sklearn loky", sklearn_loky, n_fits=n_results),
+        Contender("distsk", plain, n_fits=lambda r: r.n_fits_performed_,
+                  notes="backend='loky', no checkpoint"),
+        Contender("distsk checkpoint", checkpointed, n_fits=lambda r: r.n_fits_performed_,
+                  notes="a fresh checkpoint file each run: the checkpoint's overhead"),
+        Contender("distsk killed + resumed", killed_and_resumed,
+                  n_fits=lambda r: r.n_fits_performed_,
+                  notes="fits = run on resume"),
+    ]
+    records = measure(ctx, "resume", contenders, baseline="distsk", check=_search_check(
+        references=("sklearn loky",)))
+    for r in records:
+        if r["contender"] == "distsk checkpoint" and spent:
+            inside, total = spent[-1]
+            r["notes"] += (f"; time inside the checkpoint's code (keys, fingerprints, "
+                           f"SQLite): {1000 * inside:.0f} ms = {inside / total:.1%} of the fit")
+        if r["contender"] == "distsk killed + resumed" and kills:
+            kept, resumed, before, after = kills[-1]
+            r["notes"] += (f"; killed with {kept} of {n_results} results stored "
+                           f"({before:.2f} s in), {resumed} resumed, resume took {after:.2f} s")
+    return records

@@ -18,8 +18,6 @@ import pickle
 import sqlite3
 import threading
 
-import numpy as np
-
 from .exceptions import CheckpointError
 
 __all__ = ["Checkpoint", "fingerprint"]
@@ -50,6 +48,10 @@ class Checkpoint:
                 self.path, timeout=60, isolation_level=None, check_same_thread=False
             )
             self._db.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode, NORMAL still survives the process being killed at any instant
+            # (what a checkpoint is for); only a power cut or OS crash may lose the last
+            # results (never corrupt the file). FULL's fsync per result cost ~0.2 ms each.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, result BLOB NOT NULL)"
@@ -127,6 +129,6 @@ class ItemKeys:
             "distsk-checkpoint", SCHEMA, sklearn.__version__, __version__,
             fingerprint(args[0]), shared,
             fingerprint(kwargs.get("parameters")),
-            fingerprint(np.asarray(kwargs.get("train"))), fingerprint(np.asarray(kwargs.get("test"))),
+            self._fp(kwargs.get("train")), self._fp(kwargs.get("test")),  # shared by folds
             repr(kwargs.get("error_score")), bool(kwargs.get("return_train_score")),
         ))
