@@ -105,13 +105,18 @@ class CLICluster:
         return self
 
     def close(self):
-        for p in reversed(self.procs):
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        # Workers first, while their scheduler still answers (a worker that loses its
+        # scheduler first waits out its nanny's grace period), then the scheduler.
+        workers, scheduler = self.procs[1:], self.procs[:1]
+        for group in (workers, scheduler):
+            for p in group:
+                p.terminate()
+            for p in group:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
