@@ -1,16 +1,17 @@
-"""What a Dask worker runs for a search unit, importable without scikit-learn.
+"""What a Dask worker runs for distsk's own tasks, importable without scikit-learn.
 
 The scheduler unpickles every task it receives, functions included. Task functions
 defined here (and ``distsk/__init__`` importing its submodules lazily) keep a
 scheduler from importing scikit-learn, scipy and distsk's engines -- about 145 MB --
-only to pass the task on; the unit itself travels as bytes (see ``DaskRunner._pack``).
+only to pass the task on; the work itself travels as bytes (``pack`` / ``call`` for
+single fits and sub-forests, ``DaskRunner._pack`` for a search's units).
 """
 
 from __future__ import annotations
 
 import pickle
 
-__all__ = ["Ref", "run_batch", "run_suspect"]
+__all__ = ["Ref", "pack", "call", "run_batch", "run_suspect"]
 
 
 class Ref:
@@ -25,12 +26,43 @@ class Ref:
         return (Ref, (self.i,))
 
 
-def _unpack(blob, data):
+def _resolver(data):
     def get(obj):
         return data[obj.i] if isinstance(obj, Ref) else obj
 
+    return get
+
+
+def _unpack(blob, data):
+    get = _resolver(data)
     return [(f, [get(a) for a in args], {k: get(v) for k, v in kwargs.items()})
             for f, args, kwargs in pickle.loads(blob)]
+
+
+def pack(func, args, kwargs=None):
+    """``(blob, data)`` for :func:`call`: futures among ``args`` / ``kwargs`` go beside."""
+    import cloudpickle
+    from distributed import Future
+
+    data: list = []
+
+    def ref(obj):
+        if isinstance(obj, Future):
+            data.append(obj)
+            return Ref(len(data) - 1)
+        return obj
+
+    blob = cloudpickle.dumps(
+        (func, [ref(a) for a in args], {k: ref(v) for k, v in (kwargs or {}).items()})
+    )
+    return blob, data
+
+
+def call(blob, data):
+    """Run a function packed by :func:`pack`, with its data resolved by Dask."""
+    func, args, kwargs = pickle.loads(blob)
+    get = _resolver(data)
+    return func(*[get(a) for a in args], **{k: get(v) for k, v in kwargs.items()})
 
 
 def run_batch(kind, blob, data, capture_stdout, topic):

@@ -17,11 +17,12 @@ import pytest
 from distributed import Client
 from scipy.stats import randint
 from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.tree import DecisionTreeClassifier
 
-from distsk import DistributedSearchCV
+from distsk import DistributedEstimator, DistributedSearchCV
 
 from ._plugins import TaskHighWater
 from ._search_helpers import assert_same_search
@@ -85,6 +86,11 @@ def test_2000_candidates_memory_and_tasks_stay_bounded(load_cluster):
         seconds = time.perf_counter() - started
         scheduler_growth, client_growth = sched_mem.stop(), client_mem.stop()
         high = TaskHighWater.read(client)
+        # DistributedEstimator's own tasks too: one fit, and a forest split over workers.
+        single = DistributedEstimator(LogisticRegression(), backend="dask", client=client)
+        forest = DistributedEstimator(RandomForestClassifier(n_estimators=4, random_state=0),
+                                      backend="dask", client=client)
+        single.fit(X, y), forest.fit(X, y)
         scheduler_imported_sklearn = client.run_on_scheduler(
             lambda: __import__("sys").modules.get("sklearn") is not None)
         slots = sum(client.nthreads().values())
@@ -101,8 +107,11 @@ def test_2000_candidates_memory_and_tasks_stay_bounded(load_cluster):
     # (A finished batch's key lingers until this client releases its future: + slots.)
     assert high["max_batches"] <= 3 * slots
     assert high["max_tasks"] <= 3 * slots + 2 + 2 * 2
-    # Units travel as bytes: the scheduler passed them on without importing sklearn.
+    # Work travels as bytes: the scheduler passed it on without importing sklearn.
     assert not scheduler_imported_sklearn
+    assert forest.plan_.strategy == "split-forest", forest.plan_
+    assert (forest.predict_proba(X) == RandomForestClassifier(
+        n_estimators=4, random_state=0).fit(X, y).predict_proba(X)).all()
 
 
 @pytest.mark.slow

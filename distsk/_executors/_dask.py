@@ -23,7 +23,7 @@ from distributed.client import FutureCancelledError
 from joblib import parallel_config
 from sklearn.base import clone
 
-from .._remote import Ref, run_batch, run_suspect
+from .._remote import Ref, call, pack, run_batch, run_suspect
 from ..exceptions import ClusterUnavailableError
 from ._base import (
     ExecutionContext,
@@ -121,7 +121,7 @@ class DaskExecutor(Executor):
             bounds = np.linspace(0, n_trees, plan.n_jobs + 1).astype(int)
             futures = [
                 client.submit(
-                    _fit_subforest, clone(estimator), int(a), int(b), *data,
+                    call, *pack(_fit_subforest, [clone(estimator), int(a), int(b), *data]),
                     pure=False, key=f"distsk-subforest-{a}-{b}-{uuid.uuid4().hex}",
                 )
                 for a, b in zip(bounds[:-1], bounds[1:]) if b > a
@@ -131,7 +131,7 @@ class DaskExecutor(Executor):
                 reemit(recorded)
             return _merge_forests(estimator, [r for r, _ in results])
         future = client.submit(
-            run_recording, fit_estimator, estimator, *data,
+            call, *pack(run_recording, [fit_estimator, estimator, *data]),
             pure=False, key=f"distsk-fit-{type(estimator).__name__}-{uuid.uuid4().hex}",
         )
         (fitted, recorded), = _gather(client, [future])
