@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 from numbers import Integral
 
 import numpy as np
@@ -366,8 +367,12 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------------------- dask input
-def _apply(block, estimator, method, params, kind):
-    out = getattr(estimator, method)(block, **params)
+def _apply(block, estimator, method, params, kind, empty=None):
+    if empty is not None and len(block) == 0:
+        # sklearn refuses zero rows, but a block of a non-empty collection can be empty
+        # (boolean-masked arrays, filtered frames): its share of the output is empty.
+        return empty.set_axis(block.index, axis=0) if kind == "dask-dataframe" else empty
+    out = getattr(estimator, method)(_aligned(block), **params)
     if kind == "dask-dataframe":
         import pandas as pd
 
@@ -388,17 +393,53 @@ def _blockwise(estimator, method, X, params):
     if kind == "dask-array":
         if X.ndim == 2 and X.numblocks[1] != 1:
             X = X.rechunk({1: -1})
-        sample = _apply(X[:1].compute(), estimator, method, params, kind)
+        sample = getattr(estimator, method)(_first_rows(X), **params)
         # meta is given: dask cannot infer it through a delayed estimator.
         meta = np.empty((0,) * np.ndim(sample), dtype=sample.dtype)
         if np.ndim(sample) == 1:
-            return X.map_blocks(_apply, est, method, params, kind, meta=meta,
+            return X.map_blocks(_apply, est, method, params, kind, sample[:0], meta=meta,
                                 drop_axis=1, chunks=(X.chunks[0],))
-        return X.map_blocks(_apply, est, method, params, kind, meta=meta,
+        return X.map_blocks(_apply, est, method, params, kind, sample[:0], meta=meta,
                             chunks=(X.chunks[0], (sample.shape[1],)))
     head = X.head(1, npartitions=-1)
     meta = _apply(head, estimator, method, params, kind).iloc[:0]
-    return X.map_partitions(_apply, est, method, params, kind, meta=meta)
+    return X.map_partitions(_apply, est, method, params, kind, meta, meta=meta)
+
+
+def _aligned(block):
+    """``block``, copied if its numbers sit at addresses unaligned for their dtype.
+
+    After a cluster computed a dask collection, dask can serve even a local recompute
+    of it from the receive buffer, at odd addresses (seen with ``dd.from_pandas``);
+    sklearn's output on such input differs in the last bits from its output on the
+    same numbers laid out as usual (the reason for ``_own``, too).
+    """
+    if isinstance(block, np.ndarray):
+        return block if block.flags.aligned else np.array(block, order="K", copy=True)
+    pd = sys.modules.get("pandas")
+    if pd is None or not isinstance(block, (pd.DataFrame, pd.Series)):
+        return block  # sparse or other blocks, as they are
+    columns = [block] if block.ndim == 1 else (block.iloc[:, i] for i in range(block.shape[1]))
+    for column in columns:
+        values = column.to_numpy(copy=False)
+        if isinstance(values, np.ndarray) and not values.flags.aligned:
+            return block.copy(deep=True)
+    return block
+
+
+def _first_rows(X):
+    """The first row of a dask array (none if it is empty), to learn the output's shape.
+
+    Unknown chunk sizes (a boolean-masked array) cannot be sliced, so blocks are
+    computed in order until one has rows.
+    """
+    if not np.isnan(X.shape[0]):
+        return X[:1].compute()
+    for i in range(X.numblocks[0]):
+        block = X.blocks[i].compute()
+        if len(block):
+            break
+    return block[:1]
 
 
 def _score_lazy(self, X, y, params):

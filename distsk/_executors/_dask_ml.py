@@ -9,6 +9,7 @@ it predicts on numpy with no cluster and no dask-ml.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import clone
 
 from ..exceptions import NoFaithfulTranslationError
 from ._base import ExecutionContext, Executor
@@ -199,6 +200,7 @@ class DaskMLExecutor(Executor):
 
         X = _as_dask_array(X)
         y = None if y is None else _as_dask_array(y)
+        X, y = _check_input(estimator, X, y)
         if ctx.plan.strategy == "incremental":
             from dask_ml.wrappers import Incremental
 
@@ -223,18 +225,102 @@ class DaskMLExecutor(Executor):
         module, cls, kwargs = translate(estimator.get_params(deep=False), n_samples)
         if name == "LogisticRegression":
             classes = np.unique(y.compute())
+            if len(classes) < 2:
+                # sklearn's own refusal, raised by sklearn on one row per class.
+                clone(estimator).fit(np.zeros((len(classes), X.shape[1])), classes)
             if len(classes) != 2:
                 raise NoFaithfulTranslationError(
                     f"LogisticRegression on {len(classes)} classes has no faithful dask-ml "
                     "translation (dask-ml fits binary problems only). Gather the data (raise "
                     "max_gather_bytes) or use SGDClassifier, which trains block by block."
                 )
+            # dask-glm's logistic loss takes y in {0, 1}; sklearn's positive class is
+            # classes_[1], whatever the labels are (other labels fit a different model).
+            y = (y == classes[1]).astype(np.float64)
         model = getattr(importlib.import_module(module), cls)(**kwargs)
         model.fit(X) if y is None else model.fit(X, y)
         estimator = _transplant(model, estimator, X)
         if name == "LogisticRegression":
             estimator.classes_ = classes
         return estimator
+
+
+def _stand_in(value, shape, dtype):
+    """A read-only array of ``shape`` holding only ``value``, in no memory (zero strides)."""
+    return np.broadcast_to(np.asarray(value, dtype=dtype), shape)
+
+
+def _check_input(estimator, X, y):
+    """Raise what sklearn's fit would raise for ``X``, ``y``, before dask-ml sees them.
+
+    sklearn validates in fit; dask-ml does not, and bad input then fails deep in a dask
+    graph or fits something else (NaN makes dask-glm's L-BFGS lose its scattered
+    coefficients: a raw FutureCancelledError). The checks follow sklearn's order (X;
+    y's shape, type and values; lengths) and cost one pass over the data; sklearn's own
+    validation raises on stand-ins with the same defect, so exceptions and warnings are
+    sklearn's, word for word. Returns ``X, y`` with known chunk sizes, a column-vector
+    ``y`` raveled and a regressor's object ``y`` as float64, as sklearn takes them.
+    """
+    import dask
+    from sklearn.base import is_regressor
+    from sklearn.utils import check_array, check_consistent_length, get_tags
+    from sklearn.utils.validation import column_or_1d
+
+    if any(np.isnan(n) for n in X.shape):  # boolean-masked: sizes known only once computed
+        X = X.compute_chunk_sizes()
+    if y is not None and any(np.isnan(n) for n in y.shape):
+        y = y.compute_chunk_sizes()
+    tags = get_tags(estimator)
+    supervised = y is not None and tags.target_tags.required
+    _check_finite(estimator, "X", X, tags.input_tags.allow_nan, check_array)
+    if not supervised:
+        return X, y
+    if y.ndim != 1:
+        if tags.target_tags.multi_output:
+            if y.ndim > 2:  # sklearn's error for it
+                check_array(_stand_in(0, y.shape, y.dtype), ensure_2d=False,
+                            estimator=estimator, input_name="y")
+            raise NoFaithfulTranslationError(
+                f"y of shape {y.shape} has more than one target; the dask-ml equivalent of "
+                f"{type(estimator).__name__} fits one. Gather the data (raise "
+                "max_gather_bytes) or fit one target at a time."
+            )
+        column_or_1d(_stand_in(0, y.shape, y.dtype), warn=True)  # sklearn's error or warning
+        y = y.reshape(-1)
+    if is_regressor(estimator) and y.dtype.kind == "O":
+        # sklearn's regressors take y as float64 and name the first value that is not a
+        # number: blocks are converted in order and the first failure is raised here.
+        failures = dask.compute(*[dask.delayed(_as_float_failure)(b) for b in y.to_delayed()])
+        failure = next((f for f in failures if f is not None), None)
+        if failure is not None:
+            raise failure[0](failure[1])
+        y = y.astype(np.float64)
+    _check_finite(estimator, "y", y, False, check_array)
+    check_consistent_length(X, y)
+    return X, y
+
+
+def _check_finite(estimator, name, array, allow_nan, check_array):
+    """sklearn's NaN / infinity error for ``array`` (one pass), raised on a stand-in."""
+    import dask
+    import dask.array as da
+
+    if array.dtype.kind != "f":
+        return
+    has_nan, has_inf = dask.compute(da.isnan(array).any(), da.isinf(array).any())
+    bad = np.nan if has_nan and not allow_nan else (np.inf if has_inf else None)
+    if bad is not None:
+        check_array(_stand_in(bad, (1, 1) if name == "X" else (1,), array.dtype),
+                    ensure_2d=name == "X", estimator=estimator, input_name=name,
+                    ensure_all_finite="allow-nan" if allow_nan else True)
+
+
+def _as_float_failure(block):
+    try:
+        block.astype(np.float64)
+    except (ValueError, TypeError) as exc:
+        return type(exc), str(exc)
+    return None
 
 
 def _transplant(model, estimator, X):
