@@ -5,7 +5,7 @@ When sklearn moves a private helper, this is the only file to change.
 
 from sklearn.base import _fit_context
 from sklearn.metrics._scorer import _MultimetricScorer, _PassthroughScorer, _Scorer
-from sklearn.model_selection._search import BaseSearchCV
+from sklearn.model_selection._search import BaseSearchCV, _search_estimator_has
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import _safe_split
 
@@ -24,5 +24,6 @@ __all__ = [
     "_Scorer",
     "_fit_context",
     "_safe_split",
+    "_search_estimator_has",
     "callback_transport",
 ]

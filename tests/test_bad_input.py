@@ -373,10 +373,6 @@ def test_estimator_outcome_equals_sklearns(engine, kind, request):
         ours = outcome(lambda: _predictions(
             DistributedEstimator(est, backend=engine, client=client).fit(case.X, case.y),
             case.X))
-        if engine == "dask" and isinstance(est, RandomForestClassifier):
-            # Known: each sub-forest repeats fit's input warnings; counted apart in
-            # test_split_forest_warns_once_like_sklearn (xfail). Kinds still compared.
-            ours.warned, ref.warned = sorted(set(ours.warned)), sorted(set(ref.warned))
         assert_same_outcome(ours, ref, case)
         if ref.error is None:
             assert_array_equal(ours.value, ref.value)
@@ -426,12 +422,8 @@ def test_search_outcome_equals_gridsearchcvs(engine, kind, request):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason=(
-    "DistributedSearchCV.predict & co. are BaseSearchCV's: a dask DataFrame goes straight "
-    "to best_estimator_.predict, which converts it with np.asarray and drops its column "
-    "names (UserWarning 'X does not have valid feature names'). Needs blockwise delegation "
-    "in distsk/_search.py, as DistributedEstimator._call does."))
 def test_search_predict_on_dask_dataframe_keeps_feature_names():
+    """Prediction on dask input runs blockwise, as DistributedEstimator's (names kept)."""
     rng = np.random.RandomState(0)
     df = pd.DataFrame(rng.normal(size=(12, 2)), columns=["a", "b"])
     y = np.arange(12) % 2
@@ -440,17 +432,15 @@ def test_search_predict_on_dask_dataframe_keeps_feature_names():
                                  cv=2, backend="sequential").fit(ddf, y)
     ref = GridSearchCV(DecisionTreeClassifier(random_state=0), {"max_depth": [1, 2]},
                        cv=2).fit(df, y)
-    ours = outcome(lambda: search.predict(ddf))
-    assert_same_outcome(ours, outcome(lambda: ref.predict(df)), Case("dask DataFrame", ddf, y))
+    ours, expected = outcome(lambda: search.predict(ddf)), outcome(lambda: ref.predict(df))
+    assert_same_outcome(ours, expected, Case("dask DataFrame", ddf, y))
+    assert_array_equal(np.asarray(ours.value), expected.value)
+    assert isinstance(search.predict_proba(ddf), dd.DataFrame | da.Array)  # still lazy
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason=(
-    "split-forest fits every sub-forest with fit(), and DaskExecutor.fit re-emits each "
-    "part's recorded warnings, so sklearn's one DataConversionWarning arrives once per "
-    "sub-forest. Fix in distsk/_executors/_dask.py: re-emit the parts' warnings once per "
-    "(category, message)."))
 def test_split_forest_warns_once_like_sklearn(client):
+    """Every sub-forest runs fit's input checks; their warnings arrive once, as sklearn's."""
     X = np.arange(40.0).reshape(20, 2)
     y = (np.arange(20) % 2).reshape(-1, 1)
     forest = RandomForestClassifier(n_estimators=4, random_state=0)

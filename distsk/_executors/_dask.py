@@ -92,6 +92,18 @@ def _fit_subforest(forest, start, stop, X, y, fit_params):
     return run_recording(run)
 
 
+def _forest_warnings(parts):
+    """The warnings of a forest fit split into sub-forest fits, as one fit gives them.
+
+    Every part runs the forest's ``fit`` prologue (input checks), so its warnings (a
+    column-vector y's DataConversionWarning) came once per part: the first part's are
+    kept whole, and of the others only warnings the first part did not give.
+    """
+    first = parts[0]
+    seen = {(category, str(message)) for message, category in first}
+    return first + [(m, c) for part in parts[1:] for m, c in part if (c, str(m)) not in seen]
+
+
 def _merge_forests(original, parts):
     merged = parts[0]
     merged.estimators_ = [tree for part in parts for tree in part.estimators_]
@@ -127,8 +139,7 @@ class DaskExecutor(Executor):
                 for a, b in zip(bounds[:-1], bounds[1:]) if b > a
             ]
             results = _gather(client, futures)
-            for _, recorded in results:
-                reemit(recorded)
+            reemit(_forest_warnings([recorded for _, recorded in results]))
             return _merge_forests(estimator, [r for r, _ in results])
         future = client.submit(
             call, *pack(run_recording, [fit_estimator, estimator, *data]),
