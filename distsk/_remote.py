@@ -3,15 +3,15 @@
 The scheduler unpickles every task it receives, functions included. Task functions
 defined here (and ``distsk/__init__`` importing its submodules lazily) keep a
 scheduler from importing scikit-learn, scipy and distsk's engines -- about 145 MB --
-only to pass the task on; the work itself travels as bytes (``pack`` / ``call`` for
-single fits and sub-forests, ``DaskRunner._pack`` for a search's units).
+only to pass the task on; the work itself travels as bytes (``pack``, then ``call`` for
+single fits and sub-forests, ``run_batch`` / ``run_suspect`` for a search's units).
 """
 
 from __future__ import annotations
 
 import pickle
 
-__all__ = ["Ref", "pack", "call", "run_batch", "run_suspect"]
+__all__ = ["Ref", "pack", "unpack", "call", "run_batch", "run_suspect"]
 
 
 class Ref:
@@ -26,54 +26,61 @@ class Ref:
         return (Ref, (self.i,))
 
 
-def _resolver(data):
-    def get(obj):
-        return data[obj.i] if isinstance(obj, Ref) else obj
+def pack(items, share=None):
+    """``(blob, data)``: ``items`` -- ``(func, args, kwargs)`` triples -- as one pickle,
+    with every Dask future among their arguments (after ``share``, which may swap a
+    large argument for the future of its scattered copy) listed once in ``data``.
 
-    return get
-
-
-def _unpack(blob, data):
-    get = _resolver(data)
-    return [(f, [get(a) for a in args], {k: get(v) for k, v in kwargs.items()})
-            for f, args, kwargs in pickle.loads(blob)]
-
-
-def pack(func, args, kwargs=None):
-    """``(blob, data)`` for :func:`call`: futures among ``args`` / ``kwargs`` go beside."""
+    Passed as ``client.submit(task, ..., blob, data)``, Dask resolves ``data`` on the
+    worker while the scheduler only ever sees bytes.
+    """
     import cloudpickle
     from distributed import Future
 
     data: list = []
+    index: dict = {}
 
     def ref(obj):
-        if isinstance(obj, Future):
+        if share is not None:
+            obj = share(obj)
+        if not isinstance(obj, Future):
+            return obj
+        if obj.key not in index:
+            index[obj.key] = len(data)
             data.append(obj)
-            return Ref(len(data) - 1)
-        return obj
+        return Ref(index[obj.key])
 
-    blob = cloudpickle.dumps(
-        (func, [ref(a) for a in args], {k: ref(v) for k, v in (kwargs or {}).items()})
-    )
-    return blob, data
+    return cloudpickle.dumps([
+        (f, [ref(a) for a in args], {k: ref(v) for k, v in kwargs.items()})
+        for f, args, kwargs in items
+    ]), data
+
+
+def unpack(blob, data):
+    """The items :func:`pack` made, with each future's value in its place."""
+
+    def get(obj):
+        return data[obj.i] if isinstance(obj, Ref) else obj
+
+    return [(f, [get(a) for a in args], {k: get(v) for k, v in kwargs.items()})
+            for f, args, kwargs in pickle.loads(blob)]
 
 
 def call(blob, data):
-    """Run a function packed by :func:`pack`, with its data resolved by Dask."""
-    func, args, kwargs = pickle.loads(blob)
-    get = _resolver(data)
-    return func(*[get(a) for a in args], **{k: get(v) for k, v in kwargs.items()})
+    """Run the one function :func:`pack` packed, with its data resolved by Dask."""
+    ((func, args, kwargs),) = unpack(blob, data)
+    return func(*args, **kwargs)
 
 
 def run_batch(kind, blob, data, capture_stdout, topic):
     """Run a packed unit in this worker."""
     from ._executors._dask import _run_unit_on_worker
 
-    return _run_unit_on_worker(kind, _unpack(blob, data), capture_stdout, topic)
+    return _run_unit_on_worker(kind, unpack(blob, data), capture_stdout, topic)
 
 
 def run_suspect(kind, blob, data, capture_stdout, topic):
     """Run a packed unit in a child process of this worker."""
     from ._executors._dask import _run_unit_isolated
 
-    return _run_unit_isolated(kind, _unpack(blob, data), capture_stdout, topic)
+    return _run_unit_isolated(kind, unpack(blob, data), capture_stdout, topic)

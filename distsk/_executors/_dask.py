@@ -23,7 +23,7 @@ from distributed.client import FutureCancelledError
 from joblib import parallel_config
 from sklearn.base import clone
 
-from .._remote import Ref, call, pack, run_batch, run_suspect
+from .._remote import call, pack, run_batch, run_suspect
 from ..exceptions import ClusterUnavailableError
 from ._base import (
     ExecutionContext,
@@ -133,7 +133,7 @@ class DaskExecutor(Executor):
             bounds = np.linspace(0, n_trees, plan.n_jobs + 1).astype(int)
             futures = [
                 client.submit(
-                    call, *pack(_fit_subforest, [clone(estimator), int(a), int(b), *data]),
+                    call, *pack([(_fit_subforest, [clone(estimator), int(a), int(b), *data], {})]),
                     pure=False, key=f"distsk-subforest-{a}-{b}-{uuid.uuid4().hex}",
                 )
                 for a, b in zip(bounds[:-1], bounds[1:]) if b > a
@@ -142,7 +142,7 @@ class DaskExecutor(Executor):
             reemit(_forest_warnings([recorded for _, recorded in results]))
             return _merge_forests(estimator, [r for r, _ in results])
         future = client.submit(
-            call, *pack(run_recording, [fit_estimator, estimator, *data]),
+            call, *pack([(run_recording, [fit_estimator, estimator, *data], {})]),
             pure=False, key=f"distsk-fit-{type(estimator).__name__}-{uuid.uuid4().hex}",
         )
         (fitted, recorded), = _gather(client, [future])
@@ -283,7 +283,7 @@ class DaskRunner:
     def _send(self, kind, items, result, attempts, *, isolated=False,
               confirmations=KILLED_CONFIRMATIONS):
         """Run ``items`` as one task; ``isolated``: in a child process of the worker."""
-        blob, data = self._pack(items)
+        blob, data = pack(items, share=self._share)
         key = f"distsk-{'suspect' if isolated else 'batch'}-{kind}-{len(items)}-{uuid.uuid4().hex}"
         future = self.client.submit(
             run_suspect if isolated else run_batch,
@@ -344,32 +344,6 @@ class DaskRunner:
                 result.set_result(tuple(outcome))
 
         future.add_done_callback(done)
-
-    def _pack(self, items):
-        """``items`` as one pickle, with the scattered data as futures beside it.
-
-        The scheduler holds only bytes and keys: it never unpickles (nor imports) the
-        estimators, and its log of recent messages to workers (``distributed.admin.
-        low-level-log-length`` of them per worker) keeps compact bytes, not object graphs.
-        """
-        import cloudpickle
-        from distributed import Future
-
-        data: list = []
-        index: dict[str, int] = {}
-
-        def ref(obj):
-            shared = self._share(obj)
-            if not isinstance(shared, Future):
-                return shared
-            if shared.key not in index:
-                index[shared.key] = len(data)
-                data.append(shared)
-            return Ref(index[shared.key])
-
-        tasks = [(f, [ref(a) for a in args], {k: ref(v) for k, v in kwargs.items()})
-                 for f, args, kwargs in items]
-        return cloudpickle.dumps(tasks), data
 
     def _isolate(self, items, result):
         """Workers died while ``items`` ran: run each fit alone, in a child process.
@@ -548,7 +522,6 @@ def _forward(topic, address, message):
 
 def _run_unit_on_worker(kind, tasks, capture_stdout, topic):
     from .._compat import callback_transport as transport
-
 
     if transport is not None and not isinstance(
         transport._message_consumers, _ForwardingConsumers
