@@ -625,3 +625,62 @@ def test_larger_than_memory_engines_known_differences(client, est, X, y):
     ours = outcome(lambda: DistributedEstimator(est, max_gather_bytes=0, client=client).fit(
         da.from_array(X, chunks=(4, -1)), dy))
     assert_same_outcome(ours, ref, Case("odd X", X, y))
+
+
+# ---------------------------------------------------------------------------- xgboost.dask
+_XGB_RNG = np.random.RandomState(0)
+_XGB_X = _XGB_RNG.normal(size=(40, 3))
+_XGB_Y = np.arange(40) % 2
+XGB_CASES = {
+    "nan X": (np.where(_XGB_X > 1.5, np.nan, _XGB_X), _XGB_Y),
+    "inf X": (np.where(_XGB_X > 1.5, np.inf, _XGB_X), _XGB_Y),
+    "nan y": (_XGB_X, np.where(np.arange(40) == 3, np.nan, _XGB_Y.astype(float))),
+    "y column": (_XGB_X, _XGB_Y.reshape(-1, 1)),
+    "one class": (_XGB_X, np.zeros(40)),
+    "labels 1, 2": (_XGB_X, _XGB_Y + 1),
+    "string labels": (_XGB_X, np.array(["a", "b"])[_XGB_Y]),
+    "no samples": (_XGB_X[:0], _XGB_Y[:0]),
+    "one feature": (_XGB_X[:, :1], _XGB_Y),
+}
+
+
+def _xgb_sentence(message):
+    """xgboost's C++ errors: the time they were raised, the sentence, then a stack trace
+    of process addresses. The sentence is what must match."""
+    return re.sub(r"^\[\d\d:\d\d:\d\d\] ", "", message).split("\nStack trace:")[0]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind,regressor", [
+    (kind, regressor) for kind in XGB_CASES for regressor in (False, True)
+    if not (regressor and kind == "string labels")  # a classifier-only case
+])
+def test_xgboost_engine_bad_input_gets_xgboosts_outcome(kind, regressor, client):
+    """Larger-than-memory xgboost fits (xgboost.dask) fail as the plain model's fit does,
+    and succeed with its predictions (40 rows: fewer than xgboost's bins, so the
+    distributed quantile sketch is exact)."""
+    xgboost = pytest.importorskip("xgboost", reason="needs the distsk[xgboost] extra")
+    X, y = XGB_CASES[kind]
+    model = (xgboost.XGBRegressor if regressor else xgboost.XGBClassifier)(
+        n_estimators=3, random_state=0)
+    ref = outcome(lambda: clone(model).fit(X, y).predict(X))
+    ours = outcome(lambda: DistributedEstimator(model, max_gather_bytes=0, client=client).fit(
+        da.from_array(X, chunks=(10, -1)), da.from_array(y, chunks=10)).predict(X))
+    assert ours.error is ref.error, (ref, ours)
+    if ref.error is not None:
+        assert _xgb_sentence(ours.message) == _xgb_sentence(ref.message)
+    else:
+        assert_array_equal(ours.value, ref.value)
+
+
+@pytest.mark.timeout(120)
+def test_xgboost_engine_length_mismatch_is_named(client):
+    """A y of another length than X: xgboost's error type, and a sentence, not a C++ trace
+    from inside the workers' allreduce."""
+    xgboost = pytest.importorskip("xgboost", reason="needs the distsk[xgboost] extra")
+    model = xgboost.XGBClassifier(n_estimators=3)
+    with pytest.raises(xgboost.core.XGBoostError) as ref:
+        clone(model).fit(_XGB_X, _XGB_Y[:-5])
+    with pytest.raises(type(ref.value), match=r"y has 35 rows and X has 40"):
+        DistributedEstimator(model, max_gather_bytes=0, client=client).fit(
+            da.from_array(_XGB_X, chunks=(10, -1)), da.from_array(_XGB_Y[:-5], chunks=10))

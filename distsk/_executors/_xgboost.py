@@ -47,6 +47,7 @@ class XGBoostExecutor(Executor):
             X = _as_dask_array(X)
         if y is not None and not hasattr(y, "dask"):
             y = _as_dask_array(y)
+        X, y = _check_input(estimator, X, y)
         model = dask_cls(**estimator.get_params())
         with ctx.client.as_current():
             model.fit(X, y, **fit_params)
@@ -55,3 +56,41 @@ class XGBoostExecutor(Executor):
         plain = type(estimator)(**estimator.get_params())
         plain.load_model(bytearray(raw))
         return plain
+
+
+def _check_input(estimator, X, y):
+    """Raise what the plain xgboost model's ``fit`` raises, before xgboost.dask starts.
+
+    xgboost.dask does not check y's classes or length itself: bad y fails inside its
+    workers' collective (allreduce) with a C++ trace. Classes are checked as
+    ``XGBClassifier.fit`` does (its own error, raised by the plain model on one row per
+    class); a length mismatch gets xgboost's error type with a sentence.
+    """
+    import dask
+    import numpy as np
+    import xgboost
+
+    if y is None:
+        return X, y
+    if hasattr(X, "compute_chunk_sizes") and any(np.isnan(n) for n in X.shape):
+        X = X.compute_chunk_sizes()
+    if hasattr(y, "compute_chunk_sizes") and any(np.isnan(n) for n in y.shape):
+        y = y.compute_chunk_sizes()
+    n_x, n_y = X.shape[0], y.shape[0]
+    if isinstance(n_x, int | np.integer) and isinstance(n_y, int | np.integer) and n_x != n_y:
+        raise xgboost.core.XGBoostError(
+            f"Invalid size for `label`: y has {n_y} rows and X has {n_x}; pass one label "
+            "per row of X (were X and y filtered or split the same way?)."
+        )
+    if isinstance(estimator, xgboost.XGBClassifier):
+        import dask.array as da
+
+        (classes,) = dask.compute(y.unique() if hasattr(y, "unique") else da.unique(y))
+        classes = np.unique(np.asarray(classes))
+        expected = np.arange(len(classes))
+        if classes.shape != expected.shape or not (classes == expected).all():
+            n_features = X.shape[1] if hasattr(X, "ndim") and X.ndim == 2 else len(X.columns)
+            # The plain model checks classes first thing in fit: its own ValueError.
+            type(estimator)(**estimator.get_params()).fit(
+                np.zeros((len(classes), n_features)), classes)
+    return X, y
