@@ -635,6 +635,8 @@ XGB_CASES = {
     "nan X": (np.where(_XGB_X > 1.5, np.nan, _XGB_X), _XGB_Y),
     "inf X": (np.where(_XGB_X > 1.5, np.inf, _XGB_X), _XGB_Y),
     "nan y": (_XGB_X, np.where(np.arange(40) == 3, np.nan, _XGB_Y.astype(float))),
+    "inf y": (_XGB_X, np.where(np.arange(40) == 33, np.inf, _XGB_Y.astype(float))),
+    "inf in one block of X": (np.where(np.arange(40)[:, None] == 35, np.inf, _XGB_X), _XGB_Y),
     "y column": (_XGB_X, _XGB_Y.reshape(-1, 1)),
     "one class": (_XGB_X, np.zeros(40)),
     "labels 1, 2": (_XGB_X, _XGB_Y + 1),

@@ -61,10 +61,11 @@ class XGBoostExecutor(Executor):
 def _check_input(estimator, X, y):
     """Raise what the plain xgboost model's ``fit`` raises, before xgboost.dask starts.
 
-    xgboost.dask does not check y's classes or length itself: bad y fails inside its
-    workers' collective (allreduce) with a C++ trace. Classes are checked as
-    ``XGBClassifier.fit`` does (its own error, raised by the plain model on one row per
-    class); a length mismatch gets xgboost's error type with a sentence.
+    xgboost.dask does not check y's classes or length itself, and bad values fail in
+    whichever worker holds them while the others report a broken allreduce (a C++
+    trace). Classes, infinite X and NaN or infinite y are checked here (one pass) and
+    raised by the plain model itself on a two-row stand-in with the same defect, so the
+    error is its own; a length mismatch gets xgboost's error type with a sentence.
     """
     import dask
     import numpy as np
@@ -82,15 +83,29 @@ def _check_input(estimator, X, y):
             f"Invalid size for `label`: y has {n_y} rows and X has {n_x}; pass one label "
             "per row of X (were X and y filtered or split the same way?)."
         )
-    if isinstance(estimator, xgboost.XGBClassifier):
-        import dask.array as da
+    import dask.array as da
 
+    plain = type(estimator)(**estimator.get_params())
+    n_features = len(X.columns) if hasattr(X, "columns") else (X.shape[1] if X.ndim == 2 else 1)
+    if isinstance(estimator, xgboost.XGBClassifier):
         (classes,) = dask.compute(y.unique() if hasattr(y, "unique") else da.unique(y))
         classes = np.unique(np.asarray(classes))
         expected = np.arange(len(classes))
         if classes.shape != expected.shape or not (classes == expected).all():
-            n_features = X.shape[1] if hasattr(X, "ndim") and X.ndim == 2 else len(X.columns)
             # The plain model checks classes first thing in fit: its own ValueError.
-            type(estimator)(**estimator.get_params()).fit(
-                np.zeros((len(classes), n_features)), classes)
+            plain.fit(np.zeros((len(classes), n_features)), classes)
+    # Infinite X, NaN or infinite y fail in whichever worker holds them first, while the
+    # others report a broken allreduce: check here, raise the plain model's error.
+    x_inf = isinstance(X, da.Array) and X.dtype.kind == "f" and plain.missing != np.inf
+    y_bad = isinstance(y, da.Array) and y.dtype.kind == "f"
+    x_has_inf, y_has_nan, y_has_inf = dask.compute(
+        da.isinf(X).any() if x_inf else False,
+        da.isnan(y).any() if y_bad else False, da.isinf(y).any() if y_bad else False,
+    )
+    if x_has_inf or y_has_nan or y_has_inf:
+        X1, y1 = np.zeros((2, n_features)), np.array([0.0, 1.0])
+        if x_has_inf:
+            X1[0, 0] = np.inf
+        y1[0] = np.nan if y_has_nan else np.inf if y_has_inf else 0.0
+        plain.fit(X1, y1)
     return X, y
