@@ -222,3 +222,4 @@ def test_keyboard_interrupt_cancels_and_keeps_the_checkpoint(tmp_path, cli_clien
     resumed.fit(X, y)
     assert resumed.n_fits_resumed_ == kept
     assert_same_cv_results(resumed.cv_results_, undisturbed().cv_results_)
+

@@ -6,7 +6,6 @@ import signal
 import threading
 import time
 
-import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
@@ -107,34 +106,3 @@ def test_search_survives_a_killed_worker(cli_client):
     cli_client.wait_for_workers(2, timeout=60)
     assert victim not in cli_client.run(os.getpid).values()
 
-
-@pytest.mark.slow
-@pytest.mark.timeout(400)
-def test_fit_that_kills_its_worker_every_time_ends_as_error_score(fragile_cluster):
-    """Out of memory, every time: that candidate scores error_score, the others are kept."""
-    from distributed import Client
-    from sklearn.exceptions import FitFailedWarning
-
-    from .counting import CountingClassifier
-
-    grid = {"die": [False, True], "C": [0.1, 1.0]}
-    with Client(fragile_cluster.address, set_as_default=False, timeout=30) as client:
-        search = DistributedSearchCV(CountingClassifier(), grid, cv=2, backend="dask",
-                                     client=client, refit=False)
-        with pytest.warns(FitFailedWarning, match="died every time it ran it") as caught:
-            search.fit(X, y)
-        assert "killed by signal SIGKILL" in str(caught[0].message)
-        ref = GridSearchCV(CountingClassifier(), {"die": [False], "C": grid["C"]}, cv=2,
-                           refit=False).fit(X, y)
-        ours = search.cv_results_
-        survived = [i for i, p in enumerate(ours["params"]) if not p["die"]]
-        killed = [i for i, p in enumerate(ours["params"]) if p["die"]]
-        for key in ("split0_test_score", "split1_test_score", "mean_test_score"):
-            assert list(ours[key][survived]) == list(ref.cv_results_[key]), key
-            assert all(np.isnan(ours[key][killed])), key
-        # error_score="raise": the search stops with that sentence, not a Dask traceback.
-        client.wait_for_workers(2, timeout=60)
-        strict = DistributedSearchCV(CountingClassifier(die=True), {"C": [1.0]}, cv=2,
-                                     backend="dask", client=client, error_score="raise")
-        with pytest.raises(RuntimeError, match="died every time it ran it"):
-            strict.fit(X, y)

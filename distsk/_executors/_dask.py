@@ -35,6 +35,7 @@ from ._base import (
     run_unit_remote,
     wants_stdout,
 )
+from ._child import KILLED_CONFIRMATIONS, ChildDied, convicted, merged, run_in_child
 
 __all__ = ["DaskExecutor", "DaskRunner"]
 
@@ -49,8 +50,6 @@ LOSSES_AS_KILLS = 3
 #: Tries of one scatter when workers die during it, and seconds each may take.
 SCATTER_TRIES = 3
 SCATTER_TIMEOUT = 20.0
-#: Extra runs, alone in a child process, of a fit whose child died, before it is convicted.
-KILLED_CONFIRMATIONS = 1
 #: Seconds a search waits for a scheduler that stopped answering before giving up.
 SCHEDULER_GRACE = 10.0
 _MAX_INT = np.iinfo(np.int32).max
@@ -329,7 +328,7 @@ class DaskRunner:
             except BaseException as exc:
                 result.set_exception(exc)
             else:
-                if isinstance(outcome, _ChildDied):
+                if isinstance(outcome, ChildDied):
                     try:
                         if confirmations > 0:
                             self._send(kind, items, result, attempts, isolated=True,
@@ -369,27 +368,16 @@ class DaskRunner:
             except BaseException as err:
                 result.set_exception(err)
                 return
-            result.set_result((
-                [o[0][0] for o in outs], sum(o[1] for o in outs),
-                [w for o in outs for w in o[2]], "".join(o[3] for o in outs),
-            ))
+            result.set_result(merged(outs))
 
         for p in parts:
             p.add_done_callback(collect)
 
     def _convict(self, item, died, result):
-        message = (
-            f"The process running this fit died every time it ran it, also alone in a "
-            f"process of its own ({died}); for example the out-of-memory killer. The fit "
-            "was not tried again."
-        )
-        if item[2].get("error_score") == "raise":
-            result.set_exception(RuntimeError(message))
-            return
-        from .._search_engine import _replay_callbacks
-
-        _replay_callbacks(item)  # it began and ended, for a progress bar
-        result.set_result(([_killed_result(item, message)], 1, [], ""))
+        try:
+            result.set_result(convicted(item, died))
+        except BaseException as err:  # error_score="raise"
+            result.set_exception(err)
 
     def check(self):
         """Raise if the scheduler has stopped answering for longer than the grace time."""
@@ -462,29 +450,6 @@ class DaskRunner:
             f.release()
 
 
-def _killed_result(item, message) -> dict:
-    """The result ``_fit_and_score`` gives a failed fit, for a fit that kills its worker."""
-    from .._compat import _MultimetricScorer
-
-    _, _, kwargs = item
-    error_score = kwargs.get("error_score")
-    scorer = kwargs.get("scorer")
-    if isinstance(scorer, _MultimetricScorer):
-        scores = {name: error_score for name in scorer._scorers}
-    else:
-        scores = error_score
-    result = {"fit_error": message, "test_scores": scores}
-    if kwargs.get("return_train_score"):
-        result["train_scores"] = scores.copy() if isinstance(scores, dict) else scores
-    if kwargs.get("return_n_test_samples"):
-        result["n_test_samples"] = len(kwargs["test"])
-    if kwargs.get("return_times"):
-        result["fit_time"] = result["score_time"] = 0.0
-    if kwargs.get("return_parameters"):
-        result["parameters"] = kwargs.get("parameters")
-    return result
-
-
 def _bounded(func, timeout):
     """``func()``, abandoned (not waited for) if it takes longer than ``timeout`` s."""
     pool = cf.ThreadPoolExecutor(1)
@@ -534,59 +499,16 @@ def _run_unit_on_worker(kind, tasks, capture_stdout, topic):
         _current.topic = None
 
 
-class _ChildDied:
-    """What a worker reports when the child process running a suspect fit died."""
-
-    def __init__(self, returncode, stderr):
-        self.returncode = returncode
-        self.stderr = stderr
-
-    def __str__(self):
-        import signal
-
-        if self.returncode < 0:
-            try:
-                how = f"killed by signal {signal.Signals(-self.returncode).name}"
-            except ValueError:
-                how = f"killed by signal {-self.returncode}"
-        else:
-            how = f"exited with code {self.returncode}"
-        tail = self.stderr.strip().splitlines()[-1:] if self.stderr else []
-        return how + (f" ({tail[0][:200]})" if tail else "")
-
-
 def _run_unit_isolated(kind, tasks, capture_stdout, topic):
-    """Run a suspect unit in a child process of this worker (see ``_child``)."""
-    import os
-    import subprocess
-    import sys
-    import tempfile
-
-    import cloudpickle
-
-    with tempfile.TemporaryDirectory(prefix="distsk-suspect-") as tmp:
-        path_in, path_out = os.path.join(tmp, "in.pkl"), os.path.join(tmp, "out.pkl")
-        with open(path_in, "wb") as f:
-            cloudpickle.dump((kind, tasks, capture_stdout), f)
-        # The child imports what this worker imported, from where it found it.
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        proc = subprocess.run(
-            [sys.executable, "-m", "distsk._executors._child", path_in, path_out],
-            env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        if not os.path.exists(path_out):
-            return _ChildDied(proc.returncode, proc.stderr)
-        with open(path_out, "rb") as f:
-            status, outcome = pickle.load(f)
-    if status == "raised":
-        raise outcome
+    """Run a suspect unit in a child process of this worker; its events go through Dask."""
+    outcome = run_in_child(kind, tasks, capture_stdout)
+    if isinstance(outcome, ChildDied):
+        return outcome
     *outcome, messages = outcome
-    sent = 0
     if messages:
         from distributed import get_worker
 
         worker = get_worker()
         for address, message in messages:
             worker.log_event(topic, {"address": address, "message": pickle.dumps(message)})
-            sent += 1
-    return (*outcome, sent)
+    return (*outcome, len(messages))

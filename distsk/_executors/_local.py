@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import uuid
+from concurrent.futures.process import BrokenProcessPool
 
 from joblib import Parallel
 from joblib._parallel_backends import LokyBackend
@@ -18,6 +20,7 @@ from ._base import (
     run_unit_remote,
     wants_stdout,
 )
+from ._child import KILLED_CONFIRMATIONS, ChildDied, convicted, merged, run_in_child
 
 __all__ = ["SequentialExecutor", "LokyExecutor", "LokyRunner"]
 
@@ -53,11 +56,15 @@ class LokyRunner:
         # verbose, context): joblib restarts the shared loky pool whenever they differ.
         kwargs = {k: v for k, v in Parallel(n_jobs=n_workers)._backend_kwargs.items()
                   if k not in ("prefer", "require")}
-        self._executor = get_memmapping_executor(
-            n_workers, timeout=300, env=LokyBackend()._prepare_worker_env(n_jobs=n_workers),
+        self._executor_args = dict(
+            timeout=300, env=LokyBackend()._prepare_worker_env(n_jobs=n_workers),
             context_id=self._context, **kwargs,
         )
+        self._executor = get_memmapping_executor(n_workers, **self._executor_args)
         self._futures = set()
+        # Units whose pool broke under them are tried again in child processes, here.
+        self._suspects = cf.ThreadPoolExecutor(max(1, n_workers), "distsk-suspects")
+        self._closing = False
 
     def prepare(self, items):
         if items:
@@ -65,12 +72,33 @@ class LokyRunner:
                             where="loky worker processes")
 
     def submit(self, kind, items):
+        result: cf.Future = cf.Future()
+        if self._executor._flags.broken:  # a fit killed a worker: loky makes a new pool
+            self._executor = get_memmapping_executor(self.slots, **self._executor_args)
         call = _UnitCall(kind, items, wants_stdout(items),
                          self._executor._temp_folder_manager, self._context)
         future = self._executor.submit(call)
         self._futures.add(future)
-        future.add_done_callback(self._futures.discard)
-        return future
+
+        def done(fut):
+            self._futures.discard(fut)
+            if result.cancelled() or fut.cancelled():
+                result.cancel()
+                return
+            exc = fut.exception()
+            if isinstance(exc, BrokenProcessPool) and not self._closing:
+                # A worker process died (killed, out of memory, a crash) and took the pool
+                # with it: every running unit fails alike. Each is run again in a child
+                # process of its own, where a bystander finishes and a culprit kills only
+                # its child (then its fits are tried alone, and convicted: error_score).
+                self._suspects.submit(_isolate, kind, items, result)
+            elif exc is not None:
+                result.set_exception(exc)
+            else:
+                result.set_result(fut.result())
+
+        future.add_done_callback(done)
+        return result
 
     def cancel(self):
         for future in list(self._futures):
@@ -80,9 +108,45 @@ class LokyRunner:
         pass
 
     def close(self):
+        self._closing = True
+        self._suspects.shutdown(wait=False, cancel_futures=True)
         self._executor._temp_folder_manager._clean_temporary_resources(
             context_id=self._context, force=False
         )
+
+
+def _isolate(kind, items, result):
+    """Run a unit whose loky pool broke: whole in a child process, then fit by fit."""
+    try:
+        result.set_result(_in_children(kind, items))
+    except BaseException as exc:
+        result.set_exception(exc)
+
+
+def _in_children(kind, items):
+    capture = wants_stdout(items)
+    outcome = run_in_child(kind, items, capture)  # usually a bystander: one child
+    if not isinstance(outcome, ChildDied):
+        return _delivered(outcome)
+    outcomes = []
+    for item in items:  # the culprit is among these fits: each alone, twice if it dies
+        for _ in range(1 + KILLED_CONFIRMATIONS):
+            outcome = run_in_child("single", [item], capture)
+            if not isinstance(outcome, ChildDied):
+                break
+        outcomes.append(convicted(item, outcome) if isinstance(outcome, ChildDied)
+                        else _delivered(outcome))
+    return merged(outcomes)
+
+
+def _delivered(outcome):
+    """A child's outcome, its callback events delivered here as sklearn would have."""
+    from .._compat import callback_transport as transport
+
+    *outcome, messages = outcome
+    for address, message in messages:
+        transport.send(transport.ListenerHandle(address, b""), message)
+    return tuple(outcome)
 
 
 class LokyExecutor(Executor):
