@@ -151,11 +151,19 @@ def profile_compute(client=None) -> ComputeProfile:
     if client is None:
         return ComputeProfile(cores, avail)
     info = client.scheduler_info(n_workers=-1) if _accepts_n_workers(client) else client.scheduler_info()
-    workers = info.get("workers", {})
-    threads = sum(int(w.get("nthreads", 0)) for w in workers.values())
-    memory = sum(int(w.get("memory_limit", 0) or 0) for w in workers.values())
+    if "total_threads" in info:
+        # Recent distributed: the client's periodic refresh replaces the info it returns
+        # with one that lists no workers (only totals), and can do so between the fetch
+        # and the read: a cluster then looked empty now and then. Totals are in both.
+        n_workers, threads = int(info["n_workers"]), int(info["total_threads"])
+        memory = int(info.get("total_memory") or 0)
+    else:
+        workers = info.get("workers", {})
+        n_workers = len(workers)
+        threads = sum(int(w.get("nthreads", 0)) for w in workers.values())
+        memory = sum(int(w.get("memory_limit", 0) or 0) for w in workers.values())
     return ComputeProfile(
-        cores, avail, str(client.scheduler.address), len(workers), threads, memory
+        cores, avail, str(client.scheduler.address), n_workers, threads, memory
     )
 
 

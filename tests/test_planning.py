@@ -202,3 +202,19 @@ def test_forced_engine_that_cannot_take_the_estimator_says_so():
         plan(SVC(), inp=BIG_LAZY, comp=SMALL_CLUSTER, backend="xgboost")
     with pytest.raises(ValueError, match="backend='dask-ml' has no equivalent of SVC"):
         plan(SVC(), inp=BIG_LAZY, comp=SMALL_CLUSTER, backend="dask-ml")
+
+
+def test_compute_profile_never_sees_an_empty_cluster_while_the_client_refreshes(local_cluster):
+    """distributed's client refreshes its cached scheduler info in the background with a
+    version that lists no workers; read between fetch and return, a 2-worker cluster
+    looked empty now and then (a flaky ClusterUnavailableError in the suite)."""
+    import dask
+    from distributed import Client
+
+    from distsk._profile import profile_compute
+
+    with dask.config.set({"distributed.client.scheduler-info-interval": "1ms"}), \
+            Client(local_cluster, set_as_default=False, timeout=10) as c:
+        c.wait_for_workers(2, timeout=10)
+        seen = {(p.n_workers, p.worker_threads) for p in (profile_compute(c) for _ in range(300))}
+    assert seen == {(2, 2)}
