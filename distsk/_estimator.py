@@ -107,6 +107,20 @@ def _inner_has(name):
     return check
 
 
+def _delegated(method: str, has, what: str):
+    """``method`` of a meta-estimator: ``self._call(method, X, **params)``, which runs it
+    on the fitted model -- blockwise on the cluster for dask input. Present when
+    ``has(method)`` says the model has it (``available_if``)."""
+
+    def call(self, X, **params):
+        return self._call(method, X, **params)
+
+    call.__name__ = method
+    call.__doc__ = (f"{what} of the fitted model (``{method}``); blockwise on the cluster "
+                    "for dask input, returning a dask collection.")
+    return available_if(has(method))(call)
+
+
 class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
     """Run any scikit-learn estimator the fastest correct way on the compute present.
 
@@ -274,40 +288,13 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
             return _blockwise(self.estimator_, method, X, params)
         return getattr(self.estimator_, method)(X, **params)
 
-    @available_if(_inner_has("predict"))
-    def predict(self, X, **params):
-        """Predict with the fitted estimator; blockwise on the cluster for dask input."""
-        return self._call("predict", X, **params)
-
-    @available_if(_inner_has("predict_proba"))
-    def predict_proba(self, X, **params):
-        """Class probabilities; blockwise on the cluster for dask input."""
-        return self._call("predict_proba", X, **params)
-
-    @available_if(_inner_has("predict_log_proba"))
-    def predict_log_proba(self, X, **params):
-        """Log class probabilities; blockwise on the cluster for dask input."""
-        return self._call("predict_log_proba", X, **params)
-
-    @available_if(_inner_has("decision_function"))
-    def decision_function(self, X, **params):
-        """Decision function; blockwise on the cluster for dask input."""
-        return self._call("decision_function", X, **params)
-
-    @available_if(_inner_has("transform"))
-    def transform(self, X, **params):
-        """Transform; blockwise on the cluster for dask input."""
-        return self._call("transform", X, **params)
-
-    @available_if(_inner_has("inverse_transform"))
-    def inverse_transform(self, X, **params):
-        """Inverse transform; blockwise on the cluster for dask input."""
-        return self._call("inverse_transform", X, **params)
-
-    @available_if(_inner_has("score_samples"))
-    def score_samples(self, X, **params):
-        """Per-sample scores; blockwise on the cluster for dask input."""
-        return self._call("score_samples", X, **params)
+    predict = _delegated("predict", _inner_has, "Predictions")
+    predict_proba = _delegated("predict_proba", _inner_has, "Class probabilities")
+    predict_log_proba = _delegated("predict_log_proba", _inner_has, "Log class probabilities")
+    decision_function = _delegated("decision_function", _inner_has, "Decision function")
+    transform = _delegated("transform", _inner_has, "Transformed data")
+    inverse_transform = _delegated("inverse_transform", _inner_has, "Inverse transform")
+    score_samples = _delegated("score_samples", _inner_has, "Per-sample scores")
 
     @available_if(_inner_has("score"))
     def score(self, X, y=None, **params):

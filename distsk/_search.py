@@ -18,13 +18,19 @@ import numpy as np
 from joblib import parallel_config
 from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid, ParameterSampler
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._checkpoint import Checkpoint
 from ._cluster import portable_state, resolve_client
 from ._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
-from ._estimator import _blockwise, _current, _measured, gather_inputs, resolve_gather_limit
+from ._estimator import (
+    _blockwise,
+    _current,
+    _delegated,
+    _measured,
+    gather_inputs,
+    resolve_gather_limit,
+)
 from ._executors import ExecutionContext, get_executor
 from ._executors._base import fit_estimator, pinned
 from ._planning import SEARCH_BACKENDS, plan_search
@@ -266,41 +272,20 @@ n_splits_, refit_time_, multimetric_
 
     # Prediction with the refit model: as GridSearchCV's, but blockwise on the cluster
     # for dask input (column names kept), as DistributedEstimator does.
-    def _call(self, method, X):
+    def _call(self, method, X, **params):
         if profile_input(X).lazy:
             check_is_fitted(self)
-            return _blockwise(self.best_estimator_, method, X, {})
-        return getattr(super(), method)(X)
+            return _blockwise(self.best_estimator_, method, X, params)
+        return getattr(super(), method)(X, **params)
 
-    @available_if(_search_estimator_has("predict"))
-    def predict(self, X):
-        """``best_estimator_.predict``; blockwise on the cluster for dask input."""
-        return self._call("predict", X)
-
-    @available_if(_search_estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """``best_estimator_.predict_proba``; blockwise on the cluster for dask input."""
-        return self._call("predict_proba", X)
-
-    @available_if(_search_estimator_has("predict_log_proba"))
-    def predict_log_proba(self, X):
-        """``best_estimator_.predict_log_proba``; blockwise for dask input."""
-        return self._call("predict_log_proba", X)
-
-    @available_if(_search_estimator_has("decision_function"))
-    def decision_function(self, X):
-        """``best_estimator_.decision_function``; blockwise for dask input."""
-        return self._call("decision_function", X)
-
-    @available_if(_search_estimator_has("score_samples"))
-    def score_samples(self, X):
-        """``best_estimator_.score_samples``; blockwise for dask input."""
-        return self._call("score_samples", X)
-
-    @available_if(_search_estimator_has("transform"))
-    def transform(self, X):
-        """``best_estimator_.transform``; blockwise on the cluster for dask input."""
-        return self._call("transform", X)
+    predict = _delegated("predict", _search_estimator_has, "Predictions")
+    predict_proba = _delegated("predict_proba", _search_estimator_has, "Class probabilities")
+    predict_log_proba = _delegated(
+        "predict_log_proba", _search_estimator_has, "Log class probabilities")
+    decision_function = _delegated(
+        "decision_function", _search_estimator_has, "Decision function")
+    score_samples = _delegated("score_samples", _search_estimator_has, "Per-sample scores")
+    transform = _delegated("transform", _search_estimator_has, "Transformed data")
 
     def __getstate__(self):
         return portable_state(super().__getstate__())

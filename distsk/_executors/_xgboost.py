@@ -87,21 +87,23 @@ def _check_input(estimator, X, y):
 
     plain = type(estimator)(**estimator.get_params())
     n_features = len(X.columns) if hasattr(X, "columns") else (X.shape[1] if X.ndim == 2 else 1)
-    if isinstance(estimator, xgboost.XGBClassifier):
-        (classes,) = dask.compute(y.unique() if hasattr(y, "unique") else da.unique(y))
+    classifier = isinstance(estimator, xgboost.XGBClassifier)
+    x_inf = isinstance(X, da.Array) and X.dtype.kind == "f" and plain.missing != np.inf
+    y_bad = isinstance(y, da.Array) and y.dtype.kind == "f"
+    # One pass over the data for every check.
+    classes, x_has_inf, y_has_nan, y_has_inf = dask.compute(
+        (y.unique() if hasattr(y, "unique") else da.unique(y)) if classifier else None,
+        da.isinf(X).any() if x_inf else False,
+        da.isnan(y).any() if y_bad else False, da.isinf(y).any() if y_bad else False,
+    )
+    if classifier:
         classes = np.unique(np.asarray(classes))
         expected = np.arange(len(classes))
         if classes.shape != expected.shape or not (classes == expected).all():
             # The plain model checks classes first thing in fit: its own ValueError.
             plain.fit(np.zeros((len(classes), n_features)), classes)
     # Infinite X, NaN or infinite y fail in whichever worker holds them first, while the
-    # others report a broken allreduce: check here, raise the plain model's error.
-    x_inf = isinstance(X, da.Array) and X.dtype.kind == "f" and plain.missing != np.inf
-    y_bad = isinstance(y, da.Array) and y.dtype.kind == "f"
-    x_has_inf, y_has_nan, y_has_inf = dask.compute(
-        da.isinf(X).any() if x_inf else False,
-        da.isnan(y).any() if y_bad else False, da.isinf(y).any() if y_bad else False,
-    )
+    # others report a broken allreduce: raise the plain model's error instead.
     if x_has_inf or y_has_nan or y_has_inf:
         X1, y1 = np.zeros((2, n_features)), np.array([0.0, 1.0])
         if x_has_inf:
