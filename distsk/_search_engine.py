@@ -11,6 +11,7 @@ loky, Dask), and fills every result dict before sklearn reads any. Scoring, erro
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import math
 import time
@@ -167,6 +168,8 @@ class CollectorBackend(ParallelBackendBase):
     def __init__(self, engine: SearchEngine, **kwargs):
         super().__init__(**kwargs)
         self.engine = engine
+        self._callbacks: collections.deque = collections.deque()
+        self._draining = False
 
     def effective_n_jobs(self, n_jobs):
         if n_jobs == 0:
@@ -184,8 +187,21 @@ class CollectorBackend(ParallelBackendBase):
     def submit(self, func, callback=None):
         future = cf.Future()
         future.set_result(self.engine.register(func.items))
-        if callback is not None:
-            callback(future)
+        if callback is None:
+            return future
+        # joblib's completion callback dispatches the next batch, which calls submit
+        # again: answered synchronously, every batch would add frames to the stack
+        # (RecursionError past ~50 batches, i.e. a 50 x 5 grid on 64 slots). Callbacks
+        # are queued instead and run one after another by the outermost submit.
+        self._callbacks.append((callback, future))
+        if not self._draining:
+            self._draining = True
+            try:
+                while self._callbacks:
+                    done, result = self._callbacks.popleft()
+                    done(result)
+            finally:
+                self._draining = False
         return future
 
     def retrieve_result_callback(self, future):
