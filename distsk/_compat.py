@@ -1,29 +1,85 @@
-"""Every private scikit-learn import and version shim, in one place.
+"""Every private name distsk imports from scikit-learn and joblib, in one place.
 
-When sklearn moves a private helper, this is the only file to change.
+When an upstream release moves a private helper, this is the only file to change, and
+``tests/test_contracts.py`` is where the change shows: it asserts each assumption made
+about these names (and about internals reached through attributes: ``BatchedCalls.items``,
+``Pipeline._fit``, ``_fit_and_score``'s keywords and failure result, loky's executor,
+distributed's scheduler info). Each name below says why distsk needs it and since which
+release it exists (the floors in ``pyproject.toml`` must be at or above these).
 """
 
+# --------------------------------------------------------------------------- scikit-learn
+# ``fit`` validates parameters once and skips nested validation of the inner estimator,
+# as sklearn's meta-estimators do. sklearn.base, since 1.3.
 from sklearn.base import _fit_context
+
+# Scorer classes: a search's (candidate, fold) fits are shared (pipeline prefixes,
+# ensemble sizes) only when every scorer is one of sklearn's, which only call response
+# methods; ``_MultimetricScorer._scorers`` lists the scorers of a multimetric search.
+# sklearn.metrics._scorer; ``_Scorer`` since 1.4, the others earlier.
 from sklearn.metrics._scorer import _MultimetricScorer, _PassthroughScorer, _Scorer
+
+# DistributedSearchCV is sklearn's own search: it subclasses BaseSearchCV and fills in
+# ``_run_search``; ``_search_estimator_has`` makes its delegated methods exist exactly
+# when GridSearchCV's do. sklearn.model_selection._search, both since 1.0 or earlier.
 from sklearn.model_selection._search import BaseSearchCV, _search_estimator_has
+
+# Validation of the meta-estimators' parameters, as sklearn's estimators do it
+# (``_parameter_constraints``). sklearn.utils._param_validation, since 1.2.
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+
+# Whether metadata routing is on (``sklearn.set_config(enable_metadata_routing=True)``):
+# decides whether fit/predict parameters are routed or passed through.
+# sklearn.utils.metadata_routing, since 1.3.
+from sklearn.utils.metadata_routing import _routing_enabled
+
+# The training split of one fold, exactly as ``_fit_and_score`` makes it (pairwise
+# estimators included), for the shared prefix and ensemble fits. Since 0.24 or earlier.
 from sklearn.utils.metaestimators import _safe_split
 
-try:  # sklearn >= 1.9: fit callbacks, whose worker events travel over this transport
+try:
+    # sklearn's fit callbacks (ProgressBar, ...) send events from worker processes to a
+    # listener in the caller over this transport; distsk forwards them from Dask workers
+    # and from child processes (``send``, ``ListenerHandle``, ``_message_consumers``).
+    # sklearn.callback._transport, since 1.9.
     from sklearn.callback import _transport as callback_transport
 except ImportError:  # pragma: no cover - older sklearn has no callbacks to forward
     callback_transport = None
+
+# --------------------------------------------------------------------------------- joblib
+try:
+    # The search's collector is a joblib backend. Public as joblib.ParallelBackendBase
+    # since joblib 1.5 (whose backend API, ``submit``, the collector implements).
+    from joblib import ParallelBackendBase
+except ImportError:  # pragma: no cover - joblib < 1.5
+    from joblib._parallel_backends import ParallelBackendBase
+
+# The collector's nested backend (fits inside a collected call run their own joblib
+# loops sequentially), and the loky backend whose worker environment (thread limits)
+# the loky search runner reuses (``_prepare_worker_env``). joblib._parallel_backends,
+# since 0.12.
+from joblib._parallel_backends import LokyBackend, SequentialBackend
+
+# joblib's shared, reusable loky executor with memory-mapping of large arrays: the loky
+# search runner submits its units there, so sklearn's own n_jobs and distsk share one
+# warm pool. joblib.executor (not a documented API), since 0.12.
+from joblib.executor import get_memmapping_executor
 
 __all__ = [
     "BaseSearchCV",
     "HasMethods",
     "Interval",
+    "LokyBackend",
+    "ParallelBackendBase",
+    "SequentialBackend",
     "StrOptions",
     "_MultimetricScorer",
     "_PassthroughScorer",
     "_Scorer",
     "_fit_context",
+    "_routing_enabled",
     "_safe_split",
     "_search_estimator_has",
     "callback_transport",
+    "get_memmapping_executor",
 ]

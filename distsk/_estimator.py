@@ -15,17 +15,12 @@ from numbers import Integral
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier, is_regressor
 from sklearn.utils import get_tags
-from sklearn.utils.metadata_routing import (
-    MetadataRouter,
-    MethodMapping,
-    _routing_enabled,
-    process_routing,
-)
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._cluster import inside_worker, portable_state, resolve_client
-from ._compat import HasMethods, Interval, StrOptions, _fit_context
+from ._compat import HasMethods, Interval, StrOptions, _fit_context, _routing_enabled
 from ._executors import ExecutionContext, get_executor
 from ._executors._base import pinned
 from ._planning import BACKENDS, Plan, plan_fit

@@ -16,9 +16,8 @@ import concurrent.futures as cf
 import math
 import time
 
-from joblib._parallel_backends import ParallelBackendBase, SequentialBackend
-
 from ._checkpoint import ItemKeys
+from ._compat import ParallelBackendBase, SequentialBackend
 from ._executors._base import reemit
 from ._sharing import plan_units
 from .exceptions import ClusterUnavailableError
@@ -26,7 +25,7 @@ from .exceptions import ClusterUnavailableError
 __all__ = ["CollectorBackend", "SearchEngine"]
 
 #: Target duration of one batch of small fits (seconds).
-BATCH_SECONDS = 0.5
+BATCH_SECONDS = 2.0
 
 
 class SearchEngine:
@@ -81,26 +80,30 @@ class SearchEngine:
         units = plan_units([items[i] for i in todo], share=self.share)
         for unit in units:  # back to indices of all items
             unit.indices = [todo[j] for j in unit.indices]
-        queue = list(units)
+        queue = collections.deque(units)
+        self._singles = sum(1 for unit in units if unit.kind == "single")
         prepare = getattr(self.runner, "prepare", None)
         if prepare is not None:
             prepare([items[i] for unit in units for i in unit.indices])
-        in_flight: dict[cf.Future, tuple[list[int], float]] = {}
-        limit = 2 * max(1, self.runner.slots)
+        in_flight: dict[cf.Future, list[int]] = {}
+        slots = max(1, self.runner.slots)
         try:
             while queue or in_flight:
+                # Until one fit's duration is known, one unit per slot; then two per
+                # slot, so a slot never waits for the client between units.
+                limit = (2 if self.seconds_per_fit else 1) * slots
                 while queue and len(in_flight) < limit:
-                    kind, indices = self._next_work(queue, limit)
+                    kind, indices = self._next_work(queue, slots)
                     batch = [items[i] for i in indices]
                     if getattr(self.runner, "remote", False):
                         batch = _portable(batch)
                     future = self.runner.submit(kind, batch)
-                    in_flight[future] = (indices, time.perf_counter())
+                    in_flight[future] = indices
                 done, _ = cf.wait(in_flight, timeout=1.0, return_when=cf.FIRST_COMPLETED)
                 if not done:
                     self.runner.check()
                 for future in done:
-                    indices, started = in_flight.pop(future)
+                    indices = in_flight.pop(future)
                     out, n_fits, recorded, printed = future.result()
                     for i, result in zip(indices, out):
                         results[i].update(result)
@@ -110,7 +113,7 @@ class SearchEngine:
                     if printed:
                         print(printed, end="", flush=True)
                     reemit(recorded)
-                    self._learn(time.perf_counter() - started, len(indices))
+                    self._learn(out)
             flush = getattr(self.runner, "flush", None)
             if flush is not None:
                 flush()
@@ -128,24 +131,32 @@ class SearchEngine:
                 f"{lost} Finished fits are lost: pass checkpoint=PATH to keep them."
             ) from exc
 
-    def _next_work(self, queue, limit):
-        unit = queue.pop(0)
+    def _next_work(self, queue, slots):
+        unit = queue.popleft()
         if unit.kind != "single":
             return unit.kind, unit.indices
-        # Consecutive single fits are batched so tiny fits are not dominated by the
-        # cost of a task; batches stay small enough to spread over every slot.
+        # Consecutive single fits are batched so that short fits are not dominated by
+        # the cost of a task (guided self-scheduling): a batch holds at most
+        # BATCH_SECONDS of fits and at most 1/(2 x slots) of the single fits left, so
+        # batches shrink towards the end and every slot finishes at about the same time.
         size = 1
         if self.seconds_per_fit:
-            singles = sum(1 for u in queue if u.kind == "single") + 1
-            size = max(1, min(int(BATCH_SECONDS / self.seconds_per_fit),
-                              math.ceil(singles / limit)))
+            size = max(1, min(math.ceil(BATCH_SECONDS / self.seconds_per_fit),
+                              math.ceil(self._singles / (2 * slots))))
         indices = list(unit.indices)
+        self._singles -= 1
         while queue and queue[0].kind == "single" and len(indices) < size:
-            indices.extend(queue.pop(0).indices)
+            indices.extend(queue.popleft().indices)
+            self._singles -= 1
         return "single", indices
 
-    def _learn(self, seconds, n_items):
-        per_fit = seconds / max(1, n_items)
+    def _learn(self, results):
+        """Seconds per fit, from the fit and score times the workers measured."""
+        times = [r["fit_time"] + r.get("score_time", 0.0) for r in results
+                 if isinstance(r, dict) and isinstance(r.get("fit_time"), float)]
+        if not times:
+            return
+        per_fit = sum(times) / len(times)
         prev = self.seconds_per_fit
         self.seconds_per_fit = per_fit if prev is None else 0.5 * (prev + per_fit)
 

@@ -7,9 +7,8 @@ import uuid
 from concurrent.futures.process import BrokenProcessPool
 
 from joblib import Parallel
-from joblib._parallel_backends import LokyBackend
-from joblib.executor import get_memmapping_executor
 
+from .._compat import LokyBackend, get_memmapping_executor
 from ._base import (
     ExecutionContext,
     Executor,
