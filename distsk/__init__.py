@@ -21,6 +21,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "BACKENDS": "._planning",
     "DistributedEstimator": "._estimator",
+    "DistributedHalvingGridSearchCV": "._halving",
+    "DistributedHalvingRandomSearchCV": "._halving",
     "DistributedSearchCV": "._search",
     "Plan": "._planning",
     "explain": "._estimator",
@@ -45,6 +47,8 @@ __all__ = [
     "ClusterUnavailableError",
     "DataTooLargeError",
     "DistributedEstimator",
+    "DistributedHalvingGridSearchCV",
+    "DistributedHalvingRandomSearchCV",
     "DistributedSearchCV",
     "NoFaithfulTranslationError",
     "Plan",

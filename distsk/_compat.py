@@ -24,6 +24,14 @@ from sklearn.metrics._scorer import _MultimetricScorer, _PassthroughScorer, _Sco
 # when GridSearchCV's do. sklearn.model_selection._search, both since 1.0 or earlier.
 from sklearn.model_selection._search import BaseSearchCV, _search_estimator_has
 
+# The halving searches, from their module: importing them through
+# sklearn.experimental.enable_halving_search_cv would also publish them in
+# sklearn.model_selection for the user's whole process (sklearn 1.9).
+from sklearn.model_selection._search_successive_halving import (
+    HalvingGridSearchCV,
+    HalvingRandomSearchCV,
+)
+
 # Validation of the meta-estimators' parameters, as sklearn's estimators do it
 # (``_parameter_constraints``). sklearn.utils._param_validation, since 1.2.
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -67,6 +75,8 @@ from joblib.executor import get_memmapping_executor
 
 __all__ = [
     "BaseSearchCV",
+    "HalvingGridSearchCV",
+    "HalvingRandomSearchCV",
     "HasMethods",
     "Interval",
     "LokyBackend",
