@@ -238,6 +238,9 @@ n_splits_, refit_time_, multimetric_
         try:
             with _current(client):
                 super().fit(X, y, **params)
+            n_run = self.n_splits_ * len(self.cv_results_.get("params", ()))
+            if n_run and not engine.n_registered:
+                raise RuntimeError(_BYPASSED.format(n_run=n_run, executor=plan.executor))
         finally:
             self._release_engine()
             self.__dict__.pop("_candidate_list", None)
@@ -289,6 +292,17 @@ n_splits_, refit_time_, multimetric_
 
     def __getstate__(self):
         return portable_state(super().__getstate__())
+
+
+_BYPASSED = (
+    "scikit-learn ran the search's {n_run} (candidate, fold) fits without distsk's "
+    "collector: they ran on plain joblib instead of the planned {executor!r} engine "
+    "(no plan_, no sharing, no checkpoint). The likely cause is a scikit-learn release "
+    "that builds the search's joblib Parallel elsewhere than before calling _run_search, "
+    "or something entering its own joblib.parallel_config inside the search's fit. "
+    "tests/test_contracts.py checks this assumption; please report it with your "
+    "scikit-learn and joblib versions."
+)
 
 
 def _n_splits_hint(cv) -> int:

@@ -49,7 +49,12 @@ class SearchEngine:
         self._items: list = []
         self._results: list[dict] = []
 
+    #: Calls collected so far: none after a search that ran fits means sklearn's
+    #: ``Parallel`` bypassed the collector (``DistributedSearchCV.fit`` checks).
+    n_registered = 0
+
     def register(self, items) -> list[dict]:
+        self.n_registered += len(items)
         results = [{} for _ in items]
         self._items.extend(items)
         self._results.extend(results)

@@ -1,0 +1,443 @@
+"""Contracts with upstream: every assumption distsk makes about scikit-learn, joblib and
+distributed internals, asserted against the installed versions.
+
+A release of one of them that breaks an assumption fails here, with a message naming the
+distsk code that relies on it, instead of changing distsk's behaviour silently. The
+private names themselves are imported in one place, ``distsk/_compat.py``; this file
+checks what distsk does with them (and with internals reached through attributes).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures.process
+import inspect
+
+import numpy as np
+import pytest
+from joblib import Parallel, delayed, parallel_config
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+from distsk import DistributedSearchCV
+from distsk._compat import (
+    BaseSearchCV,
+    _MultimetricScorer,
+    _PassthroughScorer,
+    _routing_enabled,
+    _safe_split,
+    _Scorer,
+    callback_transport,
+)
+from distsk._executors._base import InProcessRunner
+from distsk._search_engine import CollectorBackend, SearchEngine
+
+X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+
+
+def relied_on(what: str, by: str) -> str:
+    return f"Upstream contract broken: {what}. distsk relies on it in {by}."
+
+
+class RecordingEngine(SearchEngine):
+    """A SearchEngine (in this process) that keeps every call the collector received."""
+
+    def __init__(self):
+        super().__init__(InProcessRunner(), share=False)
+        self.seen = []
+
+    def register(self, items):
+        self.seen.extend(items)
+        return super().register(items)
+
+
+def collected(search):
+    """The joblib items a plain sklearn search hands to distsk's collector."""
+    engine = RecordingEngine()
+    with parallel_config(backend=CollectorBackend(engine)):
+        search.fit(X, y)
+    return engine.seen
+
+
+# ------------------------------------------------------------------ sklearn: the search
+def test_search_parallel_is_built_before_run_search():
+    search = DistributedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2,
+                                 backend="sequential").fit(X, y)
+    assert search.n_fits_performed_ == 4, relied_on(
+        "BaseSearchCV.fit builds its joblib Parallel before calling _run_search, so a "
+        "parallel_config entered in fit and left in _run_search reaches the search's "
+        "fits and nothing else",
+        "distsk/_search.py (DistributedSearchCV.fit / _run_search)",
+    )
+
+
+class _FitUnderLoky(BaseSearchCV):
+    """A BaseSearchCV whose fit enters its own joblib config, as an sklearn release
+    building the search's Parallel under different settings would."""
+
+    def fit(self, X, y=None, **params):
+        with parallel_config(backend="loky"):
+            return super().fit(X, y, **params)
+
+
+class _BypassedSearch(DistributedSearchCV, _FitUnderLoky):
+    pass
+
+
+def test_a_search_whose_fits_bypass_the_collector_raises():
+    search = _BypassedSearch(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2, n_jobs=2,
+                             backend="sequential")
+    # The outer config contains what the bypass leaves behind (the collector's config
+    # restored by the inner config's exit), so later tests run on plain joblib.
+    with parallel_config(backend="sequential"):
+        with pytest.raises(RuntimeError, match=r"4 \(candidate, fold\) fits without "
+                           r"distsk's collector.*'sequential' engine"):
+            search.fit(X, y)
+    from joblib.parallel import get_active_backend
+
+    assert not isinstance(get_active_backend()[0], CollectorBackend)
+
+
+def test_run_search_takes_callback_ctx():
+    assert "callback_ctx" in inspect.signature(BaseSearchCV._run_search).parameters, relied_on(
+        "BaseSearchCV._run_search takes a callback_ctx keyword (sklearn 1.9 callbacks)",
+        "distsk/_search.py (DistributedSearchCV._run_search)",
+    )
+
+
+FIT_AND_SCORE_KEYWORDS = {
+    # read by distsk/_sharing.py (plan_units, _prefix_key, _ensemble_key, _split_train)
+    "parameters", "train", "split_progress", "fit_params", "scorer",
+    # read by distsk/_executors/_child.py (_killed_result) and _search_engine.py
+    "error_score", "return_train_score", "return_n_test_samples", "return_times",
+    "return_parameters", "test", "verbose", "callback_ctx", "caller",
+}
+
+
+def test_fit_and_score_takes_the_keywords_distsk_reads():
+    from sklearn.model_selection._validation import _fit_and_score
+
+    params = inspect.signature(_fit_and_score).parameters
+    assert list(params)[:3] == ["estimator", "X", "y"], relied_on(
+        "_fit_and_score(estimator, X, y, ...) takes the estimator, X and y first",
+        "distsk/_sharing.py (args[0], args[1], args[2] of a collected call)",
+    )
+    missing = FIT_AND_SCORE_KEYWORDS - set(params)
+    assert not missing, relied_on(
+        f"_fit_and_score no longer takes {sorted(missing)}",
+        "distsk/_sharing.py, distsk/_executors/_child.py, distsk/_search_engine.py",
+    )
+
+
+def test_search_calls_are_batches_of_fit_and_score_triples():
+    items = collected(GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2))
+    assert len(items) == 4, relied_on(
+        "joblib hands a backend's submit() a batch whose .items lists every call",
+        "distsk/_search_engine.py (CollectorBackend.submit reads func.items)",
+    )
+    for item in items:
+        assert isinstance(item, tuple) and len(item) == 3, relied_on(
+            "BatchedCalls.items are (func, args, kwargs) triples",
+            "distsk/_search_engine.py, distsk/_sharing.py, distsk/_remote.py (pack)",
+        )
+        func, args, kwargs = item
+        assert callable(func) and args[1] is X and args[2] is y, relied_on(
+            "a search's call is _fit_and_score(estimator_clone, X, y, **kwargs)",
+            "distsk/_sharing.py (_split_train, _candidate)",
+        )
+        assert isinstance(args[0], LogisticRegression)
+        assert FIT_AND_SCORE_KEYWORDS <= set(kwargs), relied_on(
+            f"the search passes {sorted(FIT_AND_SCORE_KEYWORDS - set(kwargs))} by keyword",
+            "distsk/_sharing.py, distsk/_executors/_child.py",
+        )
+        assert kwargs["parameters"] in ({"C": 0.1}, {"C": 1.0})
+        assert kwargs["split_progress"][1] == 2 and kwargs["return_times"] is True
+
+
+class _Failing(LogisticRegression):
+    def fit(self, X, y, **params):
+        raise ValueError("this fit fails")
+
+
+@pytest.mark.parametrize("scoring", [None, ["accuracy", "f1"]], ids=["single", "multi"])
+@pytest.mark.parametrize("return_train_score", [False, True])
+def test_failure_result_of_fit_and_score_is_what_distsk_makes_for_a_killed_fit(
+    scoring, return_train_score
+):
+    """A fit that kills its process ends as the result sklearn gives a failing fit."""
+    import warnings
+
+    from sklearn.metrics import check_scoring
+    from sklearn.model_selection._validation import _fit_and_score
+
+    from distsk._executors._child import _killed_result
+
+    scorer = check_scoring(_Failing(), scoring=scoring)
+    kwargs = dict(
+        scorer=scorer, train=np.arange(30), test=np.arange(30, 60), verbose=0,
+        parameters={"C": 1.0}, fit_params={}, score_params={}, error_score=np.nan,
+        return_train_score=return_train_score, return_n_test_samples=True,
+        return_times=True, return_parameters=False, split_progress=(0, 2),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        real = _fit_and_score(_Failing(), X, y, **kwargs)
+    made = _killed_result((_fit_and_score, (_Failing(), X, y), kwargs), "killed")
+    assert set(made) == set(real), relied_on(
+        f"_fit_and_score's failure result has keys {sorted(real)}",
+        "distsk/_executors/_child.py (_killed_result)",
+    )
+    assert real["fit_error"] is not None and isinstance(real["fit_error"], str)
+    for key in ("test_scores", "train_scores"):
+        if key in real:
+            assert type(made[key]) is type(real[key]), relied_on(
+                f"{key} of a failed fit is a {type(real[key]).__name__}",
+                "distsk/_executors/_child.py (_killed_result)")
+            if isinstance(real[key], dict):
+                assert set(made[key]) == set(real[key])
+    assert made["n_test_samples"] == real["n_test_samples"]
+
+
+def test_pipeline_fit_signature():
+    from distsk._sharing import _SharedPrefixPipeline
+
+    theirs = inspect.signature(Pipeline._fit).parameters
+    ours = inspect.signature(_SharedPrefixPipeline._fit).parameters
+    assert list(theirs) == [p for p in ours if p in theirs], relied_on(
+        f"Pipeline._fit{inspect.signature(Pipeline._fit)} (the transformers' fit, "
+        "returning the transformed X)",
+        "distsk/_sharing.py (_SharedPrefixPipeline._fit, shared pipeline prefixes)",
+    )
+    extra = [p for name, p in ours.items() if name not in theirs]
+    assert all(p.default is not inspect.Parameter.empty for p in extra)
+    source = inspect.getsource(Pipeline.fit)
+    assert "self._fit(" in source, relied_on(
+        "Pipeline.fit fits its transformers through self._fit",
+        "distsk/_sharing.py (_SharedPrefixPipeline)",
+    )
+
+
+def test_scorer_classes():
+    from sklearn.metrics import check_scoring, get_scorer
+
+    est = LogisticRegression()
+    by = "distsk/_sharing.py (_shareable_call) and distsk/_executors/_child.py"
+    assert isinstance(check_scoring(est), _PassthroughScorer), relied_on(
+        "scoring=None gives a _PassthroughScorer", by)
+    assert isinstance(get_scorer("accuracy"), _Scorer), relied_on(
+        "named scorers are _Scorer instances", by)
+    multi = check_scoring(est, scoring=["accuracy", "f1"])
+    assert isinstance(multi, _MultimetricScorer), relied_on(
+        "a list of scorers gives a _MultimetricScorer", by)
+    assert set(multi._scorers) == {"accuracy", "f1"}, relied_on(
+        "_MultimetricScorer._scorers maps each name to its scorer", by)
+
+
+def test_safe_split_takes_the_rows_of_a_fold():
+    idx = np.array([3, 1, 4])
+    Xs, ys = _safe_split(LogisticRegression(), X, y, idx)
+    assert np.array_equal(Xs, X[idx]) and np.array_equal(ys, y[idx]), relied_on(
+        "_safe_split(estimator, X, y, indices) returns the rows X[indices], y[indices]",
+        "distsk/_sharing.py (_split_train)",
+    )
+
+
+def test_routing_enabled_follows_set_config():
+    import sklearn
+
+    assert _routing_enabled() is False
+    with sklearn.config_context(enable_metadata_routing=True):
+        assert _routing_enabled() is True, relied_on(
+            "_routing_enabled() tells whether metadata routing is on",
+            "distsk/_estimator.py (DistributedEstimator._fit, _call, score)",
+        )
+
+
+def test_search_estimator_has_guards_delegated_methods():
+    from distsk._compat import _search_estimator_has
+
+    unfitted = GridSearchCV(LogisticRegression(), {"C": [1.0]})
+    assert _search_estimator_has("predict_proba")(unfitted) is True
+    with pytest.raises(AttributeError):
+        _search_estimator_has("transform")(unfitted)
+
+
+# --------------------------------------------------------------- sklearn: callbacks
+@pytest.mark.skipif(callback_transport is None, reason="sklearn < 1.9 has no callbacks")
+def test_callback_transport_looks_consumers_up_with_get():
+    seen = []
+
+    class Consumers(dict):
+        def get(self, address, default=None):
+            return lambda message: seen.append((address, message))
+
+    saved = callback_transport._message_consumers
+    callback_transport._message_consumers = Consumers(saved)
+    try:
+        callback_transport.send(callback_transport.ListenerHandle("somewhere", b""), "hi")
+    finally:
+        callback_transport._message_consumers = saved
+    assert seen == [("somewhere", "hi")], relied_on(
+        "sklearn.callback._transport.send(ListenerHandle(address, authkey), message) "
+        "finds the consumer with _message_consumers.get(address), a module-level dict",
+        "distsk/_executors/_dask.py (_ForwardingConsumers, _deliver) and "
+        "distsk/_executors/_child.py (_Collecting) / _local.py (_delivered)",
+    )
+
+
+@pytest.mark.skipif(callback_transport is None, reason="sklearn < 1.9 has no callbacks")
+def test_callback_contexts_link_parent_and_children():
+    from tests.counting import RecordingCallback
+
+    search = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2)
+    search.set_callbacks(RecordingCallback())
+    items = collected(search)
+    by = "distsk/_search_engine.py (_portable, _replay_callbacks, _shows_progress)"
+    for _, _, kwargs in items:
+        ctx = kwargs["callback_ctx"]
+        assert ctx is not None and ctx.parent is not None, relied_on(
+            "each collected call carries its callback context, linked to its parent", by)
+        assert isinstance(ctx.parent._children_map, dict), relied_on(
+            "a callback context keeps its children in _children_map", by)
+        assert isinstance(list(ctx._callbacks), list), relied_on(
+            "a callback context lists its callbacks in _callbacks", by)
+        assert kwargs["caller"] is search
+        for hook in ("call_on_fit_task_begin", "call_on_fit_task_end"):
+            params = inspect.signature(getattr(ctx, hook)).parameters
+            assert {"estimator", "metadata"} <= set(params), relied_on(
+                f"CallbackContext.{hook}(estimator=..., metadata=...)", by)
+    # During fit, the search holds the root of the context tree.
+    assert "_callback_fit_ctx" not in search.__dict__  # removed after fit, as in 1.9
+    from sklearn.callback import _callback_support
+
+    assert "_callback_fit_ctx" in inspect.getsource(_callback_support), relied_on(
+        "an estimator holds its root callback context in _callback_fit_ctx during fit",
+        "distsk/_search_engine.py (_portable: bare)")
+
+
+# --------------------------------------------------------------- sklearn: estimators
+def test_hist_gradient_boosting_keeps_one_predictor_list_per_iteration():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(X, y)
+    assert len(model._predictors) == model.n_iter_ == 5, relied_on(
+        "HistGradientBoosting*._predictors holds one entry per iteration",
+        "distsk/_sharing.py (_fit_from_big: smaller max_iter from a larger fit)",
+    )
+    assert isinstance(model.train_score_, np.ndarray)  # sliced [: k + 1] there
+    assert isinstance(model.validation_score_, np.ndarray)
+
+
+def test_kmeans_predict_reads_n_threads():
+    from sklearn.cluster import KMeans
+
+    model = KMeans(n_clusters=2, n_init=1, random_state=0).fit(X)
+    assert "_n_threads" in model.__dict__, relied_on(
+        "a fitted KMeans keeps _n_threads, which predict reads",
+        "distsk/_executors/_dask_ml.py (_transplant sets it on a dask-ml fit)",
+    )
+
+
+# ------------------------------------------------------------------------- joblib
+def _fill(i):
+    return {"i": i}
+
+
+def test_collector_backend_is_a_complete_joblib_backend():
+    # joblib < 1.5 requires apply_async, which the collector does not implement.
+    CollectorBackend(RecordingEngine())
+
+
+def test_stop_call_runs_before_parallel_returns():
+    engine = RecordingEngine()
+    with parallel_config(backend=CollectorBackend(engine)):
+        out = Parallel(n_jobs=2)(delayed(_fill)(i) for i in range(5))
+        assert out == [{"i": i} for i in range(5)], relied_on(
+            "joblib calls the backend's stop_call() before Parallel.__call__ returns",
+            "distsk/_search_engine.py (CollectorBackend.stop_call runs the collected calls)",
+        )
+        with Parallel(n_jobs=2) as parallel:  # sklearn's way: one Parallel, many calls
+            first = parallel(delayed(_fill)(i) for i in range(3))
+            assert first == [{"i": i} for i in range(3)], relied_on(
+                "a managed Parallel (with Parallel(...) as p) calls stop_call at the end "
+                "of each p(...) call", "distsk/_search_engine.py (CollectorBackend)")
+            second = parallel(delayed(_fill)(i) for i in range(2))
+            assert second == [{"i": 0}, {"i": 1}]
+    assert len(engine.seen) == 10
+
+
+def test_sequential_backend_takes_nesting_level():
+    from distsk._compat import SequentialBackend
+
+    assert SequentialBackend(nesting_level=1).nesting_level == 1, relied_on(
+        "SequentialBackend(nesting_level=...)",
+        "distsk/_search_engine.py (CollectorBackend.get_nested_backend)")
+
+
+def test_loky_executor_internals():
+    from distsk._compat import LokyBackend
+    from distsk._executors._local import LokyRunner
+
+    by = "distsk/_executors/_local.py (LokyRunner)"
+    kwargs = Parallel(n_jobs=1)._backend_kwargs
+    assert {"max_nbytes", "mmap_mode", "temp_folder"} <= set(kwargs), relied_on(
+        "Parallel._backend_kwargs holds the executor arguments of a default Parallel", by)
+    env = LokyBackend()._prepare_worker_env(n_jobs=1)
+    assert isinstance(env, dict) and "OMP_NUM_THREADS" in env, relied_on(
+        "LokyBackend._prepare_worker_env(n_jobs) returns the workers' environment", by)
+    runner = LokyRunner(1)
+    try:
+        executor = runner._executor
+        assert executor._flags.broken is None, relied_on(
+            "loky's executor has _flags.broken (None while the pool works)", by)
+        manager = executor._temp_folder_manager
+        assert callable(manager.set_current_context) and callable(
+            manager._clean_temporary_resources), relied_on(
+            "the memmapping executor has _temp_folder_manager.set_current_context and "
+            "_clean_temporary_resources(context_id=, force=)", by)
+        assert {"context_id", "force"} <= set(
+            inspect.signature(manager._clean_temporary_resources).parameters)
+        outcome = runner.submit("single", [(_fill, (7,), {})]).result(timeout=120)
+        assert outcome[0] == [{"i": 7}]
+    finally:
+        runner.close()
+
+
+def test_loky_broken_pool_is_the_standard_library_one():
+    from joblib.externals.loky.process_executor import BrokenProcessPool
+
+    assert issubclass(BrokenProcessPool, concurrent.futures.process.BrokenProcessPool), (
+        relied_on("loky's BrokenProcessPool subclasses concurrent.futures'",
+                  "distsk/_executors/_local.py (LokyRunner.submit retries broken pools)"))
+
+
+# -------------------------------------------------------------------- distributed
+def test_scheduler_info_shape(client):
+    from distsk._profile import _accepts_n_workers, profile_compute
+
+    info = (client.scheduler_info(n_workers=-1) if _accepts_n_workers(client)
+            else client.scheduler_info())
+    by = "distsk/_profile.py (profile_compute)"
+    if "total_threads" in info:
+        assert {"n_workers", "total_threads", "total_memory"} <= set(info), relied_on(
+            "scheduler_info() has n_workers, total_threads and total_memory", by)
+    else:
+        worker = next(iter(info["workers"].values()))
+        assert {"nthreads", "memory_limit"} <= set(worker), relied_on(
+            "scheduler_info()['workers'] entries have nthreads and memory_limit", by)
+    profile = profile_compute(client)
+    assert (profile.n_workers, profile.worker_threads) == (2, 2), relied_on(
+        "the scheduler info describes the session cluster (2 workers x 1 thread)", by)
+    assert profile.worker_memory_bytes > 0
+    assert isinstance(client.scheduler.address, str)
+
+
+def test_future_cancelled_error_takes_a_reason():
+    from distributed import KilledWorker  # noqa: F401 (imported by _dask.py)
+    from distributed.client import FutureCancelledError
+
+    err = FutureCancelledError("key", reason="lost dependencies")
+    assert isinstance(err, Exception) and "lost dependencies" in str(err), relied_on(
+        "distributed.client.FutureCancelledError(key, reason=...)",
+        "distsk/_executors/_dask.py (DaskRunner: tasks cancelled for lost inputs)")
