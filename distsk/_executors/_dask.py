@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import itertools
 import pickle
 import threading
 import time
@@ -180,7 +181,9 @@ class DaskRunner:
         # sklearn's callbacks (ProgressBar, ScoringMonitor, ...) send their events from
         # workers to this process over a local socket, which a remote worker cannot
         # reach; on Dask workers they travel as Dask events on this topic instead.
-        self._topic = f"distsk-callbacks-{uuid.uuid4().hex}"
+        self._id = uuid.uuid4().hex
+        self._counter = itertools.count()
+        self._topic = f"distsk-callbacks-{self._id}"
         self._events_sent = 0
         self._events_received = 0
         client.subscribe_topic(self._topic, self._deliver)
@@ -192,6 +195,7 @@ class DaskRunner:
                 "Start workers (`dask worker <address>`) or use backend='loky'."
             )
         self._scattered: dict[int, tuple[object, object]] = {}
+        self._small: dict[int, object] = {}
         self._pending: dict[str, object] = {}
         self._lock = threading.Lock()
         self._address = client.scheduler.address
@@ -235,9 +239,13 @@ class DaskRunner:
             hit = self._scattered.get(key)
             if hit is not None and hit[0] is obj:
                 return hit[1]
+        small = self._small.get(key)
+        if small is not None and small is obj:
+            return obj
         from dask.sizeof import sizeof
 
         if sizeof(obj) < SCATTER_MIN_BYTES:
+            self._small[key] = obj  # the strong ref keeps id(obj) unique
             return obj
         (future,) = self._scatter([obj])
         with self._lock:
@@ -283,7 +291,10 @@ class DaskRunner:
               confirmations=KILLED_CONFIRMATIONS):
         """Run ``items`` as one task; ``isolated``: in a child process of the worker."""
         blob, data = pack(items, share=self._share)
-        key = f"distsk-{'suspect' if isolated else 'batch'}-{kind}-{len(items)}-{uuid.uuid4().hex}"
+        # One random id per search, a counter per task (uuid4 per task read urandom
+        # once per task: measurable at thousands of tasks a second).
+        key = (f"distsk-{'suspect' if isolated else 'batch'}-{kind}-{len(items)}-"
+               f"{self._id}-{next(self._counter)}")
         future = self.client.submit(
             run_suspect if isolated else run_batch,
             kind, blob, data, wants_stdout(items), self._topic, key=key, pure=False,
@@ -446,6 +457,7 @@ class DaskRunner:
         self.cancel()
         with self._lock:
             scattered, self._scattered = [f for _, f in self._scattered.values()], {}
+            self._small = {}
         for f in scattered:
             f.release()
 
