@@ -1,0 +1,301 @@
+"""distsk's halving searches equal sklearn's HalvingGridSearchCV / HalvingRandomSearchCV
+(cv_results_ with iter and n_resources, best_*, the rounds' attributes, errors) on every
+engine: in-process, loky and a LocalCluster."""
+
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sklearn
+from numpy.testing import assert_array_equal
+from scipy.stats import loguniform, randint
+from sklearn.base import clone
+from sklearn.datasets import make_classification, make_regression
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier
+from sklearn.exceptions import FitFailedWarning
+from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import (
+    GroupKFold,
+    HalvingGridSearchCV,
+    HalvingRandomSearchCV,
+    KFold,
+)
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils._param_validation import InvalidParameterError
+
+from distsk import DistributedHalvingGridSearchCV, DistributedHalvingRandomSearchCV
+
+from ._search_helpers import assert_same_search
+from .counting import count
+
+ROOT = Path(__file__).resolve().parents[1]
+X, y = make_classification(n_samples=300, n_features=6, n_informative=4, random_state=0)
+Xr, yr = make_regression(n_samples=200, n_features=5, noise=5.0, random_state=0)
+W = np.random.RandomState(0).uniform(0.5, 2.0, size=len(y))
+GROUPS = np.arange(len(y)) % 6
+HALVING_ATTRS = (
+    "n_resources_", "n_candidates_", "n_remaining_candidates_", "n_iterations_",
+    "n_possible_iterations_", "n_required_iterations_", "min_resources_", "max_resources_",
+)
+
+
+@pytest.fixture(params=["sequential", "loky", "dask"])
+def engine(request):
+    """(backend, client) for each engine; "dask" runs on the session's LocalCluster."""
+    if request.param == "dask":
+        return "dask", request.getfixturevalue("client")
+    return request.param, None
+
+
+def pair(engine, estimator, space, *, random=False, **kw):
+    backend, client = engine
+    if random:
+        return (DistributedHalvingRandomSearchCV(clone(estimator), space, backend=backend,
+                                                 client=client, **kw),
+                HalvingRandomSearchCV(clone(estimator), space, **kw))
+    return (DistributedHalvingGridSearchCV(clone(estimator), space, backend=backend,
+                                           client=client, **kw),
+            HalvingGridSearchCV(clone(estimator), space, **kw))
+
+
+def run(engine, estimator, space, Xd=X, yd=y, fit_params=None, *, random=False, **kw):
+    ours, ref = pair(engine, estimator, space, random=random, **kw)
+    ref.fit(Xd, yd, **(fit_params or {}))
+    ours.fit(Xd, yd, **(fit_params or {}))
+    assert ours.plan_.executor == engine[0]
+    assert_same_search(ours, ref)
+    for attr in HALVING_ATTRS:
+        assert getattr(ours, attr) == getattr(ref, attr), attr
+    assert len(ours.n_candidates_) > 1  # a real halving, several rounds
+    return ours, ref
+
+
+def test_grid_every_round_runs_on_the_engine(engine):
+    grid = {"C": list(np.logspace(-3, 2, 10)), "fit_intercept": [True, False]}
+    ours, ref = run(engine, LogisticRegression(), grid, cv=3, random_state=0)
+    assert ours.n_candidates_ == [20, 7, 3]
+    # Every round's (candidate, fold) fits went through distsk's engine (none ran in
+    # sklearn's own Parallel): nothing is shared for a LogisticRegression, so the
+    # engine made exactly sklearn's number of fits.
+    assert ours.n_fits_performed_ == sum(ours.n_candidates_) * ours.n_splits_
+    assert_array_equal(ours.predict(X), ref.predict(X))
+    assert isinstance(ours, HalvingGridSearchCV)
+
+
+def test_random_distributions_exhaust_candidates(engine):
+    dists = {"C": loguniform(1e-3, 1e2), "fit_intercept": [True, False]}
+    ours, _ = run(engine, LogisticRegression(), dists, random=True, cv=3, random_state=0)
+    assert ours.n_candidates_[0] == ours.max_resources_ // ours.min_resources_
+    assert ours.n_fits_performed_ == sum(ours.n_candidates_) * ours.n_splits_
+
+
+def test_random_min_resources_exhaust_and_factor(engine):
+    dists = {"max_depth": randint(1, 8), "min_samples_leaf": randint(1, 10)}
+    run(engine, DecisionTreeClassifier(random_state=0), dists, random=True, n_candidates=16,
+        min_resources="exhaust", factor=2, cv=3, random_state=1)
+
+
+def test_resource_n_estimators_on_a_seeded_forest(engine):
+    grid = {"max_depth": [2, 4, None], "max_features": [1, 2, "sqrt"]}
+    ours, _ = run(engine, RandomForestClassifier(random_state=0), grid,
+                  resource="n_estimators", max_resources=27, cv=3, random_state=0)
+    assert ours.n_resources_ == [3, 9, 27]
+    assert list(ours.cv_results_["param_n_estimators"]) == [3] * 9 + [9] * 3 + [27]
+
+
+def test_resource_max_iter_on_hist_gradient_boosting(engine):
+    grid = {"learning_rate": [0.05, 0.1, 0.3], "max_leaf_nodes": [4, 15, 31]}
+    run(engine, HistGradientBoostingRegressor(random_state=0, early_stopping=False), grid,
+        Xd=Xr, yd=yr, resource="max_iter", max_resources=27, cv=3, random_state=0)
+
+
+def test_aggressive_elimination(engine):
+    grid = {"C": list(np.logspace(-3, 2, 12)), "fit_intercept": [True, False]}
+    ours, ref = run(engine, LogisticRegression(), grid, cv=3, random_state=0,
+                    max_resources=120, min_resources=40, aggressive_elimination=True)
+    assert ours.n_iterations_ > ours.n_possible_iterations_  # aggressive rounds happened
+    assert ours.n_resources_[0] == ours.n_resources_[1]
+
+
+def test_ties_broken_as_sklearn_breaks_them(engine):
+    # Deep trees on small subsamples fit them perfectly: many equal scores per round.
+    grid = {"max_depth": [6, 7, 8, 9, 10, 11, 12, None], "min_samples_split": [2, 3]}
+    ours, ref = run(engine, DecisionTreeClassifier(random_state=0), grid, cv=3,
+                    random_state=0)
+    first = ours.cv_results_["mean_test_score"][: ours.n_candidates_[0]]
+    assert len(set(first)) < len(first)
+
+
+def test_error_score_numeric_and_warning(engine):
+    grid = {"C": [1.0, -1.0, 0.1, 10.0]}  # C=-1 fails validation in every fold
+    with pytest.warns(FitFailedWarning, match="fits failed"):
+        ours, _ = run(engine, LogisticRegression(), grid, error_score=-7.0, cv=3,
+                      random_state=0)
+    assert -7.0 in list(ours.cv_results_["split0_test_score"])
+
+
+def test_error_score_nan_never_survives(engine):
+    with pytest.warns(FitFailedWarning):
+        ours, _ = run(engine, LogisticRegression(), {"C": [1.0, -1.0, 0.1, 10.0]}, cv=3,
+                      random_state=0)
+    assert {"C": -1.0} not in ours.cv_results_["params"][ours.n_candidates_[0]:]
+
+
+def test_error_score_raise_keeps_exception_type(engine):
+    ours, ref = pair(engine, LogisticRegression(), {"C": [1.0, -1.0, 0.1]},
+                     error_score="raise", cv=3)
+    with pytest.raises(ValueError) as ref_exc:
+        ref.fit(X, y)
+    with pytest.raises(ValueError) as ours_exc:
+        ours.fit(X, y)
+    assert type(ours_exc.value) is type(ref_exc.value)
+    assert str(ours_exc.value) == str(ref_exc.value)
+
+
+def test_multimetric_is_refused_as_sklearn_refuses_it(engine):
+    # sklearn's halving searches are single-metric: a list of scorers is an invalid
+    # parameter, a callable returning a dict fails when the round's best are picked.
+    def two_scores(est, Xs, ys):
+        return {"accuracy": est.score(Xs, ys), "one": 1.0}
+
+    for scoring, exc_type in ((["accuracy", "recall"], InvalidParameterError),
+                              (two_scores, KeyError)):
+        ours, ref = pair(engine, LogisticRegression(), {"C": [0.1, 1.0, 10.0]},
+                         scoring=scoring, refit="accuracy", cv=3)
+        with pytest.raises(exc_type) as ref_exc:
+            ref.fit(X, y)
+        with pytest.raises(exc_type) as ours_exc:
+            ours.fit(X, y)
+        assert str(ours_exc.value).replace(type(ours).__name__, type(ref).__name__) == str(
+            ref_exc.value)
+
+
+def test_scoring_string_and_refit_false(engine):
+    ours, _ = run(engine, LogisticRegression(), {"C": [0.01, 0.1, 1.0, 10.0]},
+                  scoring="balanced_accuracy", refit=False, cv=3, random_state=0)
+    assert not hasattr(ours, "best_estimator_")
+
+
+def test_groups_with_group_kfold(engine):
+    run(engine, LogisticRegression(), {"C": [0.01, 0.1, 1.0, 10.0]}, cv=GroupKFold(3),
+        fit_params={"groups": GROUPS}, random_state=0)
+
+
+def test_sample_weight_with_metadata_routing(engine):
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = LogisticRegression().set_fit_request(sample_weight=True).set_score_request(
+            sample_weight=True)
+        run(engine, est, {"C": [0.01, 0.1, 1.0, 10.0]}, cv=3, random_state=0,
+            fit_params={"sample_weight": W})
+
+
+def test_pipeline_candidates_and_return_train_score_false(engine):
+    pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    run(engine, pipe, {"logisticregression__C": [0.01, 0.1, 1.0, 10.0]}, cv=KFold(3),
+        return_train_score=False, random_state=0)
+
+
+def test_bad_parameters_get_sklearns_errors():
+    cases = [
+        dict(resource="nope"),  # not a parameter of the estimator
+        dict(resource="C", max_resources=10),  # searched over
+        dict(max_resources=5, min_resources=10),
+        dict(cv=KFold(3, shuffle=True)),  # folds change between calls to split
+        dict(factor=0),
+    ]
+    for kw in cases:
+        ours, ref = pair(("sequential", None), LogisticRegression(), {"C": [0.1, 1.0]},
+                         **kw)
+        with pytest.raises(Exception) as ref_exc:
+            ref.fit(X, y)
+        with pytest.raises(type(ref_exc.value)) as ours_exc:
+            ours.fit(X, y)
+        assert str(ours_exc.value).replace(type(ours).__name__, type(ref).__name__) == str(
+            ref_exc.value), kw
+    with pytest.raises(ValueError, match="cannot be both set to 'exhaust'"):
+        DistributedHalvingRandomSearchCV(LogisticRegression(), {"C": [0.1, 1.0]},
+                                         min_resources="exhaust").fit(X, y)
+
+
+def test_distsk_parameters_are_validated():
+    with pytest.raises(InvalidParameterError, match="'backend' parameter"):
+        DistributedHalvingGridSearchCV(LogisticRegression(), {"C": [1.0]},
+                                       backend="spark").fit(X, y)
+
+
+def test_clone_pickle_and_pipeline_nesting(client):
+    # By address: sklearn's clone deep-copies parameters, which a live Client refuses.
+    search = DistributedHalvingGridSearchCV(
+        LogisticRegression(), {"C": [0.01, 0.1, 1.0, 10.0]}, cv=3, random_state=0,
+        backend="dask", client=client.scheduler.address)
+    assert clone(search).get_params()["backend"] == "dask"
+    assert set(search.get_params(deep=False)) == set(
+        HalvingGridSearchCV(LogisticRegression(), {}).get_params(deep=False)) | {
+        "backend", "client", "max_gather_bytes", "checkpoint"}
+    pipe = make_pipeline(StandardScaler(), search).fit(X, y)
+    ref = make_pipeline(StandardScaler(), HalvingGridSearchCV(
+        LogisticRegression(), {"C": [0.01, 0.1, 1.0, 10.0]}, cv=3, random_state=0)).fit(X, y)
+    assert_array_equal(pipe.predict(X), ref.predict(X))
+    again = pickle.loads(pickle.dumps(pipe))
+    assert_array_equal(again.predict(X), ref.predict(X))
+    assert again[-1].n_candidates_ == ref[-1].n_candidates_
+
+
+# --------------------------------------------------------------------- checkpoint
+ROUNDS = [54, 18, 6, 2]  # fits per round of tests/_halving_resume_script.py's search
+
+
+def _stored(path) -> int:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    except sqlite3.OperationalError:  # the other process is still creating the file
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_run_killed_in_round_three_resumes_there(tmp_path):
+    from ._halving_resume_script import data, search
+
+    ckpt, counter = tmp_path / "halving.sqlite", tmp_path / "fits.txt"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests._halving_resume_script", "--backend", "loky",
+         "--checkpoint", str(ckpt), "--counter", str(counter)], cwd=ROOT)
+    two_rounds = ROUNDS[0] + ROUNDS[1]
+    deadline = time.time() + 200
+    while time.time() < deadline and child.poll() is None:
+        if ckpt.exists() and _stored(ckpt) > two_rounds:
+            break
+        time.sleep(0.05)
+    assert child.poll() is None, "the search ended before it could be killed"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    last, still_since = -1, time.time()  # fits running in loky workers finish alone
+    while time.time() - still_since < 3:
+        if count(counter) != last:
+            last, still_since = count(counter), time.time()
+        time.sleep(0.1)
+    kept = _stored(ckpt)
+    assert two_rounds < kept < two_rounds + ROUNDS[2]  # killed during round 3
+    before = count(counter)
+    Xd, yd = data()
+    resumed = search("loky", str(ckpt), str(counter), 0.3).fit(Xd, yd)
+    assert resumed.n_candidates_ == [27, 9, 3, 1]
+    assert count(counter) - before == sum(ROUNDS) - kept  # rounds 1-2 not recomputed
+    assert resumed.n_fits_resumed_ == kept
+    assert resumed.n_fits_performed_ == sum(ROUNDS) - kept
+    ref = search("sequential", None, None, 0.0)
+    ref = HalvingGridSearchCV(ref.estimator, ref.param_grid, cv=2, random_state=0,
+                              refit=False).fit(Xd, yd)
+    assert_same_search(resumed, ref)
