@@ -18,3 +18,13 @@ def test_all_is_sorted_and_importable():
 
 def test_backends_listed():
     assert distsk.BACKENDS == ("sequential", "loky", "dask", "dask-ml", "xgboost")
+
+
+def test_halving_searches_are_sklearns_classes():
+    from sklearn.model_selection._search_successive_halving import (
+        HalvingGridSearchCV,
+        HalvingRandomSearchCV,
+    )
+
+    assert issubclass(distsk.DistributedHalvingGridSearchCV, HalvingGridSearchCV)
+    assert issubclass(distsk.DistributedHalvingRandomSearchCV, HalvingRandomSearchCV)
