@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import inspect
 import sys
 from numbers import Integral
 
@@ -102,18 +104,57 @@ def _inner_has(name):
     return check
 
 
-def _delegated(method: str, has, what: str):
-    """``method`` of a meta-estimator: ``self._call(method, X, **params)``, which runs it
-    on the fitted model -- blockwise on the cluster for dask input. Present when
-    ``has(method)`` says the model has it (``available_if``)."""
+class _delegated:
+    """``method`` of a meta-estimator: ``obj._call(method, X, *args, **params)``, which
+    runs it on the model -- blockwise on the cluster for dask input.
 
-    def call(self, X, **params):
-        return self._call(method, X, **params)
+    Present exactly when ``has(method)(obj)`` says so (sklearn's ``available_if`` makes
+    the check, so ``hasattr`` and its AttributeError are sklearn's). On an instance it is
+    the method ``like(obj, method)`` stands for -- the inner estimator's, or
+    BaseSearchCV's -- in name, signature and docstring (``help()``, ``inspect.signature``
+    and IDEs see them), and it takes exactly the arguments that method takes.
+    """
 
-    call.__name__ = method
-    call.__doc__ = (f"{what} of the fitted model (``{method}``); blockwise on the cluster "
-                    "for dask input, returning a dask collection.")
-    return available_if(has(method))(call)
+    def __init__(self, method: str, has, what: str, like):
+        def call(self, X, *args, **params):
+            return self._call(method, X, *args, **params)
+
+        call.__name__ = call.__qualname__ = method
+        call.__doc__ = (f"{what} of the fitted model (``{method}``), with its signature; "
+                        "blockwise on the cluster for dask input, returning a dask "
+                        "collection.")
+        self.method, self.like = method, like
+        self.guard = available_if(has(method))(call)
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self.guard.__get__(None, owner)
+        self.guard.__get__(obj, owner)  # AttributeError when the model lacks it
+        method = self.method
+
+        def call(*args, **params):
+            return obj._call(method, *args, **params)
+
+        functools.update_wrapper(call, self.like(obj, method))  # __wrapped__: signature
+        call.__qualname__ = f"{type(obj).__name__}.{method}"
+        call.__module__ = type(obj).__module__
+        return call
+
+
+def _inner_method(obj, method):
+    """The inner estimator's ``method`` (the fitted one's once fitted)."""
+    return getattr(obj.__dict__.get("estimator_", obj.estimator), method)
+
+
+def _named_arguments(func, params: dict) -> tuple[dict, dict]:
+    """``params`` split into the arguments ``func`` names and the rest (metadata)."""
+    try:
+        names = {name for name, p in inspect.signature(func).parameters.items()
+                 if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    except (TypeError, ValueError):  # no signature to read: everything is metadata
+        names = set()
+    named = {k: v for k, v in params.items() if k in names}
+    return named, {k: v for k, v in params.items() if k not in names}
 
 
 class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
@@ -275,37 +316,51 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ delegation
-    def _call(self, method, X, **params):
+    def _model(self):
+        """The fitted estimator; unfitted, a stateless one (``requires_fit=False``), which
+        sklearn uses as it is (Binarizer, Normalizer, FunctionTransformer, ...)."""
         check_is_fitted(self)
-        if _routing_enabled():
-            params = getattr(process_routing(self, method, **params).estimator, method)
-        if profile_input(X).lazy:
-            return _blockwise(self.estimator_, method, X, params)
-        return getattr(self.estimator_, method)(X, **params)
+        return self.__dict__.get("estimator_", self.estimator)
 
-    predict = _delegated("predict", _inner_has, "Predictions")
-    predict_proba = _delegated("predict_proba", _inner_has, "Class probabilities")
-    predict_log_proba = _delegated("predict_log_proba", _inner_has, "Log class probabilities")
-    decision_function = _delegated("decision_function", _inner_has, "Decision function")
-    transform = _delegated("transform", _inner_has, "Transformed data")
-    inverse_transform = _delegated("inverse_transform", _inner_has, "Inverse transform")
-    score_samples = _delegated("score_samples", _inner_has, "Per-sample scores")
+    def _call(self, method, X, *args, **params):
+        model = self._model()
+        if _routing_enabled():
+            # Arguments the method names (PLSRegression.transform's y, copy) are passed
+            # as given; only the rest is metadata to route.
+            named, params = _named_arguments(getattr(model, method), params)
+            routed = getattr(process_routing(self, method, **params).estimator, method)
+            params = {**named, **routed}
+        if profile_input(X).lazy:
+            _no_extra_arguments(method, args)
+            return _blockwise(model, method, X, params)
+        return getattr(model, method)(X, *args, **params)
+
+    predict = _delegated("predict", _inner_has, "Predictions", _inner_method)
+    predict_proba = _delegated(
+        "predict_proba", _inner_has, "Class probabilities", _inner_method)
+    predict_log_proba = _delegated(
+        "predict_log_proba", _inner_has, "Log class probabilities", _inner_method)
+    decision_function = _delegated(
+        "decision_function", _inner_has, "Decision function", _inner_method)
+    transform = _delegated("transform", _inner_has, "Transformed data", _inner_method)
+    inverse_transform = _delegated(
+        "inverse_transform", _inner_has, "Inverse transform", _inner_method)
+    score_samples = _delegated("score_samples", _inner_has, "Per-sample scores", _inner_method)
 
     @available_if(_inner_has("score"))
     def score(self, X, y=None, **params):
         """The estimator's score; from blockwise predictions for dask input."""
-        check_is_fitted(self)
+        model = self._model()
         if _routing_enabled():
             params = process_routing(self, "score", **params).estimator.score
         if not profile_input(X).lazy:
-            return self.estimator_.score(X, y, **params)
+            return model.score(X, y, **params)
         return _score_lazy(self, X, y, params)
 
     @available_if(_inner_has("get_feature_names_out"))
     def get_feature_names_out(self, input_features=None):
         """Output feature names of the fitted estimator."""
-        check_is_fitted(self)
-        return self.estimator_.get_feature_names_out(input_features)
+        return self._model().get_feature_names_out(input_features)
 
     @available_if(_inner_has("set_output"))
     def set_output(self, *, transform=None):
@@ -325,7 +380,13 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __sklearn_is_fitted__(self):
-        return "estimator_" in self.__dict__
+        if "estimator_" in self.__dict__:
+            return True
+        # Unfitted, a stateless inner estimator is as fitted as it says it is (always,
+        # for FunctionTransformer): the wrapper then answers as the inner one would.
+        inner = self.estimator
+        return (hasattr(inner, "__sklearn_is_fitted__") and not _requires_fit(inner)
+                and bool(inner.__sklearn_is_fitted__()))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -409,6 +470,22 @@ def _aligned(block):
     return block
 
 
+def _no_extra_arguments(method, args):
+    if args:
+        raise TypeError(
+            f"{method}() got {len(args)} positional argument(s) after X; on a dask "
+            "collection X, distsk runs the method block by block and can pass only "
+            "keyword parameters. Compute X first (X.compute()) to pass them."
+        )
+
+
+def _requires_fit(estimator) -> bool:
+    try:
+        return bool(get_tags(estimator).requires_fit)
+    except Exception:  # an estimator without tags: as sklearn's default
+        return True
+
+
 def _first_rows(X):
     """The first row of a dask array (none if it is empty), to learn the output's shape.
 
@@ -428,7 +505,7 @@ def _score_lazy(self, X, y, params):
     import dask
     from sklearn.metrics import accuracy_score, r2_score
 
-    est = self.estimator_
+    est = self._model()
     if is_classifier(est) or is_regressor(est):
         y_pred = _blockwise(est, "predict", X, {})
         y_true, y_pred, params = gather_inputs(y, y_pred, params)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import types
 import warnings
 from numbers import Integral
 
@@ -39,6 +40,11 @@ from ._search_engine import CollectorBackend, SearchEngine
 from .exceptions import DataTooLargeError
 
 __all__ = ["DistributedSearchCV"]
+
+
+def _own_method(search, method):
+    """BaseSearchCV's ``method``, bound to ``search``: what GridSearchCV shows."""
+    return types.MethodType(getattr(BaseSearchCV, method), search)
 
 
 class DistributedSearchCV(BaseSearchCV):
@@ -275,20 +281,23 @@ n_splits_, refit_time_, multimetric_
 
     # Prediction with the refit model: as GridSearchCV's, but blockwise on the cluster
     # for dask input (column names kept), as DistributedEstimator does.
-    def _call(self, method, X, **params):
-        if profile_input(X).lazy:
+    def _call(self, method, X, *args, **params):
+        if profile_input(X).lazy and not args:
             check_is_fitted(self)
             return _blockwise(self.best_estimator_, method, X, params)
-        return getattr(super(), method)(X, **params)
+        return getattr(super(), method)(X, *args, **params)
 
-    predict = _delegated("predict", _search_estimator_has, "Predictions")
-    predict_proba = _delegated("predict_proba", _search_estimator_has, "Class probabilities")
+    # Signatures and docstrings shown are GridSearchCV's (BaseSearchCV's methods).
+    predict = _delegated("predict", _search_estimator_has, "Predictions", _own_method)
+    predict_proba = _delegated(
+        "predict_proba", _search_estimator_has, "Class probabilities", _own_method)
     predict_log_proba = _delegated(
-        "predict_log_proba", _search_estimator_has, "Log class probabilities")
+        "predict_log_proba", _search_estimator_has, "Log class probabilities", _own_method)
     decision_function = _delegated(
-        "decision_function", _search_estimator_has, "Decision function")
-    score_samples = _delegated("score_samples", _search_estimator_has, "Per-sample scores")
-    transform = _delegated("transform", _search_estimator_has, "Transformed data")
+        "decision_function", _search_estimator_has, "Decision function", _own_method)
+    score_samples = _delegated(
+        "score_samples", _search_estimator_has, "Per-sample scores", _own_method)
+    transform = _delegated("transform", _search_estimator_has, "Transformed data", _own_method)
 
     def __getstate__(self):
         return portable_state(super().__getstate__())

@@ -9,9 +9,10 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
+from sklearn.kernel_approximation import AdditiveChi2Sampler
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import Binarizer, FunctionTransformer, Normalizer, StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
 from distsk import DistributedEstimator, DistributedSearchCV
@@ -26,6 +27,11 @@ INNER = [
     PCA(),
     HistGradientBoostingClassifier(max_iter=10, random_state=0),
     make_pipeline(StandardScaler(), LogisticRegression()),
+    # Stateless (requires_fit=False): they transform unfitted, wrapped as plain.
+    Binarizer(),
+    Normalizer(),
+    FunctionTransformer(),
+    AdditiveChi2Sampler(),
 ]
 
 
