@@ -236,8 +236,8 @@ n_splits_, refit_time_, multimetric_
             print(f"[distsk] {plan}")
         store = Checkpoint(self.checkpoint) if self.checkpoint is not None else None
         runner = get_executor(plan.executor).search_runner(ExecutionContext(plan, client))
-        engine = SearchEngine(runner, seconds_per_fit=probe, checkpoint=store,
-                              verbose=self.verbose)
+        engine = self._make_engine(runner, seconds_per_fit=probe, checkpoint=store,
+                                   verbose=self.verbose)
         self._candidate_list = candidates
         self._engine = parallel_config(backend=CollectorBackend(engine))
         self._engine.__enter__()
@@ -255,6 +255,10 @@ n_splits_, refit_time_, multimetric_
         self.n_fits_performed_ = engine.n_fits
         self.n_fits_resumed_ = engine.n_resumed
         return self
+
+    def _make_engine(self, runner, **options) -> SearchEngine:
+        # The halving searches (distsk._halving) run their rounds on a growing engine.
+        return SearchEngine(runner, **options)
 
     def _release_engine(self):
         engine = self.__dict__.pop("_engine", None)
