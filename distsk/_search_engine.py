@@ -15,6 +15,7 @@ import collections
 import concurrent.futures as cf
 import math
 
+from ._callbacks import replay_callbacks
 from ._checkpoint import ItemKeys
 from ._compat import ParallelBackendBase, SequentialBackend
 from ._executors._base import reemit
@@ -74,7 +75,7 @@ class SearchEngine:
             todo = [i for i, key in enumerate(keys) if key not in stored]
             for i, key in enumerate(keys):
                 if key in stored:
-                    _replay_callbacks(items[i], resumed=True)
+                    replay_callbacks(items[i], resumed=True)
             self.n_resumed += len(items) - len(todo)
             if self.verbose > 0 or (todo != list(range(len(items))) and _shows_progress(items)):
                 # Above a ProgressBar (rich prints it over the live bars): the bar's
@@ -233,20 +234,6 @@ class CollectorBackend(ParallelBackendBase):
 
     def __reduce__(self):  # never shipped anywhere
         return (SequentialBackend, ())
-
-
-def _replay_callbacks(item, resumed=False):
-    """A fit that did not run here still begins and ends for sklearn's callbacks.
-
-    So a ProgressBar completes. Fits resumed from a checkpoint say so in the hooks'
-    ``metadata`` (``{"distsk_resumed": True}``), for callbacks that count them apart.
-    """
-    _, _, kwargs = item
-    ctx = kwargs.get("callback_ctx")
-    if ctx is not None:
-        metadata = {"distsk_resumed": True} if resumed else None
-        ctx.call_on_fit_task_begin(estimator=kwargs.get("caller"), metadata=metadata)
-        ctx.call_on_fit_task_end(estimator=kwargs.get("caller"), metadata=metadata)
 
 
 def _portable(items):

@@ -293,7 +293,7 @@ def test_callback_contexts_link_parent_and_children():
     search = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2)
     search.set_callbacks(RecordingCallback())
     items = collected(search)
-    by = "distsk/_search_engine.py (_portable, _replay_callbacks, _shows_progress)"
+    by = "distsk/_search_engine.py (_portable, _shows_progress), distsk/_callbacks.py"
     for _, _, kwargs in items:
         ctx = kwargs["callback_ctx"]
         assert ctx is not None and ctx.parent is not None, relied_on(

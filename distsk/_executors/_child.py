@@ -20,6 +20,8 @@ import os
 import pickle
 import sys
 
+from .._callbacks import replay_callbacks
+
 __all__ = ["KILLED_CONFIRMATIONS", "ChildDied", "run_in_child", "convicted", "merged", "main"]
 
 #: Extra runs, alone in a child process, of a fit whose child died, before it is convicted.
@@ -98,9 +100,7 @@ def convicted(item, died):
     )
     if item[2].get("error_score") == "raise":
         raise RuntimeError(message)
-    from .._search_engine import _replay_callbacks
-
-    _replay_callbacks(item)  # it began and ended, for a progress bar
+    replay_callbacks(item)  # it began and ended, for a progress bar
     return [_killed_result(item, message)], 1, [], ""
 
 
