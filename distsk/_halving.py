@@ -25,6 +25,8 @@ from ._compat import (
 )
 from ._planning import SEARCH_BACKENDS
 from ._search import DistributedSearchCV, _n_splits_hint
+from ._search_engine import SearchEngine
+from ._sharing import _ensemble_key, _shareable_call, size_param
 
 __all__ = ["DistributedHalvingGridSearchCV", "DistributedHalvingRandomSearchCV"]
 
@@ -67,12 +69,25 @@ class _DistributedHalving(DistributedSearchCV):
         except TypeError:
             self._n_samples_hint = None
         try:
-            return super().fit(X, y, **params)
+            super().fit(X, y, **params)
         finally:
             self.__dict__.pop("_n_samples_hint", None)
+            self._set_fit_counts()
+        return self
 
     def _planning_candidates(self):
         raise NotImplementedError
+
+    def _make_engine(self, runner, **options):
+        engine = _GrowingEngine(runner, resource=self.resource, **options)
+        self._growing_engine = engine
+        return engine
+
+    def _set_fit_counts(self):
+        engine = self.__dict__.pop("_growing_engine", None)
+        if engine is not None:
+            self.n_fits_grown_ = engine.n_grown
+            self.n_trees_fitted_ = engine.n_trees if engine.counts_trees else None
 
     def _candidates(self):
         # Only for planning (the probe fit and the number of fits): the rounds' own
@@ -119,6 +134,16 @@ n_possible_iterations_, n_required_iterations_
     n_fits_performed_ : int
         Full fits distsk made over all rounds (the refit aside), counted as for
         :class:`DistributedSearchCV`. sklearn makes ``sum(n_candidates_) * n_splits_``.
+    n_fits_grown_ : int
+        Of those, fits that grew the candidate's model from its previous round (warm
+        start) instead of starting afresh: with ``resource`` the size parameter of a
+        seeded forest or gradient boosting model (``n_estimators``, ``max_iter``), where
+        the grown model equals a fresh fit exactly. 0 otherwise.
+    n_trees_fitted_ : int or None
+        With ``resource`` the estimator's ``n_estimators`` / ``max_iter``: trees (or
+        boosting iterations) fitted over all rounds, counting only what each grown fit
+        added. sklearn fits ``sum(n_c * n_r for n_c, n_r in zip(n_candidates_,
+        n_resources_)) * n_splits_``. None for other resources.
 """
 
 
@@ -281,3 +306,135 @@ class DistributedHalvingRandomSearchCV(_DistributedHalving, HalvingRandomSearchC
             return list(ParameterSampler(self.param_distributions, n,
                                          random_state=self.random_state))
 
+
+
+# ------------------------------------------------------------------------- growth
+class _GrowingEngine(SearchEngine):
+    """A SearchEngine that grows a survivor's ensemble from its previous round's model.
+
+    When the halving resource is the estimator's size parameter (``n_estimators`` of a
+    seeded forest or gradient boosting, ``max_iter`` of HistGradientBoosting), a
+    candidate that survives round k has its round-k model of each fold kept; in round
+    k+1 the same (candidate, fold) fit adds only the missing trees to it (warm start),
+    which gives exactly the model a fresh fit gives for the conditions of
+    ``_sharing._ensemble_key`` (seeded, no warm start, no out-of-bag score, no early
+    stopping) and no fit parameters; anything else is fit fresh. Only the last round's
+    models are kept.
+    """
+
+    def __init__(self, runner, *, resource, **options):
+        super().__init__(runner, **options)
+        self.resource = resource
+        self.counts_trees = False
+        self.n_grown = 0
+        self.n_trees = 0
+        self._models: dict = {}  # growth key -> (size, fitted model), last round only
+        self._pending: list = []  # (result dict, growth key) of this round's items
+
+    def register(self, items):
+        items = [self._growing(item) for item in items]
+        results = super().register([item for item, _ in items])
+        self._pending.extend(zip(results, (key for _, key in items)))
+        return results
+
+    def _growing(self, item):
+        f, args, kwargs = item
+        estimator, params = args[0], kwargs.get("parameters") or {}
+        if size_param(estimator) != self.resource or self.resource not in params:
+            return item, None
+        self.counts_trees = True
+        key = None
+        if _shareable_call(kwargs) and not _balanced(estimator, params):
+            group = _ensemble_key(item, len(kwargs["train"]))
+            if group is not None:
+                key = (group, kwargs["split_progress"][0], _fold_key(kwargs["train"]))
+        previous = None
+        if key is not None and key in self._models:
+            size, model = self._models[key]
+            if size < params[self.resource]:
+                previous = (size, model)
+        return (_fit_and_keep, args, {**kwargs, "distsk_previous": previous,
+                                      "distsk_keep": key is not None}), key
+
+    def run(self):
+        pending, self._pending = self._pending, []
+        super().run()
+        models = {}
+        for result, key in pending:
+            kept = result.pop("estimator", None)
+            if kept is None:  # resumed from the checkpoint, or not a size resource
+                continue
+            grown_from, trees, model = kept
+            self.n_trees += trees
+            self.n_grown += grown_from is not None
+            if model is not None:
+                models[key] = (getattr(model, self.resource), model)
+        self._models = models  # the previous round's models are no longer needed
+
+
+def _balanced(estimator, params) -> bool:
+    # A warm start with class_weight="balanced*" warns where a fresh fit does not.
+    weight = params.get("class_weight", estimator.get_params(deep=False).get("class_weight"))
+    return isinstance(weight, str)
+
+
+def _fold_key(train) -> str:
+    from joblib import hash as joblib_hash
+
+    return joblib_hash(np.asarray(train))
+
+
+def _fit_and_keep(estimator, X, y, *, distsk_previous=None, distsk_keep=False, **kwargs):
+    """sklearn's ``_fit_and_score``, grown from ``distsk_previous`` (size, model) if given.
+
+    The result's "estimator" is ``(grown_from, trees_fitted, model)``: ``model`` the
+    fitted model to grow next round (when ``distsk_keep`` and the fit succeeded).
+    """
+    from sklearn.model_selection._validation import _fit_and_score
+
+    param = size_param(estimator)
+    grown_from = None
+    if distsk_previous is not None:
+        grown_from, model = distsk_previous
+        grown = _grown_class(type(estimator)).__new__(_grown_class(type(estimator)))
+        grown.__dict__.update(estimator.__dict__)
+        grown._distsk_previous = model
+        estimator = grown
+    result = _fit_and_score(estimator, X, y, return_estimator=True, **kwargs)
+    model = result.pop("estimator", None)
+    size = (kwargs.get("parameters") or {})[param]
+    keep = distsk_keep and result.get("fit_error") is None and model is not None
+    result["estimator"] = (grown_from, size - (grown_from or 0), model if keep else None)
+    return result
+
+
+_GROWN_CLASSES: dict[type, type] = {}
+
+
+def _grown_class(base: type) -> type:
+    cls = _GROWN_CLASSES.get(base)
+    if cls is None:
+        cls = _GROWN_CLASSES[base] = type(base.__name__, (base,), {
+            "fit": _grow_fit, "__module__": base.__module__,
+            "__qualname__": base.__qualname__,
+        })
+    return cls
+
+
+def _grow_fit(self, X, y=None, **params):
+    """Add the missing trees to the previous round's model (warm start), as ``base``."""
+    base = type(self).__mro__[1]
+    previous = self.__dict__.pop("_distsk_previous")
+    own = set(self.get_params(deep=False))
+    for key, value in previous.__dict__.items():
+        if key in own or key.startswith(("_distsk", "_callback", "_parent_callback")):
+            continue
+        # Lists grow in place under a warm start: the previous model keeps its own.
+        setattr(self, key, list(value) if isinstance(value, list) else value)
+    self.__class__ = base  # from here on an ordinary model of the user's class
+    self.warm_start = True
+    try:
+        base.fit(self, X, y, **params)
+    finally:
+        self.warm_start = False
+    return self

@@ -16,7 +16,13 @@ from numpy.testing import assert_array_equal
 from scipy.stats import loguniform, randint
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
-from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+)
 from sklearn.exceptions import FitFailedWarning
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401
 from sklearn.linear_model import LogisticRegression
@@ -299,3 +305,83 @@ def test_run_killed_in_round_three_resumes_there(tmp_path):
     ref = HalvingGridSearchCV(ref.estimator, ref.param_grid, cv=2, random_state=0,
                               refit=False).fit(Xd, yd)
     assert_same_search(resumed, ref)
+
+
+# ------------------------------------------------------------------------- growth
+def _sklearn_trees(ref):
+    return sum(c * r for c, r in zip(ref.n_candidates_, ref.n_resources_)) * ref.n_splits_
+
+
+GROWABLE = {
+    "forest": (RandomForestClassifier(random_state=0, max_features=2), "n_estimators",
+               {"max_depth": [2, 4, None], "min_samples_leaf": [1, 3, 5]}),
+    "extra-trees-bootstrap": (
+        ExtraTreesClassifier(random_state=0, bootstrap=True, max_samples=0.7),
+        "n_estimators", {"max_depth": [2, 4, None], "min_samples_leaf": [1, 3, 5]}),
+    "gradient-boosting-subsample": (
+        GradientBoostingClassifier(random_state=0, subsample=0.7, max_features=3),
+        "n_estimators", {"max_depth": [1, 2, 3], "learning_rate": [0.05, 0.2, 1.0]}),
+    "hist-gradient-boosting": (
+        HistGradientBoostingClassifier(random_state=0, max_features=0.5), "max_iter",
+        {"max_depth": [2, 3, None], "learning_rate": [0.05, 0.2, 1.0]}),
+}
+
+
+@pytest.mark.parametrize("name", list(GROWABLE))
+def test_survivors_grow_from_their_previous_model_exactly(engine, name):
+    estimator, resource, grid = GROWABLE[name]
+    ours, ref = run(engine, estimator, grid, resource=resource, max_resources=18, cv=3,
+                    random_state=0)
+    assert ours.n_resources_ == [2, 6, 18]
+    # Every survivor of every round grew its model: only the added trees were fit.
+    assert ours.n_fits_grown_ == sum(ours.n_candidates_[1:]) * ours.n_splits_
+    assert ours.n_fits_performed_ == sum(ours.n_candidates_) * ours.n_splits_
+    per_fold = [2 * 9, 4 * 3, 12 * 1]  # round sizes minus the previous round's
+    assert ours.n_trees_fitted_ == sum(per_fold) * 3 < _sklearn_trees(ref)
+
+
+@pytest.mark.parametrize("name", list(GROWABLE))
+def test_a_grown_model_is_the_fresh_model(name):
+    from distsk._halving import _fit_and_keep  # the growth step itself
+
+    estimator, resource, _ = GROWABLE[name]
+    small = clone(estimator).set_params(**{resource: 4}).fit(X, y)
+    fresh = clone(estimator).set_params(**{resource: 12}).fit(X, y)
+    scorer = sklearn.metrics.check_scoring(estimator)
+    result = _fit_and_keep(
+        clone(estimator), X, y, distsk_previous=(4, small), distsk_keep=True,
+        train=np.arange(len(y)), test=np.arange(len(y)), parameters={resource: 12},
+        scorer=scorer, fit_params=None, score_params=None, verbose=0, error_score="raise")
+    grown_from, trees, grown = result["estimator"]
+    assert (grown_from, trees, type(grown)) == (4, 8, type(estimator))
+    assert not grown.warm_start
+    assert_array_equal(grown.predict_proba(X), fresh.predict_proba(X))
+    assert len(small.estimators_ if hasattr(small, "estimators_") else small._predictors) == 4
+
+
+@pytest.mark.parametrize("change", [
+    dict(random_state=None),  # unseeded: two fits differ
+    dict(class_weight="balanced_subsample"),  # a warm start warns where a fit does not
+    dict(oob_score=True),
+])
+def test_models_that_would_not_grow_exactly_are_fit_afresh(change):
+    estimator = RandomForestClassifier(random_state=0).set_params(**change)
+    grid = {"max_depth": [2, 4, None], "min_samples_leaf": [1, 3, 5]}
+    kw = dict(resource="n_estimators", max_resources=18, cv=3, random_state=0)
+    ours = DistributedHalvingGridSearchCV(estimator, grid, backend="sequential", **kw)
+    ours.fit(X, y)
+    assert ours.n_fits_grown_ == 0
+    assert ours.n_trees_fitted_ == _sklearn_trees(ours)
+    if change.get("random_state", 0) is not None:
+        assert_same_search(ours, HalvingGridSearchCV(estimator, grid, **kw).fit(X, y))
+
+
+def test_fit_parameters_are_fit_afresh():
+    grid = {"max_depth": [2, 4, None], "min_samples_leaf": [1, 3, 5]}
+    ours, _ = run(("sequential", None), RandomForestClassifier(random_state=0), grid,
+                  fit_params={"sample_weight": W}, resource="n_estimators",
+                  max_resources=18, cv=3, random_state=0)
+    assert ours.n_fits_grown_ == 0
+    ours, _ = run(("sequential", None), LogisticRegression(), {"C": [0.1, 1.0, 10.0]},
+                  cv=3, random_state=0)
+    assert ours.n_fits_grown_ == 0 and ours.n_trees_fitted_ is None
