@@ -468,3 +468,120 @@ def resume(ctx: Context) -> list[dict]:
             r["notes"] += (f"; killed with {kept} of {n_results} results stored "
                            f"({before:.2f} s in), {resumed} resumed, resume took {after:.2f} s")
     return records
+
+
+# ----------------------------------------------------------------- successive halving
+def _halving_check(reference="sklearn loky"):
+    """Equal when every round's candidates, resources and mean_test_score are sklearn's."""
+
+    def check(name, result, results):
+        if reference not in results:
+            return None, f"not compared: {reference!r} failed"
+        ref, got = results[reference].cv_results_, result.cv_results_
+        if list(got["params"]) != list(ref["params"]):
+            return False, f"rounds' candidates differ from {reference!r}'s"
+        for key in ("iter", "n_resources", "mean_test_score"):
+            if not np.array_equal(got[key], ref[key], equal_nan=True):
+                return False, f"{key} differs from {reference!r}'s"
+        return True, ""
+
+    return check
+
+
+def _halving_contenders(ctx: Context, sklearn_cls, distsk_cls, estimator, space, X, y,
+                        **kw):
+    """sklearn's halving search on loky and under joblib's Dask backend, and distsk's
+    on loky and on the cluster; the search of each contender's last run is kept in
+    ``last`` (for fit and tree counts)."""
+    from joblib import parallel_config
+
+    last: dict = {}
+
+    def keep(name, search):
+        last[name] = search
+        return search
+
+    def sklearn_loky():
+        return keep("sklearn loky", sklearn_cls(estimator, space, n_jobs=-1, **kw).fit(X, y))
+
+    def sklearn_joblib_dask():
+        with parallel_config(backend="dask", client=ctx.client):
+            search = sklearn_cls(estimator, space, n_jobs=-1, **kw).fit(X, y)
+        return keep("sklearn joblib-dask", search)
+
+    def distsk(name, backend, client=None):
+        return lambda: keep(name, distsk_cls(estimator, space, backend=backend,
+                                             client=client, **kw).fit(X, y))
+
+    def sklearn_fits(search):
+        return sum(search.n_candidates_) * search.n_splits_
+
+    contenders = [
+        Contender("sklearn loky", sklearn_loky, n_fits=sklearn_fits),
+        Contender("sklearn joblib-dask", sklearn_joblib_dask, n_fits=sklearn_fits),
+        Contender("distsk local", distsk("distsk local", "loky"),
+                  n_fits=lambda r: r.n_fits_performed_, notes="backend='loky'"),
+        Contender("distsk cluster", distsk("distsk cluster", "dask", ctx.client),
+                  n_fits=lambda r: r.n_fits_performed_, notes="backend='dask'"),
+    ]
+    return contenders, last
+
+
+@scenario("halving-random")
+def halving_random(ctx: Context) -> list[dict]:
+    """HalvingRandomSearchCV over HistGradientBoosting: 64 candidates, rounds on rows."""
+    from scipy.stats import loguniform, randint
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from distsk import DistributedHalvingRandomSearchCV
+    from distsk._compat import HalvingRandomSearchCV
+
+    rows, n_candidates = (600, 16) if ctx.smoke else (6_000, 64)
+    X, y = make_classification(n_samples=rows, n_features=20, n_informative=8,
+                               random_state=0)
+    space = {"learning_rate": loguniform(0.01, 1.0), "max_leaf_nodes": randint(4, 64),
+             "min_samples_leaf": randint(5, 50), "l2_regularization": loguniform(1e-4, 1)}
+    contenders, _ = _halving_contenders(
+        ctx, HalvingRandomSearchCV, DistributedHalvingRandomSearchCV,
+        HistGradientBoostingClassifier(max_iter=50, early_stopping=False, random_state=0),
+        space, X, y, n_candidates=n_candidates, min_resources="exhaust", factor=3, cv=3,
+        random_state=0)
+    return measure(ctx, "halving-random", contenders, baseline="sklearn loky",
+                   check=_halving_check())
+
+
+@scenario("halving-trees")
+def halving_trees(ctx: Context) -> list[dict]:
+    """HalvingGridSearchCV over a seeded forest, resource n_estimators: 27 candidates,
+    rounds of 9, 27, 81 and 243 trees; distsk grows survivors' forests."""
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    from distsk import DistributedHalvingGridSearchCV
+    from distsk._compat import HalvingGridSearchCV
+
+    rows, trees = (300, 27) if ctx.smoke else (2_000, 243)
+    X, y = make_classification(n_samples=rows, n_features=10, n_informative=5,
+                               random_state=0)
+    grid = {"max_depth": [4, 8, None], "max_features": [1, 3, "sqrt"],
+            "min_samples_leaf": [1, 3, 10]}
+    contenders, last = _halving_contenders(
+        ctx, HalvingGridSearchCV, DistributedHalvingGridSearchCV,
+        RandomForestClassifier(random_state=0), grid, X, y, resource="n_estimators",
+        max_resources=trees, factor=3, cv=3, random_state=0)
+    records = measure(ctx, "halving-trees", contenders, baseline="sklearn loky",
+                      check=_halving_check())
+    for r in records:
+        search = last.get(r["contender"])
+        if search is None:
+            continue
+        fitted = getattr(search, "n_trees_fitted_", None)
+        if fitted is None:  # sklearn fits every round's forests from scratch
+            fitted = search.n_splits_ * sum(
+                c * n for c, n in zip(search.n_candidates_, search.n_resources_))
+        grown = getattr(search, "n_fits_grown_", 0)
+        r["notes"] = "; ".join(filter(None, [
+            r["notes"], f"trees fitted: {fitted}",
+            f"{grown} fits grown from the previous round" if grown else ""]))
+    return records
