@@ -83,6 +83,13 @@ class _DistributedHalving(DistributedSearchCV):
         self._growing_engine = engine
         return engine
 
+    def __getstate__(self):
+        # The search travels with its fits (sklearn passes it to callbacks as
+        # ``caller``): its engine, with the runner's locks and pools, stays here.
+        state = super().__getstate__()
+        state.pop("_growing_engine", None)
+        return state
+
     def _set_fit_counts(self):
         engine = self.__dict__.pop("_growing_engine", None)
         if engine is not None:

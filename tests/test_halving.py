@@ -385,3 +385,25 @@ def test_fit_parameters_are_fit_afresh():
     ours, _ = run(("sequential", None), LogisticRegression(), {"C": [0.1, 1.0, 10.0]},
                   cv=3, random_state=0)
     assert ours.n_fits_grown_ == 0 and ours.n_trees_fitted_ is None
+
+
+# ---------------------------------------------------------------------- callbacks
+@pytest.mark.parametrize("where", ["loky", "dask"])
+def test_callbacks_see_every_round_and_fit(where, request):
+    import os
+
+    from .counting import RecordingCallback
+
+    client = request.getfixturevalue("client") if where == "dask" else None
+    callback = RecordingCallback()
+    search = DistributedHalvingGridSearchCV(
+        LogisticRegression(), {"C": list(np.logspace(-3, 2, 9))}, cv=3, random_state=0,
+        backend=where, client=client)
+    search.set_callbacks(callback)
+    search.fit(X, y)
+    assert search.n_candidates_ == [9, 3, 1]
+    assert len(callback.ends("halving-iteration")) == 3
+    ends = callback.ends("candidate-split-evaluation")
+    assert len(ends) == (9 + 3 + 1) * 3
+    assert {r[2] for r in ends} - {os.getpid()}  # they came from other processes
+    assert len(callback.ends("search")) == 1
