@@ -243,8 +243,22 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
             return self._execute(plan, client, X, y, fit_params, then)
 
     def _execute(self, plan, client, X, y, fit_params, then):
+        lazy_X = None
+        if plan.on_workers:
+            from ._cluster_data import assemble_on_workers
+
+            lazy_X = X
+            X = assemble_on_workers(client, X, plan.input.kind)
+            _, y, fit_params = gather_inputs(None, y, fit_params)
+            try:
+                return self._run(plan, client, X, y, fit_params, then, lazy_X)
+            finally:
+                X.future.release()
         if plan.gather:
             X, y, fit_params = gather_inputs(X, y, fit_params)
+        return self._run(plan, client, X, y, fit_params, then, lazy_X)
+
+    def _run(self, plan, client, X, y, fit_params, then, lazy_X):
         estimator = clone(self.estimator)
         out = None
         if then is not None and plan.executor in ("sequential", "loky"):
@@ -258,7 +272,11 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
             self.estimator_ = get_executor(plan.executor).fit(
                 estimator, X, y, fit_params, ExecutionContext(plan, client)
             )
-            if then is not None:
+            if then is not None and lazy_X is not None:
+                # X stayed on the cluster: the output is computed blockwise there.
+                out = _blockwise(self.estimator_, then.removeprefix("fit_"), lazy_X, {})
+                out = out.compute()
+            elif then is not None:
                 out = getattr(self.estimator_, then.removeprefix("fit_"))(X)
         self.plan_ = plan
         return out

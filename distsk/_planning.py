@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from ._profile import ComputeProfile, InputProfile, format_bytes
 
-__all__ = ["Plan", "BACKENDS", "plan_fit", "plan_search", "parallel_kind"]
+__all__ = ["Plan", "BACKENDS", "plan_fit", "plan_search", "place_data", "parallel_kind"]
 
 #: Engine names accepted by ``backend=`` (besides "auto").
 BACKENDS = ("sequential", "loky", "dask", "dask-ml", "xgboost")
@@ -20,6 +20,9 @@ CLUSTER_BACKENDS = frozenset({"dask", "dask-ml", "xgboost"})
 SEARCH_BACKENDS = ("sequential", "loky", "dask")
 #: Below this estimated total fit time, starting worker processes costs more than it saves.
 SEARCH_PARALLEL_MIN_SECONDS = 1.0
+#: Share of one worker's memory limit that dask input assembled on it may take: the
+#: worker also holds the fits' copies of their folds' rows and their models.
+WORKER_DATA_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class Plan:
         One human sentence naming the facts that decided it.
     gather : bool
         Whether lazy (dask) input is computed into local memory first.
+    on_workers : bool
+        Whether lazy (dask) input is assembled in the workers' memory instead (blocks
+        concatenated on a worker, copied worker to worker): the client never holds it.
     n_jobs : int or None
         Parallel slots used (sub-forests on a cluster, loky processes, task slots).
     input, compute : InputProfile, ComputeProfile
@@ -48,6 +54,7 @@ class Plan:
     reason: str
     gather: bool = False
     n_jobs: int | None = None
+    on_workers: bool = False
     input: InputProfile | None = field(default=None, repr=False)
     compute: ComputeProfile | None = field(default=None, repr=False)
 
@@ -216,7 +223,7 @@ def plan_fit(
     Pure: raises ``ClusterUnavailableError`` when a cluster engine is requested with no
     cluster in ``comp``; raises ``DataTooLargeError`` for lazy input no engine can take.
     """
-    from .exceptions import ClusterUnavailableError
+    from .exceptions import ClusterUnavailableError, DataTooLargeError
 
     if backend in CLUSTER_BACKENDS and not comp.has_cluster:
         raise ClusterUnavailableError(
@@ -244,13 +251,30 @@ def plan_fit(
     if backend in ("dask-ml", "xgboost"):
         return _large_lazy_plan(estimator, inp, comp, max_gather_bytes, forced=backend)
     if backend == "dask":
+        if inp.lazy:
+            where, why = _placement(inp, comp, backend, max_gather_bytes)
+            if where == "workers":
+                return _on_workers(estimator, inp, comp, why, forced=True)
         return replace(
             _cluster_plan(estimator, inp, comp, "Gathered " if inp.lazy else "", forced=True),
             gather=inp.lazy,
         )
     # backend == "auto"
-    if inp.lazy and not small:
-        return _large_lazy_plan(estimator, inp, comp, max_gather_bytes)
+    if inp.lazy:
+        where, why = _placement(inp, comp, backend, max_gather_bytes)
+        if not small:
+            try:
+                return _large_lazy_plan(estimator, inp, comp, max_gather_bytes)
+            except DataTooLargeError:
+                if where != "workers":
+                    raise
+                # No larger-than-memory engine, but a worker can hold it: an exact fit
+                # there beats refusing.
+                return _on_workers(estimator, inp, comp, why, forced=False)
+        cluster_wins = (comp.has_cluster and comp.worker_threads > comp.local_cores
+                        and parallel_kind(estimator))
+        if where == "workers" and cluster_wins:
+            return _on_workers(estimator, inp, comp, why, forced=False)
     prefix = ""
     if inp.lazy:
         prefix = f"Gathered (under the {format_bytes(max_gather_bytes)} gather limit) "
@@ -261,6 +285,71 @@ def plan_fit(
     return replace(plan, gather=inp.lazy)
 
 
+def _on_workers(estimator, inp, comp, why, forced) -> Plan:
+    """A cluster fit of dask input assembled on the workers (never in this process)."""
+    plan = _cluster_plan(estimator, inp, comp, "", forced=forced)
+    if plan.strategy == "joblib-dask":  # its joblib loops would need X in this process
+        plan = replace(plan, strategy="single-task", n_jobs=1, reason=(
+            f"{inp.describe()} and {comp.describe()}: the estimator's own parallelism "
+            "would need the data in this process, so it is fit as one task on one worker."))
+    head, _, tail = plan.reason.partition(": ")
+    if "; " in head:
+        tail = head.split("; ", 1)[1] + ": " + tail
+    return replace(plan, reason=f"{why}; {tail}", on_workers=True, gather=False)
+
+
+def _placement(inp, comp, backend, max_gather_bytes):
+    """``place_data`` without raising: ``(None, why)`` when neither memory holds it."""
+    from .exceptions import DataTooLargeError
+
+    if inp.nbytes is None:
+        return None, f"{inp.describe()} of unknown size"
+    try:
+        return place_data(inp, comp, backend=backend, max_gather_bytes=max_gather_bytes)
+    except DataTooLargeError as exc:
+        return None, str(exc)
+
+
+def place_data(inp: InputProfile, comp: ComputeProfile, *, backend: str,
+               max_gather_bytes: int, what: str = "DistributedSearchCV") -> tuple[str, str]:
+    """Where measured dask input goes: ``("workers" | "client", why)``.
+
+    On the workers when a cluster may run the work (``backend`` "auto" or "dask") and the
+    data fit in ``WORKER_DATA_FRACTION`` of one worker's memory limit: assembled there,
+    the client never holds it. Otherwise into this process under ``max_gather_bytes``.
+    Raises ``DataTooLargeError`` naming both memories when neither can hold it.
+    """
+    from .exceptions import DataTooLargeError
+
+    per_worker = comp.worker_memory_bytes // comp.n_workers if comp.has_cluster else 0
+    worker_room = int(per_worker * WORKER_DATA_FRACTION)
+    if comp.has_cluster and backend in ("auto", "dask") and inp.nbytes <= worker_room:
+        return "workers", (
+            f"{inp.describe()} fits in each worker's memory ({format_bytes(worker_room)} = "
+            f"{WORKER_DATA_FRACTION:.0%} of a worker's {format_bytes(per_worker)} limit): "
+            "assembled on the workers from its blocks, copied worker to worker, never "
+            "through this process"
+        )
+    if inp.nbytes <= max_gather_bytes:
+        why = ("no Dask cluster is in use" if not comp.has_cluster or backend not in (
+            "auto", "dask") else f"it is over {format_bytes(worker_room)}, "
+            f"{WORKER_DATA_FRACTION:.0%} of a worker's {format_bytes(per_worker)} limit")
+        return "client", (
+            f"{inp.describe()} gathered into this process (under the client's gather limit "
+            f"of {format_bytes(max_gather_bytes)}; {why})"
+        )
+    room = (f"{format_bytes(worker_room)} of a worker's memory ({WORKER_DATA_FRACTION:.0%} of "
+            f"its {format_bytes(per_worker)} limit)" if comp.has_cluster and backend in (
+                "auto", "dask") else "a Dask worker (no cluster is in use)")
+    raise DataTooLargeError(
+        f"{inp.describe()} is over both the gather limit of this process "
+        f"({format_bytes(max_gather_bytes)}) and {room}; {what} needs the data in memory on "
+        "each worker. Options: use workers with more memory, raise max_gather_bytes, "
+        "search on a subsample, or wrap an estimator with partial_fit for dask-ml's "
+        "incremental searches."
+    )
+
+
 def plan_search(
     inp: InputProfile,
     comp: ComputeProfile,
@@ -269,14 +358,28 @@ def plan_search(
     n_jobs,
     n_fits: int,
     probe_seconds: float | None,
+    data: tuple[str, str] | None = None,
 ) -> Plan:
     """Decide where the candidates x folds of a search run.
 
     ``probe_seconds`` is the measured time of one in-process fit (None if not measured).
+    ``data`` is :func:`place_data`'s answer for dask input: on the workers, the search
+    runs where its data is.
     """
     from .exceptions import ClusterUnavailableError
 
     where = f"{n_fits} fits on {inp.describe()}; {comp.describe()}"
+    if data is not None and data[0] == "workers":
+        return Plan(
+            "dask", "candidates",
+            f"{n_fits} fits; {comp.describe()}: {data[1]}; candidates x folds run as Dask "
+            f"tasks on {comp.worker_threads} worker threads, folds sent as indices, inner "
+            "parallelism pinned to one thread per task.",
+            n_jobs=_slots(n_jobs, comp.worker_threads), on_workers=True,
+            input=inp, compute=comp,
+        )
+    if data is not None:
+        where = f"{n_fits} fits; {comp.describe()}: {data[1]}"
     if backend == "dask" and not comp.has_cluster:
         raise ClusterUnavailableError(
             f"backend='dask' needs a Dask cluster, but {comp.describe()}. Pass "

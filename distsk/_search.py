@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._checkpoint import Checkpoint
 from ._cluster import portable_state, resolve_client
+from ._cluster_data import OnCluster, assemble_on_workers
 from ._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
 from ._estimator import (
     _blockwise,
@@ -34,10 +35,9 @@ from ._estimator import (
 )
 from ._executors import ExecutionContext, get_executor
 from ._executors._base import fit_estimator, pinned
-from ._planning import SEARCH_BACKENDS, plan_search
-from ._profile import format_bytes, profile_compute, profile_input
+from ._planning import SEARCH_BACKENDS, place_data, plan_search
+from ._profile import profile_compute, profile_input
 from ._search_engine import CollectorBackend, SearchEngine
-from .exceptions import DataTooLargeError
 
 __all__ = ["DistributedSearchCV"]
 
@@ -211,26 +211,28 @@ n_splits_, refit_time_, multimetric_
         candidates = self._candidates()
         prof = profile_input(X)
         client = resolve_client(self.client) if self.backend in ("auto", "dask") else None
+        compute = profile_compute(client)
+        data = None
         if prof.lazy:
-            limit = resolve_gather_limit(self.max_gather_bytes)
             with _current(client):
                 X, prof = _measured(X, prof)
-            if prof.nbytes > limit:
-                raise DataTooLargeError(
-                    f"{prof.describe()} is over the gather limit of {format_bytes(limit)}; "
-                    "DistributedSearchCV needs the data in memory on each worker. Options: "
-                    "raise max_gather_bytes, search on a subsample, or wrap an estimator with "
-                    "partial_fit for dask-ml's incremental searches."
-                )
-            with _current(client):
-                X, y, params = gather_inputs(X, y, params)
+                data = place_data(prof, compute, backend=self.backend,
+                                  max_gather_bytes=resolve_gather_limit(self.max_gather_bytes))
+                if data[0] == "workers":
+                    # X stays on the cluster; y and fit parameters (what sklearn's
+                    # splitters and scorers read here) come to this process.
+                    X = assemble_on_workers(client, X, prof.kind)
+                    _, y, params = gather_inputs(None, y, params)
+                else:
+                    X, y, params = gather_inputs(X, y, params)
         n_fits = len(candidates) * _n_splits_hint(self.cv)
         probe = None
-        if self.backend == "auto" and self.n_jobs != 1 and candidates and self.checkpoint is None:
+        if (self.backend == "auto" and self.n_jobs != 1 and candidates
+                and self.checkpoint is None and not isinstance(X, OnCluster)):
             probe = self._probe(X, y, candidates[0])
         plan = plan_search(
-            prof, profile_compute(client), backend=self.backend, n_jobs=self.n_jobs,
-            n_fits=n_fits, probe_seconds=probe,
+            prof, compute, backend=self.backend, n_jobs=self.n_jobs,
+            n_fits=n_fits, probe_seconds=probe, data=data,
         )
         if self.verbose > 0:
             print(f"[distsk] {plan}")
@@ -239,6 +241,9 @@ n_splits_, refit_time_, multimetric_
         engine = self._make_engine(runner, seconds_per_fit=probe, checkpoint=store,
                                    verbose=self.verbose)
         self._candidate_list = candidates
+        if plan.on_workers:
+            # sklearn refits best_estimator_ on X in this process: here, on the cluster.
+            self._refit_on_cluster = ExecutionContext(plan, client)
         self._engine = parallel_config(backend=CollectorBackend(engine))
         self._engine.__enter__()
         try:
@@ -250,11 +255,36 @@ n_splits_, refit_time_, multimetric_
         finally:
             self._release_engine()
             self.__dict__.pop("_candidate_list", None)
+            self.__dict__.pop("_refit_on_cluster", None)
+            if isinstance(X, OnCluster):
+                X.future.release()
             engine.close()
         self.plan_ = plan
         self.n_fits_performed_ = engine.n_fits
         self.n_fits_resumed_ = engine.n_resumed
         return self
+
+    # sklearn's refit is ``self.best_estimator_.fit(X, y, ...)`` (a contract test checks
+    # it): with X kept on the cluster, the getter hands sklearn a stand-in whose fit runs
+    # there, as one task, and stores the plain fitted model.
+    @property
+    def best_estimator_(self):
+        try:
+            estimator = self.__dict__["best_estimator_"]
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute 'best_estimator_'"
+            ) from None
+        ctx = self.__dict__.get("_refit_on_cluster")
+        return _RefitOnCluster(self, estimator, ctx) if ctx is not None else estimator
+
+    @best_estimator_.setter
+    def best_estimator_(self, value):
+        self.__dict__["best_estimator_"] = value
+
+    @best_estimator_.deleter
+    def best_estimator_(self):
+        del self.__dict__["best_estimator_"]
 
     def _make_engine(self, runner, **options) -> SearchEngine:
         # The halving searches (distsk._halving) run their rounds on a growing engine.
@@ -316,6 +346,27 @@ _BYPASSED = (
     "tests/test_contracts.py checks this assumption; please report it with your "
     "scikit-learn and joblib versions."
 )
+
+
+class _RefitOnCluster:
+    """The unfitted best estimator, whose ``fit`` runs on the cluster holding X."""
+
+    def __init__(self, search, estimator, ctx):
+        self._search, self._estimator, self._ctx = search, estimator, ctx
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["_estimator"], name)
+
+    def fit(self, X, y=None, **fit_params):
+        from dataclasses import replace
+
+        ctx = self._ctx
+        plan = replace(ctx.plan, strategy="single-task", n_jobs=1)
+        fitted = get_executor("dask").fit(
+            self._estimator, X, y, fit_params, ExecutionContext(plan, ctx.client))
+        self._search.__dict__.pop("_refit_on_cluster", None)
+        self._search.best_estimator_ = fitted
+        return fitted
 
 
 def _n_splits_hint(cv) -> int:

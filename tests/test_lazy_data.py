@@ -135,9 +135,28 @@ def test_untranslatable_parameter_is_named(client):
         big(LogisticRegression(class_weight="balanced"), client).fit(dX, dy)
 
 
+def test_large_data_without_a_large_data_engine_is_fit_exactly_on_a_worker(client):
+    # Over the client's gather limit, but a worker holds it: assembled there and fit
+    # as plain sklearn would fit it, never through this process (#10).
+    est = big(SVC(), client).fit(dX, dy)
+    assert (est.plan_.executor, est.plan_.on_workers, est.plan_.gather) == ("dask", True, False)
+    assert "each worker's memory" in est.plan_.reason
+    assert_array_equal(est.predict(X), SVC().fit(X, y).predict(X))
+    assert_array_equal(est.estimator_.dual_coef_, SVC().fit(X, y).dual_coef_)
+
+
 def test_large_data_for_unsupported_estimator_names_options(client):
-    with pytest.raises(DataTooLargeError, match="max_gather_bytes"):
-        big(SVC(), client).fit(dX, dy)
+    # Over the gather limit and over what a worker may hold.
+    est = DistributedEstimator(SVC(), max_gather_bytes=0, client=client)
+    from distsk import _planning
+
+    room = _planning.WORKER_DATA_FRACTION
+    try:
+        _planning.WORKER_DATA_FRACTION = 1e-12
+        with pytest.raises(DataTooLargeError, match="max_gather_bytes"):
+            est.fit(dX, dy)
+    finally:
+        _planning.WORKER_DATA_FRACTION = room
 
 
 def test_xgboost_large_returns_plain_model(client):

@@ -90,9 +90,31 @@ def test_rule3_small_lazy_is_gathered():
     assert "Gathered" in p.reason and "15.26 MiB" in p.reason
 
 
-def test_rule3_gather_then_split_on_big_cluster():
+def test_rule3_split_on_big_cluster_with_data_assembled_on_the_workers():
     p = plan(RandomForestClassifier(), inp=SMALL_LAZY, comp=BIG_CLUSTER)
-    assert (p.executor, p.strategy, p.gather) == ("dask", "split-forest", True)
+    assert (p.executor, p.strategy, p.gather, p.on_workers) == (
+        "dask", "split-forest", False, True)
+    assert "each worker's memory" in p.reason and "never through this process" in p.reason
+
+
+def test_rule3_gathered_when_a_worker_cannot_hold_it():
+    tiny_workers = ComputeProfile(2, 16 * GB, "tcp://127.0.0.1:8786", n_workers=4,
+                                  worker_threads=16, worker_memory_bytes=4 * 32 * 2**20)
+    p = plan(RandomForestClassifier(), inp=SMALL_LAZY, comp=tiny_workers)
+    assert (p.executor, p.strategy, p.gather, p.on_workers) == (
+        "dask", "split-forest", True, False)
+
+
+def test_rule3_forced_dask_assembles_on_workers_and_never_uses_joblib_dask():
+    p = plan(KNeighborsClassifier(n_jobs=2), inp=SMALL_LAZY, comp=SMALL_CLUSTER,
+             backend="dask")
+    assert (p.executor, p.strategy, p.on_workers, p.gather) == (
+        "dask", "single-task", True, False)
+
+
+def test_rule4_no_large_data_engine_but_a_worker_holds_it():
+    p = plan(SVC(), inp=SMALL_LAZY, comp=SMALL_CLUSTER, max_gather_bytes=10)
+    assert (p.executor, p.strategy, p.on_workers) == ("dask", "single-task", True)
 
 
 def test_rule3_threshold_is_overridable():
@@ -218,3 +240,34 @@ def test_compute_profile_never_sees_an_empty_cluster_while_the_client_refreshes(
         c.wait_for_workers(2, timeout=10)
         seen = {(p.n_workers, p.worker_threads) for p in (profile_compute(c) for _ in range(300))}
     assert seen == {(2, 2)}
+
+
+# ------------------------------------------------ where a search's dask data goes (#10)
+def test_search_data_on_the_workers_when_one_holds_it():
+    from distsk._planning import place_data
+
+    where, why = place_data(SMALL_LAZY, SMALL_CLUSTER, backend="auto", max_gather_bytes=10)
+    assert where == "workers"
+    assert "each worker's memory" in why and "1.00 GiB" in why  # 25% of 4 GiB
+    p = plan_search(SMALL_LAZY, SMALL_CLUSTER, backend="auto", n_jobs=None, n_fits=10,
+                    probe_seconds=None, data=(where, why))
+    assert (p.executor, p.on_workers, p.gather) == ("dask", True, False)
+
+
+def test_search_data_gathered_when_no_worker_holds_it_but_the_client_does():
+    from distsk._planning import place_data
+
+    small_workers = ComputeProfile(2, 16 * GB, "tcp://127.0.0.1:8786", n_workers=2,
+                                   worker_threads=2, worker_memory_bytes=2 * 32 * 2**20)
+    where, why = place_data(SMALL_LAZY, small_workers, backend="auto", max_gather_bytes=LIMIT)
+    assert where == "client" and "gather limit" in why and "32.00 MiB limit" in why
+    where, why = place_data(SMALL_LAZY, SMALL_CLUSTER, backend="loky", max_gather_bytes=LIMIT)
+    assert where == "client" and "no Dask cluster is in use" in why
+
+
+def test_search_data_too_large_for_both_names_both_memories():
+    from distsk._planning import place_data
+
+    with pytest.raises(DataTooLargeError, match=r"gather limit of this process \(10 B\).*"
+                       r"1.00 GiB of a worker's memory"):
+        place_data(BIG_LAZY, SMALL_CLUSTER, backend="auto", max_gather_bytes=10)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import io
+import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -52,9 +54,56 @@ class Executor:
 
 @contextlib.contextmanager
 def pinned():
-    """Inner joblib parallelism runs sequentially inside a task (no nested oversubscription)."""
+    """One core: joblib loops run sequentially and native thread pools (OpenMP, BLAS)
+    use one thread, inside a task (no nested oversubscription) and for "sequential"."""
     with parallel_config(backend="sequential"):
-        yield
+        openmp = _one_thread.enter()
+        try:
+            yield
+        finally:
+            _one_thread.leave(openmp)
+
+
+class _OneThread:
+    """Native thread pools limited to one thread while a pinned() block runs.
+
+    OpenMP's thread count belongs to the calling thread: each block limits its own.
+    BLAS limits (OpenBLAS, MKL, BLIS) are process-wide, so concurrent blocks (Dask
+    worker threads) share one: the first in sets it, the last out restores the
+    original. threadpoolctl's scan of the loaded libraries (~20 ms) is kept until a
+    module is imported (which may load a new library); a limit costs under a millisecond.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._blas = None
+        self._controller = None
+        self._n_modules = -1
+
+    def enter(self):
+        with self._lock:
+            if self._controller is None or self._n_modules != len(sys.modules):
+                from threadpoolctl import ThreadpoolController
+
+                self._controller = ThreadpoolController()
+                self._n_modules = len(sys.modules)
+            controller = self._controller
+            if self._depth == 0:
+                self._blas = controller.select(user_api="blas").limit(limits=1)
+            self._depth += 1
+        return controller.select(user_api="openmp").limit(limits=1)
+
+    def leave(self, openmp):
+        openmp.restore_original_limits()
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                self._blas.restore_original_limits()
+                self._blas = None
+
+
+_one_thread = _OneThread()
 
 
 def check_picklable(estimator, parameters=(), *, where: str) -> None:
@@ -95,6 +144,23 @@ def fit_estimator(estimator, X, y, fit_params):
     # y is always passed, as Pipeline does: sklearn's fit(X, y=None) convention, and the
     # estimator's own error when it requires y.
     return estimator.fit(X, y, **fit_params)
+
+
+def fit_received(estimator, X, y, fit_params):
+    """``fit_estimator`` on data as a Dask worker received it, laid out afresh first.
+
+    Arrays that arrived over the network can be views at odd addresses of a receive
+    buffer, which sends BLAS down other code paths and changes last bits of a model
+    (fold fits are not affected: a fold's rows are a fresh copy).
+    """
+    import numpy as np
+
+    def own(value):
+        if isinstance(value, np.ndarray) and not value.flags.owndata:
+            return np.array(value, order="K", copy=True)
+        return value
+
+    return fit_estimator(estimator, own(X), own(y), fit_params)
 
 
 def run_recording(func, *args, **kwargs):

@@ -24,6 +24,7 @@ from distributed.client import FutureCancelledError
 from joblib import parallel_config
 from sklearn.base import clone
 
+from .._cluster_data import OnCluster
 from .._remote import call, pack, run_batch, run_suspect
 from ..exceptions import ClusterUnavailableError
 from ._base import (
@@ -31,6 +32,7 @@ from ._base import (
     Executor,
     check_picklable,
     fit_estimator,
+    fit_received,
     reemit,
     run_recording,
     run_unit_remote,
@@ -60,6 +62,8 @@ def _scatter(client, obj):
     """Send ``obj`` to every worker once; the future stands in for it in tasks."""
     if obj is None:
         return None
+    if isinstance(obj, OnCluster):  # already in a worker's memory
+        return obj.future
     # Wrapped in a list: scatter would otherwise split lists and dicts element-wise.
     # broadcast=True: one send to every worker (not one per task); forests need X
     # on every worker at once.
@@ -142,7 +146,7 @@ class DaskExecutor(Executor):
             reemit(_forest_warnings([recorded for _, recorded in results]))
             return _merge_forests(estimator, [r for r, _ in results])
         future = client.submit(
-            call, *pack([(run_recording, [fit_estimator, estimator, *data], {})]),
+            call, *pack([(run_recording, [fit_received, estimator, *data], {})]),
             pure=False, key=f"distsk-fit-{type(estimator).__name__}-{uuid.uuid4().hex}",
         )
         (fitted, recorded), = _gather(client, [future])
@@ -216,7 +220,7 @@ class DaskRunner:
         todo: dict[int, object] = {}
         for _, args, kwargs in items:
             for obj in (*args, *kwargs.values()):
-                if obj is None or isinstance(obj, (int, float, str, bool)):
+                if obj is None or isinstance(obj, (int, float, str, bool, OnCluster)):
                     continue
                 if id(obj) in todo or id(obj) in self._scattered:
                     continue
@@ -231,9 +235,12 @@ class DaskRunner:
                 self._scattered[id(obj)] = (obj, future)
 
     def _share(self, obj):
-        # Small values travel inside the task; large ones once, by identity.
+        # Small values travel inside the task; large ones once, by identity; data kept
+        # on the cluster as the future of its assembled copy.
         if obj is None or isinstance(obj, (int, float, str, bool)):
             return obj
+        if isinstance(obj, OnCluster):
+            return obj.future
         key = id(obj)
         with self._lock:
             hit = self._scattered.get(key)
