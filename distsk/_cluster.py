@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import time
 
 from .exceptions import ClusterUnavailableError
 
@@ -86,6 +87,7 @@ def _connect(address: str, timeout: float):
         if missing:
             raise ClusterUnavailableError(missing)
         try:
+            _refuses_at_once(address, timeout)
             c = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise ClusterUnavailableError(_refusal(address, exc, timeout)) from exc
@@ -125,9 +127,69 @@ def _missing_tls_credentials(address: str) -> str | None:
     )
 
 
+def _refuses_at_once(address: str, timeout: float) -> None:
+    """Raise for an address that refuses a TCP connection, or accepts it and stays silent.
+
+    distributed retries a refused connection until its timeout (a scheduler may be
+    starting); a user who passes an address wants to know at once that nothing listens
+    there. A peer that accepts and never speaks makes distributed's Client wait forever
+    (2026.8: its ``timeout`` does not cover the handshake): a Dask scheduler sends its
+    handshake first on tcp://, so silence for ``timeout`` seconds fails here.
+    """
+    import socket
+
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    scheme, location = parse_address(address)
+    if scheme not in ("tcp", "tls"):
+        return
+    try:
+        host, port = parse_host_port(location)
+    except ValueError:  # no port given: distributed's own defaults apply
+        return
+    start = time.monotonic()
+    try:
+        probe = socket.create_connection((host, port), timeout=timeout)
+    except TimeoutError as exc:
+        raise _Silent(exc) from exc
+    except OSError as exc:  # refused, unreachable, or a name that does not resolve
+        raise _Refused(exc) from exc
+    with probe:
+        if scheme != "tcp":  # tls: the client speaks first, nothing to wait for
+            return
+        try:
+            # Not a Dask message: a TLS scheduler hangs up at it at once (as at the
+            # Client's own handshake); a Dask scheduler has sent its handshake anyway.
+            probe.sendall(bytes(5))  # shorter than any Dask frame header (8 bytes)
+            probe.settimeout(max(0.01, timeout - (time.monotonic() - start)))
+            probe.recv(1, socket.MSG_PEEK)
+        except TimeoutError as exc:
+            raise _Silent(exc) from exc
+        except OSError:
+            return  # it hung up: the Client's own attempt says why
+
+
+class _Refused(OSError):
+    """A connection refused before any Dask traffic (see ``_refuses_at_once``)."""
+
+
+class _Silent(TimeoutError):
+    """No Dask scheduler answered within the timeout (see ``_refuses_at_once``)."""
+
+
 def _refusal(address: str, exc: BaseException, timeout: float) -> str:
     from distributed.comm import CommClosedError, parse_address
 
+    if isinstance(exc, _Refused):
+        cause = exc.args[0]
+        return (
+            f"Could not connect to a Dask scheduler at {address!r} "
+            f"({type(cause).__name__}: {cause}). Check that `dask scheduler` runs there "
+            "and that the address (including the tcp:// or tls:// scheme and port) is right."
+        )
+    if isinstance(exc, _Silent):
+        exc = exc.args[0]
     if not isinstance(exc, CommClosedError):  # nothing answered in time
         return (
             f"Could not connect to a Dask scheduler at {address!r} within {timeout:g} s "
