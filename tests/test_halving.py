@@ -3,6 +3,7 @@
 engine: in-process, loky and a LocalCluster."""
 
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from numpy.testing import assert_array_equal
 from scipy.stats import loguniform, randint
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
+from sklearn.decomposition import PCA
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     GradientBoostingClassifier,
@@ -407,3 +409,66 @@ def test_callbacks_see_every_round_and_fit(where, request):
     assert len(ends) == (9 + 3 + 1) * 3
     assert {r[2] for r in ends} - {os.getpid()}  # they came from other processes
     assert len(callback.ends("search")) == 1
+
+
+# ----------------------------------------------- what DistributedSearchCV has, per round
+def test_pipeline_prefixes_are_shared_in_every_round(engine):
+    pipe = make_pipeline(StandardScaler(), PCA(n_components=3, random_state=0),
+                         LogisticRegression())
+    grid = {"logisticregression__C": list(np.logspace(-3, 2, 9))}
+    ours, _ = run(engine, pipe, grid, cv=3, random_state=0)
+    assert ours.n_candidates_ == [9, 3, 1]
+    # One prefix fit per (round, fold) where two or more candidates share it; a
+    # round's lone candidate is an ordinary fit: 3 + 3 + 3, not (9 + 3 + 1) x 3.
+    assert ours.n_fits_performed_ == 9
+
+
+def test_dask_input_is_gathered(active_client):
+    import dask.array as da
+
+    Xd = da.from_array(X, chunks=(100, -1))
+    yd = da.from_array(y, chunks=100)
+    ours = DistributedHalvingGridSearchCV(LogisticRegression(), {"C": [0.01, 0.1, 1.0, 10.0]},
+                                          cv=3, random_state=0, backend="dask").fit(Xd, yd)
+    ref = HalvingGridSearchCV(LogisticRegression(), {"C": [0.01, 0.1, 1.0, 10.0]}, cv=3,
+                              random_state=0).fit(X, y)
+    assert_same_search(ours, ref)
+    assert ours.n_candidates_ == ref.n_candidates_
+
+
+def test_bad_input_fails_as_sklearn_fails(engine):
+    Xnan = X.copy()
+    Xnan[::7, 0] = np.nan  # LogisticRegression refuses NaN: every fit fails
+    ours, ref = pair(engine, LogisticRegression(), {"C": [0.1, 1.0, 10.0]}, cv=3)
+    with pytest.raises(ValueError) as ref_exc:
+        ref.fit(Xnan, y)
+    with pytest.raises(ValueError) as ours_exc:
+        ours.fit(Xnan, y)
+    # The fits' tracebacks are quoted; distsk's engine drops empty callback contexts,
+    # so sklearn's _fit_and_score calls fit from another line of its own.
+    def text(exc):
+        return re.sub(r"_validation.py\", line \d+", "_validation.py", str(exc.value))
+
+    assert text(ours_exc) == text(ref_exc)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_fit_that_kills_its_worker_ends_as_error_score_and_never_survives():
+    from .counting import CountingClassifier
+
+    grid = {"die": [False, True], "C": [0.01, 0.1, 1.0, 10.0]}
+    search = DistributedHalvingGridSearchCV(CountingClassifier(), grid, cv=2, refit=False,
+                                            random_state=0, backend="loky")
+    with pytest.warns(FitFailedWarning, match="died every time it ran it"):
+        search.fit(X, y)
+    res = search.cv_results_
+    first = slice(0, search.n_candidates_[0])
+    killed = [p["die"] for p in res["params"][first]]
+    assert all(np.isnan(res["mean_test_score"][first][killed]))
+    assert not any(p["die"] for p in res["params"][search.n_candidates_[0]:])
+    ref = HalvingGridSearchCV(CountingClassifier(), {"die": [False], "C": grid["C"]}, cv=2,
+                              refit=False, random_state=0).fit(X, y)
+    alive = [i for i, p in enumerate(res["params"][first]) if not p["die"]]
+    assert list(res["mean_test_score"][first][alive]) == list(
+        ref.cv_results_["mean_test_score"][: ref.n_candidates_[0]])
