@@ -8,13 +8,18 @@ it predicts on numpy with no cluster and no dask-ml.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import numpy as np
 from sklearn.base import clone
 
 from ..exceptions import NoFaithfulTranslationError
 from ._base import ExecutionContext, Executor
 
-__all__ = ["DaskMLExecutor", "dask_ml_support", "require_dask_ml"]
+__all__ = [
+    "DaskMLExecutor", "dask_ml_support", "require_dask_ml", "persisted", "quiet_dask_ml",
+]
 
 
 def require_dask_ml():
@@ -36,7 +41,10 @@ _RAW = {"normalize": False}
 
 
 def _lr(p, n_samples):
-    if p["l1_ratio"] not in (0, 0.0) or p.get("penalty") not in ("deprecated", "l2"):
+    # The L2 penalty is l1_ratio=0 since sklearn 1.8 (penalty deprecated); before 1.8 it is
+    # penalty="l2", whose l1_ratio defaults to None (read by penalty="elasticnet" only).
+    l2_ratio = p["l1_ratio"] in (0, 0.0) or (p["l1_ratio"] is None and p.get("penalty") == "l2")
+    if not l2_ratio or p.get("penalty") not in ("deprecated", "l2"):
         raise _untranslatable("LogisticRegression", "l1_ratio/penalty", p["l1_ratio"],
                               "dask-ml's lbfgs solver fits the L2 penalty only")
     return "dask_ml.linear_model", "LogisticRegression", dict(
@@ -196,10 +204,15 @@ class DaskMLExecutor(Executor):
 
     def fit(self, estimator, X, y, fit_params, ctx: ExecutionContext):
         require_dask_ml()
-        import importlib
-
         X = _as_dask_array(X)
         y = None if y is None else _as_dask_array(y)
+        X, y = persisted(ctx.client, X, y)
+        with quiet_dask_ml():
+            return self._fit(estimator, X, y, fit_params, ctx)
+
+    def _fit(self, estimator, X, y, fit_params, ctx: ExecutionContext):
+        import importlib
+
         X, y = _check_input(estimator, X, y)
         if ctx.plan.strategy == "incremental":
             from dask_ml.wrappers import Incremental
@@ -243,6 +256,39 @@ class DaskMLExecutor(Executor):
         if name == "LogisticRegression":
             estimator.classes_ = classes
         return estimator
+
+
+def persisted(client, X, y):
+    """``X`` and ``y`` computed once into the cluster's memory (None stays None).
+
+    Iterative solvers (L-BFGS, k-means||, boosting rounds) build a graph per iteration;
+    on persisted input each graph names the blocks where they live, instead of carrying
+    (or recomputing) the data every time. Workers spill to disk what does not fit.
+    """
+    if client is None:
+        return X, y
+    arrays = [a for a in (X, y) if a is not None]
+    with warnings.catch_warnings():
+        # Data held in the graph (da.from_array on a numpy array) travels here, once:
+        # what dask's "Sending large graph" warning asks for.
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        arrays = client.persist(arrays)
+    return arrays[0], (arrays[1] if y is not None else None)
+
+
+@contextlib.contextmanager
+def quiet_dask_ml():
+    """Silence warnings dask-ml and dask-glm cause by their own use of dask and scipy.
+
+    dask-glm sets the deprecated dask option ``fuse_ave_width`` (a FutureWarning) and
+    calls scipy's L-BFGS with its deprecated ``iprint`` (a DeprecationWarning): nothing
+    the user wrote or can change. Warnings about the user's model and data pass.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*'fuse_ave_width'", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r"scipy\.optimize: The `disp` and `iprint`",
+                                category=DeprecationWarning)
+        yield
 
 
 def _stand_in(value, shape, dtype):

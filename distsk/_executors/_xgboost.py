@@ -31,7 +31,7 @@ class XGBoostExecutor(Executor):
         import xgboost
         from xgboost import dask as dxgb
 
-        from ._dask_ml import _as_dask_array
+        from ._dask_ml import _as_dask_array, persisted
 
         dask_cls = {
             xgboost.XGBClassifier: dxgb.DaskXGBClassifier,
@@ -47,6 +47,7 @@ class XGBoostExecutor(Executor):
             X = _as_dask_array(X)
         if y is not None and not hasattr(y, "dask"):
             y = _as_dask_array(y)
+        X, y = persisted(ctx.client, X, y)  # the boosting rounds read it where it lives
         X, y = _check_input(estimator, X, y)
         model = dask_cls(**estimator.get_params())
         with ctx.client.as_current():
