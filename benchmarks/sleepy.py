@@ -7,6 +7,7 @@ the orchestration (client, scheduler, task and result handling), not compute.
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -14,14 +15,18 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 
 class SleepyClassifier(ClassifierMixin, BaseEstimator):
-    """Predicts the majority class; ``fit`` sleeps ``seconds`` first."""
+    """Predicts the majority class; ``fit`` sleeps ``seconds`` first.
+
+    In a process whose environment sets ``DISTSK_SLEEPY_SLOWDOWN=k``, fits sleep k times
+    longer: a slow worker, for the straggler benchmark and tests.
+    """
 
     def __init__(self, seconds=0.5, C=1.0):
         self.seconds = seconds
         self.C = C
 
     def fit(self, X, y):
-        time.sleep(self.seconds)
+        time.sleep(self.seconds * float(os.environ.get("DISTSK_SLEEPY_SLOWDOWN", "1")))
         self.classes_, counts = np.unique(y, return_counts=True)
         self.majority_ = self.classes_[np.argmax(counts)]
         return self

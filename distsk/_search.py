@@ -262,6 +262,7 @@ n_splits_, refit_time_, multimetric_
         self.plan_ = plan
         self.n_fits_performed_ = engine.n_fits
         self.n_fits_resumed_ = engine.n_resumed
+        self._n_speculated = engine.n_speculated  # straggling units run a second time
         return self
 
     # sklearn's refit is ``self.best_estimator_.fit(X, y, ...)`` (a contract test checks

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import math
+import time
 
 from ._callbacks import replay_callbacks
 from ._checkpoint import ItemKeys
@@ -26,6 +27,10 @@ __all__ = ["CollectorBackend", "SearchEngine"]
 
 #: Target duration of one batch of small fits (seconds).
 BATCH_SECONDS = 2.0
+#: A unit running this many times longer than its fits should take is run a second
+#: time on an idle slot (and never before STRAGGLER_MIN_SECONDS).
+STRAGGLER_FACTOR = 2.0
+STRAGGLER_MIN_SECONDS = 1.0
 
 
 class SearchEngine:
@@ -45,6 +50,7 @@ class SearchEngine:
         self.verbose = verbose
         self.n_fits = 0
         self.n_resumed = 0
+        self.n_speculated = 0
         self._keys = ItemKeys() if checkpoint is not None else None
         self._items: list = []
         self._results: list[dict] = []
@@ -90,10 +96,11 @@ class SearchEngine:
         prepare = getattr(self.runner, "prepare", None)
         if prepare is not None:
             prepare([items[i] for unit in units for i in unit.indices])
-        in_flight: dict[cf.Future, list[int]] = {}
-        slots = max(1, self.runner.slots)
+        in_flight: dict[cf.Future, _Running] = {}
+        speculate = getattr(self.runner, "speculates", False) and not _has_callbacks(items)
         try:
             while queue or in_flight:
+                slots = max(1, self.runner.slots)  # a cluster may grow or shrink
                 # Until one fit's duration is known, one unit per slot; then two per
                 # slot, so a slot never waits for the client between units.
                 limit = (2 if self.seconds_per_fit else 1) * slots
@@ -103,14 +110,28 @@ class SearchEngine:
                     if getattr(self.runner, "remote", False):
                         batch = _portable(batch)
                     future = self.runner.submit(kind, batch)
-                    in_flight[future] = indices
+                    in_flight[future] = _Running(kind, indices, batch)
+                if speculate and not queue and len(in_flight) < slots:
+                    self._speculate(in_flight, slots)
                 done, _ = cf.wait(in_flight, timeout=1.0, return_when=cf.FIRST_COMPLETED)
                 if not done:
                     self.runner.check()
                 for future in done:
-                    indices = in_flight.pop(future)
-                    out, n_fits, recorded, printed = future.result()
-                    for i, result in zip(indices, out):
+                    running = in_flight.pop(future)
+                    twin = running.twin
+                    if running.group["settled"]:
+                        continue  # its twin's result is already in
+                    try:
+                        out, n_fits, recorded, printed = future.result()
+                    except BaseException:
+                        if twin is not None and twin in in_flight:
+                            continue  # the other copy may still finish
+                        raise
+                    running.group["settled"] = True
+                    if twin is not None and twin in in_flight:
+                        in_flight.pop(twin)
+                        self.runner.discard(twin)
+                    for i, result in zip(running.indices, out):
                         results[i].update(result)
                         if keys is not None:
                             self.checkpoint.put(keys[i], result)
@@ -135,6 +156,32 @@ class SearchEngine:
             raise ClusterUnavailableError(
                 f"{lost} Finished fits are lost: pass checkpoint=PATH to keep them."
             ) from exc
+
+    def _speculate(self, in_flight, slots):
+        """Idle slots, nothing queued: run the slowest units a second time elsewhere.
+
+        Fits are deterministic, so whichever copy finishes first gives the result; the
+        other is discarded. A unit is copied once, and only when it has run longer than
+        ``STRAGGLER_FACTOR`` times what its fits should take.
+        """
+        if not self.seconds_per_fit:
+            return
+        now = time.monotonic()
+        late = sorted(
+            (r.started, f) for f, r in in_flight.items()
+            if r.twin is None and now - r.started > max(
+                STRAGGLER_MIN_SECONDS,
+                STRAGGLER_FACTOR * self.seconds_per_fit * len(r.indices))
+        )
+        for _, future in late[: slots - len(in_flight)]:
+            running = in_flight[future]
+            copy = self.runner.submit(running.kind, running.batch, avoid=future)
+            if copy is None:  # nowhere else to run it
+                continue
+            twin = _Running(running.kind, running.indices, running.batch, running.group)
+            twin.twin, running.twin = future, copy
+            in_flight[copy] = twin
+            self.n_speculated += 1
 
     def _next_work(self, queue, slots):
         unit = queue.popleft()
@@ -169,6 +216,27 @@ class SearchEngine:
         self.runner.close()
         if self.checkpoint is not None:
             self.checkpoint.close()
+
+
+class _Running:
+    """A unit in flight: what it is, when it was sent, and its copy if one runs."""
+
+    __slots__ = ("kind", "indices", "batch", "started", "twin", "group")
+
+    def __init__(self, kind, indices, batch, group=None):
+        self.kind, self.indices, self.batch = kind, indices, batch
+        self.started = time.monotonic()
+        self.twin = None
+        self.group = group if group is not None else {"settled": False}
+
+
+def _has_callbacks(items) -> bool:
+    """Whether any fit reports to sklearn callbacks (a copy would report twice)."""
+    for _, _, kwargs in items:
+        ctx = kwargs.get("callback_ctx")
+        if ctx is not None and getattr(ctx, "_callbacks", None):
+            return True
+    return False
 
 
 class CollectorBackend(ParallelBackendBase):

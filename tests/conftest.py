@@ -88,13 +88,21 @@ class CLICluster:
             time.sleep(0.1)
         self.address = json.loads(self.scheduler_file.read_text())["address"]
         assert self.address.startswith(f"{scheme}://127.0.0.1:")
+        self._env, self._extra_args = env, extra_args
         for i in range(n_workers):
-            self.procs.append(subprocess.Popen(
-                [_dask_cli(), "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1",
-                 "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
-                 "--name", f"cli-worker-{i}", *extra_args],
-                stdout=subprocess.DEVNULL, stderr=open(tmp / f"worker-{i}.log", "w"), env=env,
-            ))
+            self.add_worker(f"cli-worker-{i}")
+
+    def add_worker(self, name: str, nthreads: int = 1, extra_env=None):
+        """Start one more `dask worker` process (it joins whenever it is ready)."""
+        proc = subprocess.Popen(
+            [_dask_cli(), "worker", self.address, "--nthreads", str(nthreads),
+             "--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+             "--name", name, *self._extra_args],
+            stdout=subprocess.DEVNULL, stderr=open(self.tmp / f"{name}.log", "w"),
+            env={**self._env, **(extra_env or {})},
+        )
+        self.procs.append(proc)
+        return proc
 
     def wait_for_workers(self, n: int = 2):
         from distributed import Client

@@ -154,7 +154,11 @@ class DaskExecutor(Executor):
         return fitted
 
     def search_runner(self, ctx: ExecutionContext):
-        return DaskRunner(ctx.client, slots=ctx.plan.n_jobs)
+        plan = ctx.plan
+        # n_jobs=None (all worker threads): the slots follow the cluster as it grows and
+        # shrinks; an explicit n_jobs is kept.
+        follows = plan.compute is None or plan.n_jobs == plan.compute.worker_threads
+        return DaskRunner(ctx.client, slots=None if follows else plan.n_jobs)
 
 
 def _gather(client, futures):
@@ -192,7 +196,8 @@ class DaskRunner:
         self._events_received = 0
         client.subscribe_topic(self._topic, self._deliver)
         threads = sum(client.nthreads().values())
-        self.slots = slots or threads
+        self._fixed_slots = slots
+        self._threads, self._threads_read = threads, time.monotonic()
         if threads == 0:
             raise ClusterUnavailableError(
                 f"The Dask cluster at {client.scheduler.address} has no workers. "
@@ -289,13 +294,55 @@ class DaskRunner:
         with self._lock:
             self._scattered = {}
 
-    def submit(self, kind, items):
+    #: The engine may run a straggling unit a second time on another worker.
+    speculates = True
+
+    @property
+    def slots(self) -> int:
+        """Units that run at once: n_jobs, or the cluster's threads now (read at most
+        once a second, so workers that join get work and retired ones stop counting)."""
+        if self._fixed_slots:
+            return self._fixed_slots
+        now = time.monotonic()
+        if now - self._threads_read > 1.0 and self.client.status == "running":
+            self._threads_read = now
+            try:
+                threads = sum(_bounded(self.client.nthreads, SCHEDULER_GRACE).values())
+            except Exception:
+                threads = 0
+            self._threads = threads or self._threads
+        return self._threads
+
+    def submit(self, kind, items, avoid=None):
+        """Run a unit; ``avoid``: a running unit's future, whose worker this copy avoids
+        (None is returned when there is no other worker)."""
+        workers = None
+        if avoid is not None:
+            workers = self._other_workers(avoid)
+            if not workers:
+                return None
         result: cf.Future = cf.Future()
-        self._send(kind, items, result, attempts=MAX_RESUBMITS)
+        self._send(kind, items, result, attempts=MAX_RESUBMITS, workers=workers)
         return result
 
+    def _other_workers(self, result):
+        key = getattr(result, "distsk_key", None)
+        try:
+            processing = _bounded(self.client.processing, SCHEDULER_GRACE)
+        except Exception:
+            return None
+        return [w for w, keys in processing.items() if key not in keys]
+
+    def discard(self, result):
+        """Drop a unit whose copy's result is already in (its task is cancelled)."""
+        result.cancel()
+        with self._lock:
+            future = self._pending.pop(getattr(result, "distsk_key", None), None)
+        if future is not None and self.client.status == "running":
+            future.cancel()
+
     def _send(self, kind, items, result, attempts, *, isolated=False,
-              confirmations=KILLED_CONFIRMATIONS):
+              confirmations=KILLED_CONFIRMATIONS, workers=None):
         """Run ``items`` as one task; ``isolated``: in a child process of the worker."""
         blob, data = pack(items, share=self._share)
         # One random id per search, a counter per task (uuid4 per task read urandom
@@ -305,7 +352,9 @@ class DaskRunner:
         future = self.client.submit(
             run_suspect if isolated else run_batch,
             kind, blob, data, wants_stdout(items), self._topic, key=key, pure=False,
+            workers=workers, allow_other_workers=workers is not None,
         )
+        result.distsk_key = key
         with self._lock:
             self._pending[key] = future
 
@@ -315,7 +364,7 @@ class DaskRunner:
             self.resubmitted += 1
             try:
                 self._forget_lost_data()
-                self._send(kind, items, result, attempts - 1, **how)
+                self._send(kind, items, result, attempts - 1, workers=workers, **how)
             except BaseException as err:
                 result.set_exception(err)
             return True

@@ -1,0 +1,147 @@
+"""Clusters whose workers differ, come and go mid-search (#10): stragglers are copied
+to idle workers, joining workers get work, gracefully retired ones lose nothing.
+
+Each test has a cluster of its own, started as `dask scheduler` / `dask worker` OS
+processes on loopback (tests.conftest.CLICluster), since the tests change it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from joblib import parallel_config
+from sklearn.model_selection import GridSearchCV
+
+from benchmarks.sleepy import SleepyClassifier
+from distsk import DistributedSearchCV
+from tests._search_helpers import assert_same_search
+from tests.conftest import CONNECT_TIMEOUT, CLICluster
+from tests.counting import CountingClassifier, count
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
+
+
+def _data():
+    rng = np.random.RandomState(0)
+    return rng.rand(120, 3), rng.randint(0, 2, 120)
+
+
+def _reference(estimator, grid, cv=2):
+    X, y = _data()
+    with parallel_config(backend="threading", n_jobs=16):
+        return GridSearchCV(estimator, grid, cv=cv).fit(X, y)
+
+
+def _client(cluster):
+    from distributed import Client
+
+    return Client(cluster.address, set_as_default=False, timeout=CONNECT_TIMEOUT)
+
+
+def _worker_named(client, name):
+    for address, info in client.scheduler_info(n_workers=-1)["workers"].items():
+        if info.get("name") == name:
+            return address
+    return None
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = CLICluster(tmp_path, n_workers=2).wait_for_workers(2)
+    yield c
+    c.close()
+
+
+def test_a_straggling_worker_is_overtaken_and_results_are_identical(cluster):
+    # A third worker whose fits take 10x as long: its last units are run again on idle
+    # workers and the first copy to finish wins.
+    cluster.add_worker("slow", extra_env={"DISTSK_SLEEPY_SLOWDOWN": "10"})
+    cluster.wait_for_workers(3)
+    grid = {"C": [float(c) for c in range(1, 13)]}
+    X, y = _data()
+    with _client(cluster) as client:
+        ours = DistributedSearchCV(SleepyClassifier(seconds=0.2), grid, cv=2, backend="dask",
+                                   client=client).fit(X, y)
+        assert ours._n_speculated >= 1
+        assert ours.n_fits_performed_ == 24  # the discarded copies are not counted
+        # Nothing is left running or held on the cluster.
+        assert not any(k.startswith("distsk-") for k in client.who_has())
+    assert_same_search(ours, _reference(SleepyClassifier(seconds=0.2), grid))
+
+
+def test_nothing_is_copied_while_work_is_queued(cluster):
+    # Two equal workers and fits of equal length: no unit is late, none is copied.
+    grid = {"C": [float(c) for c in range(1, 9)]}
+    X, y = _data()
+    with _client(cluster) as client:
+        ours = DistributedSearchCV(SleepyClassifier(seconds=0.2), grid, cv=2, backend="dask",
+                                   client=client).fit(X, y)
+    assert ours._n_speculated == 0
+
+
+def test_a_worker_joining_mid_search_receives_work_and_data(tmp_path):
+    from distributed import get_task_stream
+
+    cluster = CLICluster(tmp_path, n_workers=1)
+    try:
+        cluster.wait_for_workers(1)
+        grid = {"C": [float(c) for c in range(1, 41)]}
+        X, y = _data()
+        with _client(cluster) as client, get_task_stream(client) as stream:
+            search = DistributedSearchCV(SleepyClassifier(seconds=0.3), grid, cv=2,
+                                         backend="dask", client=client)
+            thread = threading.Thread(target=search.fit, args=(X, y))
+            thread.start()
+            time.sleep(1.0)
+            cluster.add_worker("late")
+            thread.join(timeout=200)
+            assert not thread.is_alive()
+            late = _worker_named(client, "late")
+        assert late is not None
+        ran_there = [t for t in stream.data
+                     if t["worker"] == late and t["key"].startswith("distsk-batch")]
+        assert ran_there, "the worker that joined ran no fits"
+        assert_same_search(search, _reference(SleepyClassifier(seconds=0.3), grid))
+    finally:
+        cluster.close()
+
+
+def _search_retiring_a_worker(cluster, tmp_path):
+    """A 40-fit search during which one of the two workers is retired gracefully."""
+    counter = tmp_path / "fits.txt"
+    grid = {"C": [float(c) for c in range(1, 21)]}
+    X, y = _data()
+    est = CountingClassifier(counter=str(counter), sleep=0.3)
+    with _client(cluster) as client:
+        search = DistributedSearchCV(est, grid, cv=2, backend="dask", client=client)
+        thread = threading.Thread(target=search.fit, args=(X, y))
+        thread.start()
+        while count(counter) < 6:
+            time.sleep(0.05)
+        retired = client.retire_workers([_worker_named(client, "cli-worker-1")],
+                                        close_workers=True)
+        assert retired
+        thread.join(timeout=200)
+        assert not thread.is_alive()
+    ref = GridSearchCV(CountingClassifier(sleep=0.0), grid, cv=2).fit(X, y)
+    return search, ref, count(counter)
+
+
+def test_a_worker_retired_mid_search_loses_no_result(cluster, tmp_path):
+    search, ref, n_started = _search_retiring_a_worker(cluster, tmp_path)
+    assert list(search.cv_results_["mean_test_score"]) == list(
+        ref.cv_results_["mean_test_score"])
+    assert search.n_fits_performed_ == 40
+    assert n_started >= 40 + 1  # every (candidate, fold), and the refit
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "distributed's retire_workers reschedules the tasks still running on the retired "
+    "worker, so the fits of those units start again elsewhere (measured: 6 of 40); "
+    "exactly-once needs per-fit results streamed from workers (see docs/scaling.rst)"))
+def test_a_worker_retired_mid_search_runs_no_fit_twice(cluster, tmp_path):
+    _, _, n_started = _search_retiring_a_worker(cluster, tmp_path)
+    assert n_started == 40 + 1
