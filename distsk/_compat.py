@@ -26,11 +26,17 @@ from sklearn.model_selection._search import BaseSearchCV, _search_estimator_has
 
 # The halving searches, from their module: importing them through
 # sklearn.experimental.enable_halving_search_cv would also publish them in
-# sklearn.model_selection for the user's whole process (sklearn 1.9).
+# sklearn.model_selection for the user's whole process (sklearn 1.9). Experimental
+# since 0.24.
 from sklearn.model_selection._search_successive_halving import (
     HalvingGridSearchCV,
     HalvingRandomSearchCV,
 )
+
+# The (candidate, fold) fit of a search: the halving searches call it themselves to
+# keep a round's models for the next. sklearn.model_selection._validation, long before
+# the 1.6 floor (keywords and failure result asserted in tests/test_contracts.py).
+from sklearn.model_selection._validation import _fit_and_score
 
 # Validation of the meta-estimators' parameters, as sklearn's estimators do it
 # (``_parameter_constraints``). sklearn.utils._param_validation, since 1.2.
@@ -44,6 +50,11 @@ from sklearn.utils.metadata_routing import _routing_enabled
 # The training split of one fold, exactly as ``_fit_and_score`` makes it (pairwise
 # estimators included), for the shared prefix and ensemble fits. Since 0.24 or earlier.
 from sklearn.utils.metaestimators import _safe_split
+
+# The number of samples of any array-like (lists, frames, sparse), as sklearn counts
+# them: the halving searches' resource hint. sklearn.utils.validation, long before the
+# 1.6 floor.
+from sklearn.utils.validation import _num_samples
 
 try:
     # sklearn's fit callbacks (ProgressBar, ...) send events from worker processes to a
@@ -84,8 +95,10 @@ __all__ = [
     "SequentialBackend",
     "StrOptions",
     "_MultimetricScorer",
+    "_num_samples",
     "_PassthroughScorer",
     "_Scorer",
+    "_fit_and_score",
     "_fit_context",
     "_routing_enabled",
     "_safe_split",

@@ -15,13 +15,13 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.model_selection import ParameterGrid, ParameterSampler
-from sklearn.utils.validation import _num_samples
 
 from ._compat import (
     HalvingGridSearchCV,
     HalvingRandomSearchCV,
     Interval,
     StrOptions,
+    _num_samples,
 )
 from ._planning import SEARCH_BACKENDS
 from ._search import DistributedSearchCV, _n_splits_hint
@@ -397,7 +397,7 @@ def _fit_and_keep(estimator, X, y, *, distsk_previous=None, distsk_keep=False, *
     The result's "estimator" is ``(grown_from, trees_fitted, model)``: ``model`` the
     fitted model to grow next round (when ``distsk_keep`` and the fit succeeded).
     """
-    from sklearn.model_selection._validation import _fit_and_score
+    from ._compat import _fit_and_score
 
     param = size_param(estimator)
     grown_from = None

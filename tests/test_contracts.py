@@ -307,6 +307,9 @@ def test_callback_contexts_link_parent_and_children():
             params = inspect.signature(getattr(ctx, hook)).parameters
             assert {"estimator", "metadata"} <= set(params), relied_on(
                 f"CallbackContext.{hook}(estimator=..., metadata=...)", by)
+    assert search.__dict__.get("_skl_callbacks"), relied_on(
+        "set_callbacks keeps the callbacks in _skl_callbacks",
+        "distsk/_search_engine.py (_portable: fits without callbacks travel light)")
     # During fit, the search holds the root of the context tree.
     assert "_callback_fit_ctx" not in search.__dict__  # removed after fit, as in 1.9
     from sklearn.callback import _callback_support
@@ -441,3 +444,36 @@ def test_future_cancelled_error_takes_a_reason():
     assert isinstance(err, Exception) and "lost dependencies" in str(err), relied_on(
         "distributed.client.FutureCancelledError(key, reason=...)",
         "distsk/_executors/_dask.py (DaskRunner: tasks cancelled for lost inputs)")
+
+
+# ------------------------------------------------------------- one place for private names
+def test_private_names_are_imported_only_in_compat():
+    """Every private name from another library is imported through distsk/_compat.py,
+    which says why and since which version (function-level imports included)."""
+    import ast
+    from pathlib import Path
+
+    import distsk
+
+    package = Path(distsk.__file__).parent
+
+    def private(module):
+        parts = module.split(".")
+        return parts[0] != "distsk" and any(
+            p.startswith("_") and not p.startswith("__") for p in parts)
+
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "_compat.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [a.name for a in node.names if a.name.startswith("_")]
+                if node.module.split(".")[0] != "distsk" and (private(node.module) or names):
+                    found.append(f"{path.relative_to(package)}:{node.lineno} "
+                                 f"from {node.module} import {', '.join(names) or '...'}")
+            elif isinstance(node, ast.Import):
+                found.extend(f"{path.relative_to(package)}:{node.lineno} import {a.name}"
+                             for a in node.names
+                             if private(a.name))
+    assert found == [], "private imports outside distsk/_compat.py:\n" + "\n".join(found)
