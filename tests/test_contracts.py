@@ -332,6 +332,25 @@ def test_hist_gradient_boosting_keeps_one_predictor_list_per_iteration():
     assert isinstance(model.validation_score_, np.ndarray)
 
 
+def test_forest_warm_start_seeds_new_trees_as_a_fresh_fit():
+    import warnings
+
+    from sklearn.ensemble import RandomForestClassifier
+
+    fresh = RandomForestClassifier(n_estimators=4, random_state=0).fit(X, y)
+    grown = RandomForestClassifier(n_estimators=4, random_state=0, warm_start=True)
+    grown.estimators_ = [None, None]  # placeholders for trees 0 and 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        grown.fit(X, y)
+    for theirs, ours in zip(fresh.estimators_[2:], grown.estimators_[2:]):
+        assert theirs.random_state == ours.random_state and np.array_equal(
+            theirs.tree_.threshold, ours.tree_.threshold), relied_on(
+            "a warm-started forest draws one seed per existing tree before seeding its "
+            "new trees, so trees start:stop equal those of a fresh fit",
+            "distsk/_executors/_dask.py (_fit_subforest: split-forest fits)")
+
+
 def test_kmeans_predict_reads_n_threads():
     from sklearn.cluster import KMeans
 
