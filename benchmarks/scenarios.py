@@ -542,13 +542,37 @@ def halving_random(ctx: Context) -> list[dict]:
                                random_state=0)
     space = {"learning_rate": loguniform(0.01, 1.0), "max_leaf_nodes": randint(4, 64),
              "min_samples_leaf": randint(5, 50), "l2_regularization": loguniform(1e-4, 1)}
-    contenders, _ = _halving_contenders(
+    contenders, last = _halving_contenders(
         ctx, HalvingRandomSearchCV, DistributedHalvingRandomSearchCV,
         HistGradientBoostingClassifier(max_iter=50, early_stopping=False, random_state=0),
         space, X, y, n_candidates=n_candidates, min_resources="exhaust", factor=3, cv=3,
         random_state=0)
-    return measure(ctx, "halving-random", contenders, baseline="sklearn loky",
-                   check=_halving_check())
+    records = measure(ctx, "halving-random", contenders, baseline="sklearn loky",
+                      check=_halving_check())
+    _note_idle(ctx, records, last)
+    return records
+
+
+def _note_idle(ctx: Context, records, last) -> None:
+    """Add each contender's idle slot-seconds to its notes: slots x wall time of its last
+    run minus the time its fits spent fitting and scoring (cv_results_' mean times x
+    folds), i.e. time its slots waited: for the rounds' last fits, and on overhead."""
+    import os
+
+    threads = sum(ctx.client.nthreads().values())
+    for r in records:
+        search = last.get(r["contender"])
+        if search is None or not r["times_s"]:
+            continue
+        res = search.cv_results_
+        busy = float(np.sum(res["mean_fit_time"] + res["mean_score_time"])) * search.n_splits_
+        plan = getattr(search, "plan_", None)
+        slots = plan.n_jobs if plan is not None else (
+            threads if "dask" in r["contender"] else os.cpu_count())
+        wall = r["times_s"][-1]
+        r["notes"] = "; ".join(filter(None, [
+            r["notes"], f"idle slot-seconds: {slots * wall - busy:.1f} of "
+                        f"{slots * wall:.1f} ({slots} slots)"]))
 
 
 @scenario("halving-trees")
@@ -572,6 +596,7 @@ def halving_trees(ctx: Context) -> list[dict]:
         max_resources=trees, factor=3, cv=3, random_state=0)
     records = measure(ctx, "halving-trees", contenders, baseline="sklearn loky",
                       check=_halving_check())
+    _note_idle(ctx, records, last)
     for r in records:
         search = last.get(r["contender"])
         if search is None:
@@ -584,4 +609,101 @@ def halving_trees(ctx: Context) -> list[dict]:
         r["notes"] = "; ".join(filter(None, [
             r["notes"], f"trees fitted: {fitted}",
             f"{grown} fits grown from the previous round" if grown else ""]))
+    return records
+
+
+@scenario("scale-sim")
+def scale_sim(ctx: Context) -> list[dict]:
+    """64 slots simulated on this machine: sleeping fits measure orchestration (#10).
+
+    A LocalCluster of 4 processes x 16 threads of its own; 2,000 fits of 0.5 s and of
+    50 ms. sklearn under joblib's Dask backend runs 640 of them (10 waves): at its speed
+    2,000 would take minutes; its efficiency is per fit, so comparable. Efficiency =
+    fits x fit duration / 64 / time, in the notes. The curve over 8-128 slots and the
+    profile are ``benchmarks/scale_sim.py``.
+    """
+    import scale_sim as sim
+
+    slots = 64
+    n_fits = 200 if ctx.smoke else 2000
+    lc, client = sim.cluster(slots)
+    records = []
+    try:
+        for seconds in (0.5, 0.05):
+            counts = {"distsk": n_fits, "dask-ml": n_fits,
+                      "sklearn joblib-dask": 200 if ctx.smoke else 640}
+            contenders = [
+                Contender(name, (lambda name=name, s=seconds, n=counts[name]: sim.RUNNERS[name](
+                    client, s, n)), n_fits=counts[name])
+                for name in counts
+            ]
+
+            def check(name, result, results, seconds=seconds):
+                ref = results.get("dask-ml")
+                if ref is None or name == "sklearn joblib-dask":
+                    return None, ""
+                same = np.array_equal(result.cv_results_["mean_test_score"],
+                                      ref.cv_results_["mean_test_score"])
+                return same, "mean_test_score as dask-ml's" if same else "differs"
+
+            label = f"scale-sim {seconds * 1e3:.0f} ms"
+            out = measure(ctx, label, contenders, baseline="dask-ml", check=check)
+            for r in out:
+                if r["median_s"]:
+                    eff = sim.efficiency(slots, seconds, r["n_fits"], r["median_s"])
+                    r["notes"] = "; ".join(filter(None, [f"efficiency {eff:.2f} on "
+                                                         f"{slots} slots", r["notes"]]))
+            records += out
+    finally:
+        client.close()
+        lc.close()
+    return records
+
+
+@scenario("stragglers")
+def stragglers(ctx: Context) -> list[dict]:
+    """One worker whose fits take 10x as long (#10): distsk copies its late units to idle
+    workers, so the search should take at most 1.3x its time without that worker.
+
+    3 worker processes x 4 threads, then a fourth whose fits sleep 10x longer
+    (``DISTSK_SLEEPY_SLOWDOWN`` in its environment); 480 fits of 0.2 s.
+    """
+    import os
+
+    import scale_sim as sim
+    from distributed import Client, LocalCluster
+
+    n_fits, seconds = (60, 0.05) if ctx.smoke else (480, 0.2)
+    lc = LocalCluster(n_workers=3, threads_per_worker=4, processes=True, host="127.0.0.1",
+                      dashboard_address=None, worker_dashboard_address=None)
+    client = Client(lc, set_as_default=False)
+    records = []
+    try:
+        client.wait_for_workers(3, timeout=60)
+        without = [Contender("distsk, 3 workers", lambda: sim.run_distsk(client, seconds, n_fits),
+                             n_fits=n_fits)]
+        records += measure(ctx, "stragglers", without, baseline="distsk, 3 workers")
+        os.environ["DISTSK_SLEEPY_SLOWDOWN"] = "10"
+        try:
+            lc.scale(4)  # the new worker process inherits the slowdown
+            client.wait_for_workers(4, timeout=60)
+        finally:
+            del os.environ["DISTSK_SLEEPY_SLOWDOWN"]
+        with_slow = [
+            Contender("distsk, + 1 slow worker",
+                      lambda: sim.run_distsk(client, seconds, n_fits), n_fits=n_fits,
+                      notes="copies of late units"),
+            Contender("dask-ml, + 1 slow worker",
+                      lambda: sim.run_dask_ml(client, seconds, n_fits), n_fits=n_fits),
+        ]
+        out = measure(ctx, "stragglers", with_slow, baseline="distsk, + 1 slow worker")
+        base = records[0]["median_s"]
+        for r in out:
+            r["baseline"] = records[0]["contender"]
+            if r["median_s"] and base:
+                r["ratio_to_baseline"] = round(r["median_s"] / base, 3)
+        records += out
+    finally:
+        client.close()
+        lc.close()
     return records
