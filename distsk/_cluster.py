@@ -7,6 +7,7 @@ from an address are cached here, per process.
 from __future__ import annotations
 
 import contextlib
+import copy
 import sys
 import threading
 import time
@@ -14,7 +15,8 @@ import time
 from .exceptions import ClusterUnavailableError
 
 __all__ = [
-    "resolve_client", "embedded_cluster", "inside_worker", "portable_state", "CONNECT_TIMEOUT",
+    "resolve_client", "embedded_cluster", "inside_worker", "portable_state",
+    "clone_sharing_client", "CONNECT_TIMEOUT",
 ]
 
 #: Seconds to wait for a scheduler to answer.
@@ -239,9 +241,26 @@ def embedded_cluster(n_workers: int = 2, threads_per_worker: int = 1, dashboard:
 def portable_state(state: dict) -> dict:
     """An estimator's pickled state with a ``client`` Client replaced by its address.
 
-    A Client cannot travel; its address can, and reconnects on the next fit.
+    A Client cannot travel; its address can, and reconnects on the next fit. A new dict:
+    on Python >= 3.11 ``object.__getstate__`` returns the estimator's own ``__dict__``.
     """
     client = state.get("client")
     if client is not None and not isinstance(client, str):
-        state["client"] = str(client.scheduler.address)
+        state = {**state, "client": str(client.scheduler.address)}
     return state
+
+
+def clone_sharing_client(estimator):
+    """sklearn's clone of ``estimator``, whose ``client`` the clone shares if it is a Client.
+
+    sklearn's clone deep-copies the parameters that are not estimators, and a Client cannot
+    be copied (it holds its event loop's tasks); clones share it, as they share callbacks.
+    """
+    from sklearn.base import BaseEstimator
+
+    client = estimator.client
+    if client is None or isinstance(client, str):
+        return BaseEstimator.__sklearn_clone__(estimator)
+    twin = copy.copy(estimator)  # shallow, through __getstate__: the client's address only
+    twin.client = None
+    return BaseEstimator.__sklearn_clone__(twin).set_params(client=client)

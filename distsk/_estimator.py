@@ -21,7 +21,7 @@ from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, proces
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._cluster import inside_worker, portable_state, resolve_client
+from ._cluster import clone_sharing_client, inside_worker, portable_state, resolve_client
 from ._compat import HasMethods, Interval, StrOptions, _fit_context, _routing_enabled
 from ._executors import ExecutionContext, get_executor
 from ._executors._base import pinned
@@ -417,6 +417,9 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
 
     def __getstate__(self):
         return portable_state(super().__getstate__())
+
+    def __sklearn_clone__(self):
+        return clone_sharing_client(self)
 
     def get_metadata_routing(self):
         """Route metadata of every method to the inner estimator."""

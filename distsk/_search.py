@@ -22,7 +22,7 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils.validation import check_is_fitted
 
 from ._checkpoint import Checkpoint
-from ._cluster import portable_state, resolve_client
+from ._cluster import clone_sharing_client, portable_state, resolve_client
 from ._cluster_data import OnCluster, assemble_on_workers
 from ._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
 from ._estimator import (
@@ -336,6 +336,9 @@ n_splits_, refit_time_, multimetric_
 
     def __getstate__(self):
         return portable_state(super().__getstate__())
+
+    def __sklearn_clone__(self):
+        return clone_sharing_client(self)
 
 
 _BYPASSED = (
