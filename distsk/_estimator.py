@@ -12,6 +12,7 @@ import copy
 import functools
 import inspect
 import sys
+import types
 from numbers import Integral
 
 import numpy as np
@@ -110,9 +111,10 @@ class _delegated:
 
     Present exactly when ``has(method)(obj)`` says so (sklearn's ``available_if`` makes
     the check, so ``hasattr`` and its AttributeError are sklearn's). On an instance it is
-    the method ``like(obj, method)`` stands for -- the inner estimator's, or
-    BaseSearchCV's -- in name, signature and docstring (``help()``, ``inspect.signature``
-    and IDEs see them), and it takes exactly the arguments that method takes.
+    a bound method that looks like the one ``like(obj, method)`` returns -- the inner
+    estimator's, or BaseSearchCV's -- in signature and docstring (``help()``,
+    ``inspect.signature`` and IDEs see them), takes exactly its arguments, and pickles by
+    name as sklearn's methods do.
     """
 
     def __init__(self, method: str, has, what: str, like):
@@ -125,20 +127,29 @@ class _delegated:
                         "collection.")
         self.method, self.like = method, like
         self.guard = available_if(has(method))(call)
+        self._looks_like: dict = {}  # one function per method it stands for
 
     def __get__(self, obj, owner=None):
         if obj is None:
             return self.guard.__get__(None, owner)
         self.guard.__get__(obj, owner)  # AttributeError when the model lacks it
-        method = self.method
+        like = self.like(obj, self.method)
+        return types.MethodType(self._function(getattr(like, "__func__", like), obj), obj)
 
-        def call(*args, **params):
-            return obj._call(method, *args, **params)
+    def _function(self, like, obj):
+        func = self._looks_like.get((like, type(obj)))
+        if func is None:
+            method = self.method
 
-        functools.update_wrapper(call, self.like(obj, method))  # __wrapped__: signature
-        call.__qualname__ = f"{type(obj).__name__}.{method}"
-        call.__module__ = type(obj).__module__
-        return call
+            def func(self, X, *args, **params):
+                return self._call(method, X, *args, **params)
+
+            functools.update_wrapper(func, like)  # __wrapped__: the signature shown
+            func.__name__ = method  # bound methods pickle as getattr(obj, __name__)
+            func.__qualname__ = f"{type(obj).__name__}.{method}"
+            func.__module__ = type(obj).__module__
+            self._looks_like[like, type(obj)] = func
+        return func
 
 
 def _inner_method(obj, method):

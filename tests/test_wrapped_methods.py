@@ -64,6 +64,16 @@ def test_methods_show_the_inner_signature_and_docstring(method):
         getattr(plain, method))
 
 
+def test_methods_pickle_by_name_as_sklearn_methods_do():
+    import pickle
+
+    wrapped = DistributedEstimator(PLSRegression(n_components=2), backend="sequential")
+    wrapped.fit(X, Y)
+    again = pickle.loads(pickle.dumps(wrapped.transform))
+    np.testing.assert_array_equal(again(X), wrapped.transform(X))
+    assert again.__self__ is not wrapped and again.__name__ == "transform"
+
+
 def test_search_methods_show_gridsearchcv_signature_and_docstring():
     grid = {"C": [1.0]}
     ours = DistributedSearchCV(LogisticRegression(), grid)
