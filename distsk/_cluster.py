@@ -217,14 +217,20 @@ def _refusal(address: str, exc: BaseException, timeout: float) -> str:
 
 
 @contextlib.contextmanager
-def embedded_cluster(n_workers: int = 2, threads_per_worker: int = 1, dashboard: bool = False):
+def embedded_cluster(n_workers: int = 2, threads_per_worker: int = 1, dashboard: bool = False,
+                     quiet: bool = False):
     """A LocalCluster of worker processes on 127.0.0.1 and a client to it.
 
-    Listens on loopback only; the dashboard is off unless ``dashboard=True``.
+    Listens on loopback only; the dashboard is off unless ``dashboard=True``. ``quiet``
+    logs only the cluster's errors (not, e.g., a nanny's warning that it killed a worker
+    slow to stop at shutdown).
     """
+    import logging
+
     from distributed import Client, LocalCluster
 
     with LocalCluster(
+        silence_logs=logging.ERROR if quiet else logging.WARNING,
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,
         processes=True,

@@ -37,6 +37,7 @@ from ._executors import ExecutionContext, get_executor
 from ._executors._base import fit_estimator, pinned
 from ._planning import SEARCH_BACKENDS, place_data, plan_search
 from ._profile import profile_compute, profile_input
+from ._progress import progress_bar
 from ._search_engine import CollectorBackend, SearchEngine
 
 __all__ = ["DistributedSearchCV"]
@@ -70,7 +71,9 @@ class DistributedSearchCV(BaseSearchCV):
         Sampling seed (``param_distributions`` only), as RandomizedSearchCV's.
     scoring, n_jobs, refit, cv, verbose, pre_dispatch, error_score, return_train_score
         As in GridSearchCV. ``n_jobs=None`` uses every local core or every worker thread
-        (the engine's default); ``n_jobs=1`` runs in process.
+        (the engine's default); ``n_jobs=1`` runs in process. ``verbose=1`` also shows
+        a live progress bar (fits done of total, resumed, elapsed and remaining time) in
+        a terminal or a notebook, from every engine; it is drawn with ``rich``.
     backend : {"auto", "sequential", "loky", "dask"}, default="auto"
         Where candidates x folds run. "auto" uses the cluster when a client is active and
         offers at least this machine's cores, loky otherwise, and this process when one
@@ -247,7 +250,7 @@ n_splits_, refit_time_, multimetric_
         self._engine = parallel_config(backend=CollectorBackend(engine))
         self._engine.__enter__()
         try:
-            with _current(client):
+            with _current(client), progress_bar(self):  # verbose > 0: a live bar of the fits
                 super().fit(X, y, **params)
             n_run = self.n_splits_ * len(self.cv_results_.get("params", ()))
             if n_run and not engine.n_registered:

@@ -1,6 +1,7 @@
 """The commands a newcomer runs: `distsk info`, `distsk demo --small`, and the tutorial script
 of the docs, executed at small size (each checks its own results against sklearn)."""
 
+import re
 import runpy
 import subprocess
 import sys
@@ -21,15 +22,53 @@ def test_info_prints_versions_and_compute(capsys):
     assert "local cores" in out
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_demo_small_runs_and_matches_sklearn():
+def _demo_small():
     exe = Path(sys.executable).with_name("distsk")
-    done = subprocess.run([str(exe), "demo", "--small"], capture_output=True, text=True,
+    return subprocess.run([str(exe), "demo", "--small"], capture_output=True, text=True,
                           timeout=280)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "All steps match plain scikit-learn." in done.stdout
-    assert "split into 2 sub-forests" in done.stdout
+
+
+def _without_times(text):
+    return re.sub(r"\d+\.\d\d s", "#.## s", text)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_demo_explains_itself_in_short_lines_quietly_and_the_same_every_run():
+    first, second = _demo_small(), _demo_small()
+    assert first.returncode == 0, first.stdout + first.stderr
+    out = first.stdout
+    assert first.stderr == ""  # no third-party chatter (xgboost's "got rank", warnings)
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert "All 5 steps passed. (a), (b), (e): identical to plain scikit-learn." in out
+    assert "split into 2 sub-forests" in out
+    assert "run on this machine's" in out and "adds no compute" in out  # same cores
+    assert out.count("Forced max_gather_bytes=0") == 2  # (c) and (d) say why they are slow
+    assert "12 fits nominal, 6 performed" in out
+    assert re.search(r"\(c\): predictions [\d,]+ of 4,000 equal \([\d.]+ %\) with plain "
+                     r"sklearn's\.", out)
+    assert re.search(r"\(d\): predictions [\d,]+ of 4,000 equal \([\d.]+ %\) with plain "
+                     r"xgboost's\.", out)
+    assert "free" not in out  # no free-memory figures, which drift
+    assert _without_times(second.stdout) == _without_times(out)
+    assert second.stderr == ""
+
+
+def test_bench_runs_the_checkouts_benchmarks_from_any_directory_of_it(tmp_path):
+    exe = Path(sys.executable).with_name("distsk")
+    done = subprocess.run([str(exe), "bench", "--help"], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT / "docs")
+    assert done.returncode == 0, done.stderr
+    assert "usage: benchmarks/run.py" in done.stdout
+
+
+def test_bench_from_an_installed_wheel_says_where_to_run_it(tmp_path, capsys):
+    from distsk.cli import _bench
+
+    assert _bench(["--help"], package_root=tmp_path, cwd=tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "part of the distsk source checkout" in err
+    assert "cd <clone> && .venv/bin/distsk bench --help" in err
 
 
 @pytest.mark.slow

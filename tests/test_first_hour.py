@@ -2,8 +2,13 @@
 of dask, dask-ml and xgboost raises no warnings in user code, ``verbose=1`` shows progress,
 and a fitted estimator shows its plan in a notebook."""
 
+import os
+import re
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from sklearn.datasets import make_classification
@@ -20,6 +25,7 @@ X, y = make_classification(n_samples=400, n_features=6, random_state=0)
 @pytest.mark.parametrize("address", ["tcp://127.0.0.1:{port}", "tls://127.0.0.1:{port}"])
 def test_refused_address_fails_at_once_every_time_with_the_same_message(address):
     import dask
+    import distributed  # noqa: F401 -- its config defaults load before dask.config.set
 
     from distsk._cluster import _by_address
 
@@ -52,3 +58,67 @@ def test_silent_address_waits_for_the_timeout_and_says_so():
         with pytest.raises(ClusterUnavailableError, match=r"within 1 s"):
             resolve_client(address, timeout=1.0)
         assert 0.9 < time.perf_counter() - start < 10
+
+
+# ---------------------------------------------------------------------------- progress
+GRID = {"C": [0.1, 1.0, 10.0]}
+
+
+def _search(backend, client=None, **kw):
+    from distsk import DistributedSearchCV
+
+    return DistributedSearchCV(LogisticRegression(), GRID, cv=3, backend=backend,
+                               client=client, **kw)
+
+
+@pytest.mark.parametrize("backend", ["sequential", "loky", "dask"])
+def test_verbose_1_shows_fits_done_of_total_from_every_engine(backend, request, capsys):
+    pytest.importorskip("rich", reason="the progress bar is drawn with rich (distsk[all])")
+    client = request.getfixturevalue("client") if backend == "dask" else None
+    search = _search(backend, client, verbose=1).fit(X, y)
+    out = capsys.readouterr().out
+    # Not a terminal here: rich draws the final bar once, at the end.
+    assert re.search(r"DistributedSearchCV .* 9/9 fits elapsed \d+:\d\d:\d\d done", out), out
+    assert "_skl_callbacks" not in search.__dict__  # the bar was there for this fit only
+
+
+@pytest.mark.parametrize("backend", ["sequential", "dask"])
+def test_verbose_0_is_silent_as_in_sklearn(backend, request, capsys):
+    client = request.getfixturevalue("client") if backend == "dask" else None
+    _search(backend, client).fit(X, y)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_progress_counts_resumed_fits_apart(tmp_path, capsys):
+    pytest.importorskip("rich", reason="the progress bar is drawn with rich (distsk[all])")
+    from distsk import DistributedSearchCV
+
+    ckpt = str(tmp_path / "c.sqlite")
+    DistributedSearchCV(LogisticRegression(), {"C": GRID["C"][:2]}, cv=3,
+                        backend="sequential", checkpoint=ckpt).fit(X, y)
+    _search("sequential", checkpoint=ckpt, verbose=1).fit(X, y)
+    assert re.search(r"9/9 fits \(6 resumed\) elapsed", capsys.readouterr().out)
+
+
+def test_progress_bar_is_live_in_a_terminal(tmp_path):
+    pytest.importorskip("rich", reason="the progress bar is drawn with rich (distsk[all])")
+    script = tmp_path / "search.py"
+    script.write_text(
+        "from sklearn.datasets import make_classification\n"
+        "from distsk import DistributedSearchCV\n"
+        "from tests.counting import CountingClassifier\n"
+        "X, y = make_classification(n_samples=100, random_state=0)\n"
+        "DistributedSearchCV(CountingClassifier(sleep=0.4), {'C': [0.1, 1.0]}, cv=3,\n"
+        "                    backend='sequential', verbose=1).fit(X, y)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    # TTY_COMPATIBLE=1: rich draws as on a terminal (cursor moves, redraws).
+    env = {**os.environ, "TTY_COMPATIBLE": "1", "PYTHONPATH": str(root), "COLUMNS": "100"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", done.stdout)
+    states = set(re.findall(r"(\d)/6 fits", plain))
+    assert {"1", "3", "5", "6"} <= states, plain[-2000:]  # redrawn while the fits ran
+    assert re.search(r"remaining 0:00:0\d", plain)  # an estimate once fits have run

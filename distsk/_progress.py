@@ -1,0 +1,201 @@
+"""``verbose=1`` on a search: a live progress bar of its fits, from every engine.
+
+The bar is a scikit-learn fit callback. Its hooks run wherever a fit runs (this process,
+a loky worker, a Dask worker) and send one small message through sklearn's callback
+transport, which distsk forwards from Dask workers; the bar lives in this process and is
+drawn with rich: live in a terminal, as an output that updates in place in a Jupyter
+notebook, and once, at the end, anywhere else (a pipe, a log file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+__all__ = ["progress_bar", "SearchProgress"]
+
+#: Seconds between two redraws in a notebook (a terminal redraws with rich's own timer).
+NOTEBOOK_REFRESH = 0.5
+
+
+@contextlib.contextmanager
+def progress_bar(search):
+    """Show a :class:`SearchProgress` bar while ``search`` fits, if ``search.verbose > 0``.
+
+    The bar is one of the search's callbacks for the duration of the fit only; callbacks
+    the user set stay as they were.
+    """
+    if not search.verbose or search.verbose <= 0:
+        yield
+        return
+    from importlib.util import find_spec
+
+    if find_spec("rich") is None:
+        print("[distsk] No progress bar: it is drawn with rich, which is not installed "
+              '(pip install rich, or install distsk with its "[all]" extra).', flush=True)
+        yield
+        return
+    bar = SearchProgress(f"{type(search).__name__}")
+    own = search.__dict__.get("_skl_callbacks")
+    search._skl_callbacks = [*(own or []), bar]
+    try:
+        yield
+    finally:
+        if own is None:
+            search.__dict__.pop("_skl_callbacks", None)
+        else:
+            search._skl_callbacks = own
+
+
+class SearchProgress:
+    """A fit callback drawing a search's progress: fits done of total, how many were
+    resumed from a checkpoint, elapsed and remaining time.
+
+    The remaining time is estimated from the fits run in this fit only (resumed fits
+    take no time).
+    """
+
+    def __init__(self, description: str = "search"):
+        self.description = description
+        self._handle = None
+        self._display = None
+
+    def __getstate__(self):
+        # Travels to workers with the fits' contexts: the listener's address is enough.
+        return {"description": self.description, "_handle": self._handle, "_display": None}
+
+    # -- in this process
+    def setup(self, estimator, context):
+        from ._compat import callback_transport as transport
+
+        self._display = _Display(self.description)
+        self._handle = transport.open_listener(self._display.receive)
+
+    def teardown(self, estimator, context):
+        from ._compat import callback_transport as transport
+
+        if self._handle is not None:
+            transport.close_listener(self._handle)
+        if self._display is not None:
+            self._display.close()
+        self._handle = self._display = None
+
+    # -- wherever the fit runs
+    def on_fit_task_begin(self, estimator, context, **kwargs):
+        if context.task_name == "search":
+            self._send(("total", context.max_subtasks))
+        elif context.task_name == "refit-with-best-params":
+            self._send(("refit", None))
+
+    def on_fit_task_end(self, estimator, context, *, metadata=None, **kwargs):
+        if context.task_name == "candidate-split-evaluation":
+            self._send(("done", bool((metadata or {}).get("distsk_resumed"))))
+
+    def _send(self, message):
+        from ._compat import callback_transport as transport
+
+        if self._handle is not None:
+            transport.send(self._handle, message)
+
+
+class _Display:
+    """The rich bar in this process; ``receive`` is called from the transport's threads."""
+
+    def __init__(self, description: str):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._lock = threading.Lock()
+        self._description = description
+        self._started = time.monotonic()
+        self._done = self._resumed = 0
+        self._total = None
+        console = Console()
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("fits{task.fields[resumed]}"),
+            TextColumn("elapsed"), TimeElapsedColumn(),
+            TextColumn("{task.fields[remaining]}"),
+            console=console,
+            auto_refresh=not console.is_jupyter,
+        )
+        self.task = self.progress.add_task(description, total=None, resumed="",
+                                           remaining="remaining -:--:--")
+        self._notebook = None
+        if console.is_jupyter:
+            self._notebook = _NotebookOutput(self.progress)
+        else:
+            self.progress.start()
+
+    def receive(self, message):
+        kind, value = message
+        with self._lock:
+            if kind == "total":
+                self._total = value
+            elif kind == "done":
+                self._done += 1
+                self._resumed += bool(value)
+            fields = self._fields(kind == "refit")
+        self.progress.update(self.task, **fields)
+
+    def _fields(self, refit=False) -> dict:
+        run = self._done - self._resumed
+        remaining = "remaining -:--:--"
+        if self._total is not None and run > 0:
+            per_fit = (time.monotonic() - self._started) / run
+            seconds = int(round(per_fit * (self._total - self._done)))
+            remaining = f"remaining {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if refit or (self._total is not None and self._done >= self._total):
+            remaining = "refitting the best candidate" if refit else "done"
+        return dict(
+            total=self._total, completed=self._done,
+            resumed=f" ({self._resumed} resumed)" if self._resumed else "",
+            remaining=remaining,
+        )
+
+    def close(self):
+        with self._lock:
+            fields = self._fields()
+        if fields["remaining"].startswith("refitting"):
+            fields["remaining"] = "done"
+        self.progress.update(self.task, **fields)
+        if self._notebook is not None:
+            self._notebook.close()
+        else:
+            self.progress.stop()
+
+
+class _NotebookOutput:
+    """The bar as one output of the running notebook cell, redrawn in place.
+
+    rich's own live display needs ipywidgets in a notebook; an IPython display handle
+    (always there in a Jupyter kernel) shows the same rendering without it.
+    """
+
+    def __init__(self, progress):
+        from IPython.display import display
+
+        self.progress = progress
+        self.handle = display(progress, display_id=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="distsk-progress")
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(NOTEBOOK_REFRESH):
+            self.handle.update(self.progress)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.handle.update(self.progress)
