@@ -151,8 +151,12 @@ def test_search_calls_are_batches_of_fit_and_score_triples():
             f"the search passes {sorted(FIT_AND_SCORE_KEYWORDS - set(kwargs))} by keyword",
             "distsk/_sharing.py, distsk/_executors/_child.py",
         )
-        assert kwargs["parameters"] in ({"C": 0.1}, {"C": 1.0})
-        assert kwargs["split_progress"][1] == 2 and kwargs["return_times"] is True
+        assert kwargs["parameters"] in ({"C": 0.1}, {"C": 1.0}), relied_on(
+            "parameters= is the candidate's parameter dict",
+            "distsk/_sharing.py (_candidate, _prefix_key, _ensemble_key)")
+        assert kwargs["split_progress"][1] == 2, relied_on(
+            "split_progress=(fold index, number of folds)",
+            "distsk/_sharing.py (plan_units groups items by fold)")
 
 
 class _Failing(LogisticRegression):
@@ -210,7 +214,9 @@ def test_pipeline_fit_signature():
         "distsk/_sharing.py (_SharedPrefixPipeline._fit, shared pipeline prefixes)",
     )
     extra = [p for name, p in ours.items() if name not in theirs]
-    assert all(p.default is not inspect.Parameter.empty for p in extra)
+    assert all(p.default is not inspect.Parameter.empty for p in extra), relied_on(
+        "Pipeline.fit passes no argument Pipeline._fit does not take",
+        "distsk/_sharing.py (_SharedPrefixPipeline._fit's extra parameters have defaults)")
     source = inspect.getsource(Pipeline.fit)
     assert "self._fit(" in source, relied_on(
         "Pipeline.fit fits its transformers through self._fit",
@@ -258,8 +264,10 @@ def test_search_estimator_has_guards_delegated_methods():
     from distsk._compat import _search_estimator_has
 
     unfitted = GridSearchCV(LogisticRegression(), {"C": [1.0]})
-    assert _search_estimator_has("predict_proba")(unfitted) is True
-    with pytest.raises(AttributeError):
+    by = "distsk/_search.py (DistributedSearchCV's delegated methods)"
+    assert _search_estimator_has("predict_proba")(unfitted) is True, relied_on(
+        "_search_estimator_has(name)(search) is True when the estimator has name", by)
+    with pytest.raises(AttributeError):  # hasattr(search, "transform") is then False
         _search_estimator_has("transform")(unfitted)
 
 
@@ -419,9 +427,11 @@ def test_loky_executor_internals():
             "the memmapping executor has _temp_folder_manager.set_current_context and "
             "_clean_temporary_resources(context_id=, force=)", by)
         assert {"context_id", "force"} <= set(
-            inspect.signature(manager._clean_temporary_resources).parameters)
+            inspect.signature(manager._clean_temporary_resources).parameters), relied_on(
+            "_clean_temporary_resources(context_id=, force=)", by)
         outcome = runner.submit("single", [(_fill, (7,), {})]).result(timeout=120)
-        assert outcome[0] == [{"i": 7}]
+        assert outcome[0] == [{"i": 7}], relied_on(
+            "get_memmapping_executor(...).submit runs a unit in a loky worker", by)
     finally:
         runner.close()
 
