@@ -99,6 +99,7 @@ def test_a_search_whose_fits_bypass_the_collector_raises():
     assert not isinstance(get_active_backend()[0], CollectorBackend)
 
 
+@pytest.mark.skipif(callback_transport is None, reason="sklearn < 1.9 has no callbacks")
 def test_run_search_takes_callback_ctx():
     assert "callback_ctx" in inspect.signature(BaseSearchCV._run_search).parameters, relied_on(
         "BaseSearchCV._run_search takes a callback_ctx keyword (sklearn 1.9 callbacks)",
@@ -111,8 +112,10 @@ FIT_AND_SCORE_KEYWORDS = {
     "parameters", "train", "split_progress", "fit_params", "scorer",
     # read by distsk/_executors/_child.py (_killed_result) and _search_engine.py
     "error_score", "return_train_score", "return_n_test_samples", "return_times",
-    "return_parameters", "test", "verbose", "callback_ctx", "caller",
+    "return_parameters", "test", "verbose",
 }
+if callback_transport is not None:  # sklearn >= 1.9: read by _search_engine.py (callbacks)
+    FIT_AND_SCORE_KEYWORDS |= {"callback_ctx", "caller"}
 
 
 def test_fit_and_score_takes_the_keywords_distsk_reads():
