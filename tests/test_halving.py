@@ -472,3 +472,20 @@ def test_fit_that_kills_its_worker_ends_as_error_score_and_never_survives():
     alive = [i for i, p in enumerate(res["params"][first]) if not p["die"]]
     assert list(res["mean_test_score"][first][alive]) == list(
         ref.cv_results_["mean_test_score"][: ref.n_candidates_[0]])
+
+
+def test_checkpointed_rounds_are_reused_and_grown_models_need_no_checkpoint(tmp_path):
+    ckpt = str(tmp_path / "halving.sqlite")
+    grid = {"max_depth": [2, 4, None], "min_samples_leaf": [1, 3, 5]}
+    kw = dict(resource="n_estimators", max_resources=18, cv=3, random_state=0)
+    ref = HalvingGridSearchCV(RandomForestClassifier(random_state=0), grid, **kw).fit(X, y)
+    first = DistributedHalvingGridSearchCV(RandomForestClassifier(random_state=0), grid,
+                                           backend="loky", checkpoint=ckpt, **kw).fit(X, y)
+    again = DistributedHalvingGridSearchCV(RandomForestClassifier(random_state=0), grid,
+                                           backend="loky", checkpoint=ckpt, **kw).fit(X, y)
+    n_fits = sum(ref.n_candidates_) * ref.n_splits_
+    assert first.n_fits_grown_ > 0 and first.n_fits_resumed_ == 0
+    assert again.n_fits_resumed_ == n_fits and again.n_fits_performed_ == 0
+    assert again.n_trees_fitted_ == 0
+    for search in (first, again):
+        assert_same_search(search, ref)
