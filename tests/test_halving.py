@@ -234,9 +234,14 @@ def test_bad_parameters_get_sklearns_errors():
 
 
 def test_distsk_parameters_are_validated():
+    from sklearn.utils.estimator_checks import check_param_validation
+
     with pytest.raises(InvalidParameterError, match="'backend' parameter"):
         DistributedHalvingGridSearchCV(LogisticRegression(), {"C": [1.0]},
                                        backend="spark").fit(X, y)
+    for cls in (DistributedHalvingGridSearchCV, DistributedHalvingRandomSearchCV):
+        check_param_validation(cls.__name__, cls(LogisticRegression(), {"C": [0.1, 1.0]},
+                                                 backend="sequential"))
 
 
 def test_clone_pickle_and_pipeline_nesting(client):
