@@ -26,6 +26,7 @@ from ._cluster import clone_sharing_client, inside_worker, portable_state, resol
 from ._compat import HasMethods, Interval, StrOptions, _fit_context, _routing_enabled
 from ._executors import ExecutionContext, get_executor
 from ._executors._base import pinned
+from ._notebook import html_repr_with_plan
 from ._planning import BACKENDS, Plan, plan_fit
 from ._profile import InputProfile, profile_compute, profile_input
 
@@ -425,6 +426,9 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
             return tags
         inner.array_api_support = False
         return inner
+
+    # In a notebook: sklearn's diagram, then the plan once fitted (distsk._notebook).
+    _html_repr = html_repr_with_plan
 
     def __getstate__(self):
         return portable_state(super().__getstate__())

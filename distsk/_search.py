@@ -35,6 +35,7 @@ from ._estimator import (
 )
 from ._executors import ExecutionContext, get_executor
 from ._executors._base import fit_estimator, pinned
+from ._notebook import html_repr_with_plan
 from ._planning import SEARCH_BACKENDS, place_data, plan_search
 from ._profile import profile_compute, profile_input
 from ._progress import progress_bar
@@ -336,6 +337,9 @@ n_splits_, refit_time_, multimetric_
     score_samples = _delegated(
         "score_samples", _search_estimator_has, "Per-sample scores", _own_method)
     transform = _delegated("transform", _search_estimator_has, "Transformed data", _own_method)
+
+    # In a notebook: sklearn's diagram, then the plan once fitted (distsk._notebook).
+    _html_repr = html_repr_with_plan
 
     def __getstate__(self):
         return portable_state(super().__getstate__())

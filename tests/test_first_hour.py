@@ -122,3 +122,46 @@ def test_progress_bar_is_live_in_a_terminal(tmp_path):
     states = set(re.findall(r"(\d)/6 fits", plain))
     assert {"1", "3", "5", "6"} <= states, plain[-2000:]  # redrawn while the fits ran
     assert re.search(r"remaining 0:00:0\d", plain)  # an estimate once fits have run
+
+
+# ---------------------------------------------------------------------------- notebook
+def _same_ids(html):
+    return re.sub(r"sk-(container-id|estimator-id)-\d+", "sk-id", html)
+
+
+def test_unfitted_estimators_show_sklearns_own_diagram():
+    from sklearn.utils import estimator_html_repr
+
+    from distsk import DistributedSearchCV
+
+    for est in (DistributedEstimator(LogisticRegression()),
+                DistributedSearchCV(LogisticRegression(), GRID)):
+        html = est._repr_html_()
+        assert _same_ids(html) == _same_ids(estimator_html_repr(est))
+        assert _same_ids(est._repr_mimebundle_()["text/html"]) == _same_ids(html)
+        assert "distsk plan" not in html
+
+
+def test_fitted_estimator_shows_its_plan_after_the_diagram():
+    import html
+
+    est = DistributedEstimator(LogisticRegression(), backend="sequential").fit(X, y)
+    out = est._repr_html_()
+    diagram_end = out.index("distsk plan")
+    assert "sk-top-container" in out[:diagram_end]  # sklearn's diagram comes first
+    assert "<code>sequential</code> (in-process)" in out
+    assert html.escape(est.plan_.reason) in out
+    assert "dashboard" not in out  # no cluster ran it
+    assert "distsk plan" in est._repr_mimebundle_()["text/html"]
+
+
+def test_search_run_on_a_cluster_links_its_dashboard(client):
+    from distsk import DistributedSearchCV
+
+    search = _search("dask", client).fit(X, y)
+    out = search._repr_html_()
+    assert "<code>dask</code>" in out
+    assert f"Dask scheduler {client.scheduler.address}" in out
+    link = client.dashboard_link
+    assert f'dashboard: <a href="{link}" target="_blank">{link}</a>' in out
+    assert isinstance(search, DistributedSearchCV)
