@@ -52,12 +52,34 @@ class RecordingEngine(SearchEngine):
         return super().register(items)
 
 
+class CollectedSearch(GridSearchCV):
+    """GridSearchCV whose (candidate, fold) calls go to a RecordingEngine, with the
+    collector's config entered in fit and left in _run_search, as DistributedSearchCV
+    does (the fits' own joblib loops then run with the caller's settings)."""
+
+    def fit(self, X, y=None, **params):
+        self.engine_ = RecordingEngine()
+        self._config = parallel_config(backend=CollectorBackend(self.engine_))
+        try:
+            return super().fit(X, y, **params)
+        finally:
+            self._leave()
+
+    def _leave(self):
+        config = self.__dict__.pop("_config", None)
+        if config is not None:
+            config.__exit__(None, None, None)
+
+    def _run_search(self, evaluate_candidates, callback_ctx=None):
+        self._leave()
+        kwargs = {} if callback_ctx is None else {"callback_ctx": callback_ctx}
+        super()._run_search(evaluate_candidates, **kwargs)
+
+
 def collected(search):
     """The joblib items a plain sklearn search hands to distsk's collector."""
-    engine = RecordingEngine()
-    with parallel_config(backend=CollectorBackend(engine)):
-        search.fit(X, y)
-    return engine.seen
+    search.fit(X, y)
+    return search.engine_.seen
 
 
 # ------------------------------------------------------------------ sklearn: the search
@@ -134,7 +156,7 @@ def test_fit_and_score_takes_the_keywords_distsk_reads():
 
 
 def test_search_calls_are_batches_of_fit_and_score_triples():
-    items = collected(GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2))
+    items = collected(CollectedSearch(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2))
     assert len(items) == 4, relied_on(
         "joblib hands a backend's submit() a batch whose .items lists every call",
         "distsk/_search_engine.py (CollectorBackend.submit reads func.items)",
@@ -301,7 +323,7 @@ def test_callback_transport_looks_consumers_up_with_get():
 def test_callback_contexts_link_parent_and_children():
     from tests.counting import RecordingCallback
 
-    search = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2)
+    search = CollectedSearch(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2)
     search.set_callbacks(RecordingCallback())
     items = collected(search)
     by = "distsk/_search_engine.py (_portable, _shows_progress), distsk/_callbacks.py"

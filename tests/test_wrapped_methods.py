@@ -34,10 +34,11 @@ def test_transform_takes_x_and_y_as_the_inner_estimator(inner):
         np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(wrapped.transform(X), plain.transform(X))
     np.testing.assert_array_equal(wrapped.predict(X, copy=True), plain.predict(X))
+    too_many = [None] * len(inspect.signature(plain.transform).parameters)
     with pytest.raises(TypeError) as wrapped_error:
-        wrapped.transform(X, Y, True, "one too many")
+        wrapped.transform(X, *too_many)
     with pytest.raises(TypeError) as plain_error:
-        plain.transform(X, Y, True, "one too many")
+        plain.transform(X, *too_many)
     assert str(wrapped_error.value) == str(plain_error.value)
 
 
