@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,56 @@ def test_search_run_on_a_cluster_links_its_dashboard(client):
     link = client.dashboard_link
     assert f'dashboard: <a href="{link}" target="_blank">{link}</a>' in out
     assert isinstance(search, DistributedSearchCV)
+
+
+# ---------------------------------------------------------------------------- warnings
+@pytest.fixture(scope="module")
+def big():
+    """Over dask's 10 MB large-graph threshold, from numpy (data held in the graph)."""
+    Xb, yb = make_classification(n_samples=80_000, n_features=20, random_state=0)
+    return Xb, yb
+
+
+def _engines():
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    yield "sequential", LogisticRegression(), dict(backend="sequential"), False
+    yield "loky", RandomForestClassifier(8, random_state=0), dict(backend="loky"), False
+    yield "dask", RandomForestClassifier(8, random_state=0), dict(backend="dask"), False
+    yield "dask-ml translated", LogisticRegression(), dict(max_gather_bytes=0), True
+    yield "dask-ml kmeans", KMeans(3, n_init=1, random_state=0), dict(max_gather_bytes=0), True
+    yield "dask-ml pca", PCA(3), dict(max_gather_bytes=0), True
+    yield "dask-ml scaler", StandardScaler(), dict(max_gather_bytes=0), True
+    yield "dask-ml incremental", SGDClassifier(random_state=0), dict(max_gather_bytes=0), True
+
+
+def test_no_engine_lets_a_warning_of_distsks_own_making_reach_user_code(client, big):
+    pytest.importorskip("dask_ml", reason="the dask-ml engine needs distsk[dask-ml]")
+    pytest.importorskip("xgboost", reason="the xgboost engine needs distsk[xgboost]")
+    import dask.array as da
+    import xgboost
+
+    from distsk import DistributedSearchCV
+
+    Xb, yb = big
+    engines = [*_engines(), ("xgboost", xgboost.XGBClassifier(n_estimators=5),
+                             dict(max_gather_bytes=0), True)]
+    ran = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name, est, kw, lazy in engines:
+            Xd = da.from_array(Xb, chunks=(20_000, -1)) if lazy else Xb[:2000]
+            yd = da.from_array(yb, chunks=20_000) if lazy else yb[:2000]
+            fitted = DistributedEstimator(est, client=client, **kw).fit(Xd, yd)
+            ran.append((name, fitted.plan_.executor))
+        for backend in ("sequential", "loky", "dask"):
+            DistributedSearchCV(LogisticRegression(), GRID, cv=3, backend=backend,
+                                client=client).fit(Xb[:2000], yb[:2000])
+    assert [executor for _, executor in ran] == [
+        "sequential", "loky", "dask", "dask-ml", "dask-ml", "dask-ml", "dask-ml", "dask-ml",
+        "xgboost",
+    ]
