@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from sklearn.ensemble import (
 )
 from sklearn.exceptions import FitFailedWarning
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import (
     GroupKFold,
     HalvingGridSearchCV,
@@ -494,3 +495,22 @@ def test_checkpointed_rounds_are_reused_and_grown_models_need_no_checkpoint(tmp_
     assert again.n_trees_fitted_ == 0
     for search in (first, again):
         assert_same_search(search, ref)
+
+
+@pytest.mark.parametrize("inner, grid", [(Ridge(), {"alpha": [0.1, 1.0]}),
+                                         (LogisticRegression(), {"C": [0.1, 1.0]})],
+                         ids=["Ridge", "LogisticRegression"])
+def test_check_estimator_outcomes_are_sklearns_halving_outcomes(inner, grid):
+    from sklearn.utils.estimator_checks import check_estimator
+
+    def outcomes(search):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return {r["check_name"]: r["status"]
+                    for r in check_estimator(search, on_fail=None, on_skip=None)}
+
+    kw = dict(cv=2, min_resources="smallest", error_score="raise")
+    ref = outcomes(HalvingGridSearchCV(inner, grid, **kw))
+    ours = outcomes(DistributedHalvingGridSearchCV(inner, grid, backend="sequential", **kw))
+    assert ours == ref
+    assert sum(status == "passed" for status in ours.values()) >= 45
