@@ -46,14 +46,19 @@ class RecordingEngine(SearchEngine):
     def __init__(self):
         super().__init__(InProcessRunner(), share=False)
         self.seen = []
+        self.runs = 0
 
     def register(self, items):
         self.seen.extend(items)
         return super().register(items)
 
+    def run(self):
+        self.runs += 1
+        super().run()
 
-class CollectedSearch(GridSearchCV):
-    """GridSearchCV whose (candidate, fold) calls go to a RecordingEngine, with the
+
+class Collecting:
+    """A search whose (candidate, fold) calls go to a RecordingEngine, with the
     collector's config entered in fit and left in _run_search, as DistributedSearchCV
     does (the fits' own joblib loops then run with the caller's settings)."""
 
@@ -74,6 +79,10 @@ class CollectedSearch(GridSearchCV):
         self._leave()
         kwargs = {} if callback_ctx is None else {"callback_ctx": callback_ctx}
         super()._run_search(evaluate_candidates, **kwargs)
+
+
+class CollectedSearch(Collecting, GridSearchCV):
+    pass
 
 
 def collected(search):
@@ -226,6 +235,43 @@ def test_failure_result_of_fit_and_score_is_what_distsk_makes_for_a_killed_fit(
             if isinstance(real[key], dict):
                 assert set(made[key]) == set(real[key])
     assert made["n_test_samples"] == real["n_test_samples"]
+
+
+def test_fit_and_score_returns_the_estimator_when_asked():
+    from sklearn.metrics import check_scoring
+    from sklearn.model_selection._validation import _fit_and_score
+
+    result = _fit_and_score(
+        LogisticRegression(), X, y, scorer=check_scoring(LogisticRegression()), train=np.arange(40), test=np.arange(40, 60),
+        verbose=0, parameters={"C": 0.5}, fit_params={}, score_params={},
+        return_estimator=True)
+    model = result["estimator"]
+    assert isinstance(model, LogisticRegression) and model.C == 0.5 and hasattr(
+        model, "coef_"), relied_on(
+        "_fit_and_score(..., return_estimator=True) returns the fitted estimator under "
+        "'estimator'", "distsk/_halving.py (_fit_and_keep keeps a round's models)")
+
+
+def test_halving_runs_one_parallel_call_per_round_with_the_resource_as_a_parameter():
+    from sklearn.ensemble import RandomForestClassifier
+
+    from distsk._compat import HalvingGridSearchCV
+
+    class CollectedHalving(Collecting, HalvingGridSearchCV):
+        pass
+
+    search = CollectedHalving(
+        RandomForestClassifier(random_state=0), {"max_depth": [1, 2, 3, 4]}, cv=2,
+        resource="n_estimators", max_resources=8, min_resources=2, factor=2)
+    items = collected(search)
+    by = "distsk/_halving.py (rounds on the engine; _GrowingEngine grows survivors)"
+    assert search.engine_.runs == search.n_iterations_ > 1, relied_on(
+        "BaseSuccessiveHalving._run_search calls evaluate_candidates (one Parallel "
+        "call) once per round", by)
+    sizes = sorted({kwargs["parameters"]["n_estimators"] for _, _, kwargs in items})
+    assert sizes == list(search.n_resources_), relied_on(
+        "with resource='n_estimators', each round's candidates carry the resource in "
+        "their parameters", by)
 
 
 def test_pipeline_fit_signature():
