@@ -69,7 +69,7 @@ def _info(args) -> int:
     optional = {label for label, _, opt in _PACKAGES if opt}
     for name, ver in collect_versions():
         if ver is None:
-            extra = f"  (install distsk[{name}])" if name in optional else ""
+            extra = f"  (pip install {name}: the distsk[{name}] extra)" if name in optional else ""
             ver = f"not installed{extra}"
         print(f"{name:<14}{ver}")
     print(f"{'compute':<14}{profile_compute(resolve_client(None)).describe()}")
@@ -246,7 +246,8 @@ def _demo(args) -> int:
         from ._profile import format_bytes
 
         if not _installed(module):
-            return demo.skip(title, f'install "distsk[{extra}]" for this step')
+            return demo.skip(title, f"pip install {extra} for this step "
+                             f"(the distsk[{extra}] extra)")
         plain, t_plain = _timed(lambda: make().fit(X, y))
         est, t_est = _timed(lambda: DistributedEstimator(
             make(), max_gather_bytes=0, client=client).fit(Xd, yd))

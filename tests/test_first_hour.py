@@ -219,3 +219,123 @@ def test_no_engine_lets_a_warning_of_distsks_own_making_reach_user_code(client, 
         "sequential", "loky", "dask", "dask-ml", "dask-ml", "dask-ml", "dask-ml", "dask-ml",
         "xgboost",
     ]
+
+
+# ---------------------------------------------------------------------------- documented commands
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent  # what a command's ".venv/bin/" means here
+
+
+def _rst_blocks(text, language):
+    """The code blocks of ``language`` in reStructuredText, dedented."""
+    import textwrap
+
+    blocks, lines = [], text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == f".. code-block:: {language}":
+            indent = len(line) - len(line.lstrip())
+            body = []
+            for following in lines[i + 2:]:
+                if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                    break
+                body.append(following)
+            blocks.append(textwrap.dedent("\n".join(body)).strip())
+    return blocks
+
+
+def _documented_commands():
+    """(source, command) for every shell command the README and getting-started show."""
+    readme = (ROOT / "README.md").read_text()
+    rst = (ROOT / "docs" / "getting_started.rst").read_text()
+    shell = re.findall(r"```bash\n(.*?)```", readme, re.S) + _rst_blocks(rst, "bash")
+    inline = re.findall(r"`((?:\.venv/bin/|python3 -m venv)[^`]+)`", readme + rst)
+    out = []
+    for source, text in [("block", "\n".join(shell)), ("inline", "\n".join(inline))]:
+        for line in text.splitlines():
+            line = line.split(" #")[0].strip()
+            out += [(source, cmd.strip()) for cmd in line.split("&&") if cmd.strip()]
+    return out
+
+
+def _extras():
+    import tomllib
+
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return set(tomllib.load(f)["project"]["optional-dependencies"])
+
+
+def _run(argv):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def _check_command(cmd):
+    import shlex
+
+    argv = shlex.split(cmd)
+    if argv[:3] == ["python3", "-m", "venv"]:
+        assert argv[3:] == [".venv"], cmd
+        return
+    assert argv[0].startswith(".venv/bin/"), f"{cmd!r} does not use the virtual environment"
+    exe = VENV_BIN / argv[0].removeprefix(".venv/bin/")
+    assert exe.exists(), f"{cmd!r}: no {exe.name} in the environment"
+    name, args = exe.name, argv[1:]
+    if not args:  # the program named, as in "use .venv/bin/python"
+        return
+    if name == "pip":
+        assert args[0] == "install", cmd
+        for target in (a for a in args[1:] if a != "-e"):
+            match = re.fullmatch(r"\.(?:\[([\w,-]+)\])?", target)
+            assert match, f"{cmd!r} installs {target!r}, not the clone"
+            assert set((match.group(1) or "").split(",")) - {""} <= _extras(), cmd
+    elif name == "distsk" and args[0] in ("demo", "bench"):
+        # The demo itself runs in test_cli_and_tutorial; here: its options exist.
+        done = _run([str(exe), args[0], "--help"])
+        assert done.returncode == 0, done.stderr
+        for option in (a for a in args[1:] if a.startswith("-")):
+            assert option in done.stdout, f"{cmd!r}: no option {option}"
+    elif name == "distsk":
+        done = _run([str(exe), *args])
+        assert done.returncode == 0, done.stderr
+    elif name == "python" and args[:2] == ["-m", "pytest"]:
+        assert _run([str(exe), "-m", "pytest", "--version"]).returncode == 0
+    elif name == "python":
+        script, options = args[0], [a for a in args[1:] if a.startswith("-")]
+        done = _run([str(exe), script, "--help"])
+        assert done.returncode == 0, done.stderr
+        assert all(option in done.stdout for option in options), cmd
+    elif name == "sphinx-build":  # the build itself: the docs CI job (-W)
+        assert (ROOT / args[-2] / "conf.py").is_file(), cmd
+        assert _run([str(exe), "--version"]).returncode == 0
+    else:
+        raise AssertionError(f"no check for the documented command {cmd!r}")
+
+
+def test_readme_and_getting_started_commands_work_in_the_clone():
+    commands = _documented_commands()
+    assert ("block", 'python3 -m venv .venv') in commands
+    assert ("block", '.venv/bin/pip install ".[all]"') in commands
+    assert ("block", ".venv/bin/distsk demo") in commands
+    for _, cmd in commands:
+        assert not re.match(r"(pip|python|sphinx-build|distsk) ", cmd), \
+            f"{cmd!r} runs outside the virtual environment"
+        _check_command(cmd)
+    # Commands quoted in the prose use the environment too, except these two: the one
+    # said to fail, and the package an engine's error names (for any environment).
+    text = (ROOT / "README.md").read_text() + (ROOT / "docs" / "getting_started.rst").read_text()
+    outside = set(re.findall(r"`((?:pip|python|sphinx-build) [^`]+)`", text))
+    assert outside <= {"pip install distsk", "pip install dask-ml"}, outside
+
+
+def test_getting_started_python_examples_run(client):
+    namespace = {"client": client}  # the page's client, connected to a real cluster
+    ran = 0
+    for block in _rst_blocks((ROOT / "docs" / "getting_started.rst").read_text(), "python"):
+        if "scheduler-host" in block:
+            continue  # a placeholder address, for the reader's own cluster
+        if block.startswith(">>>"):
+            block = "\n".join(line[4:] for line in block.splitlines()
+                              if line.startswith((">>> ", "... ")))
+        exec(compile(block, "getting_started.rst", "exec"), namespace)
+        ran += 1
+    assert ran >= 4
+    assert namespace["est"].plan_.strategy == "split-forest"  # the page says so

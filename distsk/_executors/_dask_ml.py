@@ -27,8 +27,9 @@ def require_dask_ml():
         import dask_ml  # noqa: F401
     except ImportError as exc:
         raise ImportError(
-            "This fit needs dask-ml (larger-than-memory dask data). Install it with: "
-            'pip install "distsk[dask-ml]"'
+            "This fit needs dask-ml (larger-than-memory dask data). Install it with "
+            '`pip install dask-ml` (the distsk[dask-ml] extra: `pip install ".[dask-ml]"` '
+            "in the distsk checkout)."
         ) from exc
 
 

@@ -19,7 +19,8 @@ def _require_xgboost():
         import xgboost.dask  # noqa: F401
     except ImportError as exc:
         raise ImportError(
-            'This fit needs xgboost. Install it with: pip install "distsk[xgboost]"'
+            "This fit needs xgboost. Install it with `pip install xgboost` (the "
+            'distsk[xgboost] extra: `pip install ".[xgboost]"` in the distsk checkout).'
         ) from exc
 
 

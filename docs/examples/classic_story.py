@@ -7,9 +7,9 @@
 5. XGBoost on dask data (xgboost.dask).
 
 Each step prints where distsk ran the work and why (``plan_.reason``), and its time next
-to plain scikit-learn's. Run it with::
+to plain scikit-learn's. Run it from the top directory of the distsk clone with::
 
-    python docs/examples/classic_story.py --small
+    .venv/bin/python docs/examples/classic_story.py --small
 
 It starts a two-process Dask cluster listening on 127.0.0.1 only.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import textwrap
 import time
-import warnings
 
 import numpy as np
 from sklearn.datasets import make_classification
@@ -155,8 +154,6 @@ def main(argv=None):
                         help="small data (about 2,000 samples), runs in well under a minute")
     args = parser.parse_args(argv)
     size = SIZES["small" if args.small else "large"]
-    # dask-glm (under dask-ml) sets a dask option that dask has renamed; not ours to fix.
-    warnings.filterwarnings("ignore", message="Dask configuration key", category=FutureWarning)
 
     X, y = make_classification(n_samples=size["n_samples"], n_features=20, n_informative=8,
                                random_state=0)
