@@ -51,6 +51,7 @@ class SearchEngine:
         self.n_fits = 0
         self.n_resumed = 0
         self.n_speculated = 0
+        self._wall_per_fit: float | None = None  # seconds per fit, sending to result
         self._keys = ItemKeys() if checkpoint is not None else None
         self._items: list = []
         self._results: list[dict] = []
@@ -117,7 +118,9 @@ class SearchEngine:
                 if not done:
                     self.runner.check()
                 for future in done:
-                    running = in_flight.pop(future)
+                    running = in_flight.pop(future, None)
+                    if running is None:
+                        continue  # a copy dropped when its twin's result came in
                     twin = running.twin
                     if running.group["settled"]:
                         continue  # its twin's result is already in
@@ -136,6 +139,9 @@ class SearchEngine:
                         if keys is not None:
                             self.checkpoint.put(keys[i], result)
                     self.n_fits += n_fits
+                    wall = (time.monotonic() - running.started) / max(1, len(running.indices))
+                    self._wall_per_fit = wall if self._wall_per_fit is None else (
+                        0.8 * self._wall_per_fit + 0.2 * wall)
                     if printed:
                         print(printed, end="", flush=True)
                     reemit(recorded)
@@ -161,17 +167,18 @@ class SearchEngine:
         """Idle slots, nothing queued: run the slowest units a second time elsewhere.
 
         Fits are deterministic, so whichever copy finishes first gives the result; the
-        other is discarded. A unit is copied once, and only when it has run longer than
-        ``STRAGGLER_FACTOR`` times what its fits should take.
+        other is discarded. A unit is copied once, and only when it has been out longer
+        than ``STRAGGLER_FACTOR`` times what finished units took per fit, from sending to
+        result (so a busy cluster, where every unit waits, copies nothing).
         """
-        if not self.seconds_per_fit:
+        if not self._wall_per_fit:
             return
         now = time.monotonic()
         late = sorted(
             (r.started, f) for f, r in in_flight.items()
             if r.twin is None and now - r.started > max(
                 STRAGGLER_MIN_SECONDS,
-                STRAGGLER_FACTOR * self.seconds_per_fit * len(r.indices))
+                STRAGGLER_FACTOR * self._wall_per_fit * len(r.indices))
         )
         for _, future in late[: slots - len(in_flight)]:
             running = in_flight[future]
