@@ -339,3 +339,32 @@ def test_getting_started_python_examples_run(client):
         ran += 1
     assert ran >= 4
     assert namespace["est"].plan_.strategy == "split-forest"  # the page says so
+
+
+def test_in_a_notebook_the_bar_and_the_plan_are_cell_outputs():
+    pytest.importorskip("rich", reason="the progress bar is drawn with rich (distsk[all])")
+    pytest.importorskip("nbclient", reason="runs a notebook: needs nbclient and ipykernel "
+                        "(not in distsk[dev]: pip install nbclient ipykernel)")
+    pytest.importorskip("ipykernel", reason="runs a notebook: needs nbclient and ipykernel "
+                        "(not in distsk[dev]: pip install nbclient ipykernel)")
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [
+        "from sklearn.datasets import make_classification\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from distsk import DistributedEstimator, DistributedSearchCV\n"
+        "X, y = make_classification(n_samples=100, random_state=0)",
+        "DistributedSearchCV(LogisticRegression(), {'C': [0.1, 1.0, 10.0]}, cv=3,\n"
+        "                    backend='loky', verbose=1).fit(X, y);",
+        "DistributedEstimator(LogisticRegression(), backend='sequential').fit(X, y)",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=240, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT)}}).execute()
+    bars = [out["data"]["text/html"] for out in nb.cells[1].outputs
+            if out["output_type"] == "display_data"]
+    assert len(bars) == 1  # one output, updated in place
+    assert re.search(r"9/9.*fits elapsed.*done", re.sub(r"<[^>]+>", "", bars[0]))
+    (result,) = nb.cells[2].outputs
+    assert "distsk plan" in result["data"]["text/html"]
