@@ -103,6 +103,31 @@ def test_search_parallel_is_built_before_run_search():
     )
 
 
+def test_refit_fits_best_estimator_read_through_the_attribute():
+    # With dask data kept on the cluster, DistributedSearchCV.best_estimator_ is a
+    # property whose getter hands sklearn a stand-in that refits on the cluster.
+    class Recording(GridSearchCV):
+        seen = []
+
+        @property
+        def best_estimator_(self):
+            self.seen.append("get")
+            return self.__dict__["best_estimator_"]
+
+        @best_estimator_.setter
+        def best_estimator_(self, value):
+            self.seen.append("set")
+            self.__dict__["best_estimator_"] = value
+
+    search = Recording(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2).fit(X, y)
+    assert search.seen[:2] == ["set", "get"], relied_on(
+        "BaseSearchCV.fit sets best_estimator_ to the unfitted clone and then calls "
+        "self.best_estimator_.fit(X, y, ...) through the attribute",
+        "distsk/_search.py (DistributedSearchCV.best_estimator_, _RefitOnCluster)",
+    )
+    assert hasattr(search.best_estimator_, "coef_")
+
+
 class _FitUnderLoky(BaseSearchCV):
     """A BaseSearchCV whose fit enters its own joblib config, as an sklearn release
     building the search's Parallel under different settings would."""
