@@ -9,12 +9,14 @@ classes reuse). Results, ties and errors are therefore sklearn's own.
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from numbers import Integral
 
 import numpy as np
 from sklearn.model_selection import ParameterGrid, ParameterSampler
+from sklearn.utils import check_random_state
 
 from ._compat import (
     HalvingGridSearchCV,
@@ -308,10 +310,12 @@ class DistributedHalvingRandomSearchCV(_DistributedHalving, HalvingRandomSearchC
             least = (self.min_resources if isinstance(self.min_resources, Integral)
                      else 2 * _n_splits_hint(self.cv))
             n = max(1, most // max(1, least))
+        # A copy of the generator: a RandomState (or None's global one) drawn from here
+        # would give sklearn's own sampling in fit other candidates.
+        rng = copy.deepcopy(check_random_state(self.random_state))
         with warnings.catch_warnings():  # sklearn's own sampling warns, once, in fit
             warnings.simplefilter("ignore")
-            return list(ParameterSampler(self.param_distributions, n,
-                                         random_state=self.random_state))
+            return list(ParameterSampler(self.param_distributions, n, random_state=rng))
 
 
 

@@ -514,3 +514,20 @@ def test_check_estimator_outcomes_are_sklearns_halving_outcomes(inner, grid):
     ours = outcomes(DistributedHalvingGridSearchCV(inner, grid, backend="sequential", **kw))
     assert ours == ref
     assert sum(status == "passed" for status in ours.values()) >= 45
+
+
+@pytest.mark.parametrize("seed", ["instance", "global"])
+def test_random_state_instance_or_global_draws_as_sklearn(engine, seed):
+    backend, client = engine
+    dists = {"C": loguniform(1e-3, 1e2), "fit_intercept": [True, False]}
+
+    def fitted(cls, **kw):
+        if seed == "global":
+            np.random.seed(7)
+        rs = np.random.RandomState(3) if seed == "instance" else None
+        return cls(LogisticRegression(), dists, n_candidates=9, cv=3, random_state=rs,
+                   **kw).fit(X, y)
+
+    ref = fitted(HalvingRandomSearchCV)
+    ours = fitted(DistributedHalvingRandomSearchCV, backend=backend, client=client)
+    assert_same_search(ours, ref)
