@@ -259,8 +259,8 @@ def _demo(args) -> int:
         return _Step(title, t_est, t_plain, reference, said, [
             f"Forced max_gather_bytes=0: the {format_bytes(Xd.nbytes)} dask array counts as "
             f"larger than memory, so distsk trains with {est.plan_.executor} on the workers "
-            f"instead of gathering it. {why} On data this small a local fit is much faster; "
-            "the step shows the path for data that does not fit in memory.",
+            f"instead of gathering it. {why} The path is for data that does not fit in "
+            "memory: on data this small it pays task and transfer costs for nothing.",
         ])
 
     def lazy_logistic(title, client, Xd, yd):
@@ -380,13 +380,14 @@ def _bench(extra: list[str], *, package_root: Path | None = None,
         package_root = Path(__file__).resolve().parents[1]
     script = _find_benchmarks(package_root, Path.cwd() if cwd is None else cwd)
     if script is None:
-        print(
+        message = (
             "distsk bench runs benchmarks/run.py, which is part of the distsk source "
             "checkout, not of the installed package. Run it from inside the clone you "
             "installed distsk from: `cd <clone> && .venv/bin/distsk bench --help` "
-            "(the same as `.venv/bin/python benchmarks/run.py --help` there).",
-            file=sys.stderr,
+            "(the same as `.venv/bin/python benchmarks/run.py --help` there)."
         )
+        print("\n".join(textwrap.wrap(message, WIDTH, break_on_hyphens=False,
+                                      break_long_words=False)), file=sys.stderr)
         return 2
     return subprocess.call([sys.executable, str(script), *extra])
 

@@ -68,6 +68,8 @@ def test_bench_from_an_installed_wheel_says_where_to_run_it(tmp_path, capsys):
 
     assert _bench(["--help"], package_root=tmp_path, cwd=tmp_path) == 2
     err = capsys.readouterr().err
+    assert max(len(line) for line in err.splitlines()) <= 100
+    err = " ".join(err.split())
     assert "part of the distsk source checkout" in err
     assert "cd <clone> && .venv/bin/distsk bench --help" in err
 
