@@ -53,7 +53,8 @@ class SearchProgress:
     resumed from a checkpoint, elapsed and remaining time.
 
     The remaining time is estimated from the fits run in this fit only (resumed fits
-    take no time).
+    take no time). Each (candidate, fold) counts once, by its task id, even if its
+    events arrive twice (a copy of a slow unit run elsewhere).
     """
 
     def __init__(self, description: str = "search"):
@@ -90,7 +91,8 @@ class SearchProgress:
 
     def on_fit_task_end(self, estimator, context, *, metadata=None, **kwargs):
         if context.task_name == "candidate-split-evaluation":
-            self._send(("done", bool((metadata or {}).get("distsk_resumed"))))
+            resumed = bool((metadata or {}).get("distsk_resumed"))
+            self._send(("done", (context.task_id, resumed)))
 
     def _send(self, message):
         from ._compat import callback_transport as transport
@@ -117,6 +119,7 @@ class _Display:
         self._started = time.monotonic()
         self._done = self._resumed = 0
         self._total = None
+        self._seen: set = set()  # fits counted, by task id: a fit run twice counts once
         console = Console()
         self.progress = Progress(
             TextColumn("{task.description}"),
@@ -141,9 +144,10 @@ class _Display:
         with self._lock:
             if kind == "total":
                 self._total = value
-            elif kind == "done":
+            elif kind == "done" and value[0] not in self._seen:
+                self._seen.add(value[0])
                 self._done += 1
-                self._resumed += bool(value)
+                self._resumed += value[1]
             fields = self._fields(kind == "refit")
         self.progress.update(self.task, **fields)
 

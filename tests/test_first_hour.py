@@ -102,6 +102,18 @@ def test_progress_counts_resumed_fits_apart(tmp_path, capsys):
     assert re.search(r"9/9 fits \(6 resumed\) elapsed", capsys.readouterr().out)
 
 
+def test_progress_counts_a_fit_reported_twice_once(capsys):
+    pytest.importorskip("rich", reason="the progress bar is drawn with rich (distsk[all])")
+    from distsk._progress import _Display
+
+    bar = _Display("search")
+    for message in [("total", 2), ("done", (0, False)), ("done", (0, False)),
+                    ("done", (1, True))]:  # fit 0 ran twice (a straggler's copy)
+        bar.receive(message)
+    bar.close()
+    assert re.search(r"2/2 fits \(1 resumed\) elapsed", capsys.readouterr().out)
+
+
 def test_progress_bar_is_live_in_a_terminal(tmp_path):
     pytest.importorskip("rich", reason="the progress bar is drawn with rich (distsk[all])")
     script = tmp_path / "search.py"
