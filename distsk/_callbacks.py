@@ -1,12 +1,15 @@
-"""sklearn fit-callback glue shared by the search engine and the runners.
+"""sklearn fit-callback glue: everything distsk knows about sklearn's callback contexts.
 
-A neutral module (it imports nothing from distsk), so the runners in ``_executors``
-can use it without importing the search engine above them.
+Used by the search engine (which fits report to callbacks, what travels with a unit)
+and by the runners (fits that did not run still begin and end). A neutral module (it
+imports nothing from distsk), so the runners in ``_executors`` can use it without
+importing the search engine above them. The worker side of callback events (forwarded
+as Dask events from a worker, kept by a child process) is in ``_worker``.
 """
 
 from __future__ import annotations
 
-__all__ = ["replay_callbacks"]
+__all__ = ["replay_callbacks", "has_callbacks", "portable", "shows_progress"]
 
 
 def replay_callbacks(item, resumed=False):
@@ -21,3 +24,70 @@ def replay_callbacks(item, resumed=False):
         metadata = {"distsk_resumed": True} if resumed else None
         ctx.call_on_fit_task_begin(estimator=kwargs.get("caller"), metadata=metadata)
         ctx.call_on_fit_task_end(estimator=kwargs.get("caller"), metadata=metadata)
+
+
+def has_callbacks(items) -> bool:
+    """Whether any fit reports to sklearn callbacks (a copy would report twice)."""
+    for _, _, kwargs in items:
+        ctx = kwargs.get("callback_ctx")
+        if ctx is not None and getattr(ctx, "_callbacks", None):
+            return True
+    return False
+
+
+def portable(items):
+    """``items`` with each callback context cut down to its own path from the root.
+
+    sklearn's contexts link to their parent, and the parent to every child: pickling
+    one fit's context would send the whole search's tree (every fit's context) with
+    each batch -- and the Dask scheduler, which unpickles task specs, kept ~50 MB per
+    4,000-fit search. Callbacks only walk up from a context (``get_context_path``),
+    so a copy of the path is enough.
+    """
+    import copy
+
+    copies: dict[int, object] = {}
+
+    def detached(ctx):
+        if ctx is None:
+            return None
+        if id(ctx) not in copies:
+            new = copy.copy(ctx)
+            new._children_map = {}
+            new.parent = detached(ctx.parent)
+            copies[id(ctx)] = new
+        return copies[id(ctx)]
+
+    def bare(caller):
+        # The search itself (``caller``, passed to the callbacks' hooks) holds the root
+        # of that tree during fit: its copy travels without it.
+        if "_callback_fit_ctx" not in getattr(caller, "__dict__", {}):
+            return caller
+        if id(caller) not in copies:
+            new = copy.copy(caller)
+            del new.__dict__["_callback_fit_ctx"]
+            copies[id(caller)] = new
+        return copies[id(caller)]
+
+    out = []
+    for f, args, kwargs in items:
+        ctx = kwargs.get("callback_ctx")
+        if ctx is not None and not getattr(ctx, "_callbacks", True) and not (
+            args and getattr(args[0], "_skl_callbacks", None)
+        ):
+            # No callback anywhere: sklearn's hooks do nothing, and _fit_and_score with
+            # callback_ctx=None fits the same way. The context and the caller (the search
+            # itself) were ~200 us of pickling per fit, most of the client's work.
+            out.append((f, args, {**kwargs, "callback_ctx": None, "caller": None}))
+            continue
+        if kwargs.get("callback_ctx") is not None or kwargs.get("caller") is not None:
+            kwargs = {**kwargs, "callback_ctx": detached(kwargs.get("callback_ctx")),
+                      "caller": bare(kwargs.get("caller"))}
+        out.append((f, args, kwargs))
+    return out
+
+
+def shows_progress(items) -> bool:
+    """Whether sklearn's ProgressBar is among the search's callbacks."""
+    ctx = items[0][2].get("callback_ctx") if items else None
+    return any(type(cb).__name__ == "ProgressBar" for cb in getattr(ctx, "_callbacks", ()))

@@ -16,10 +16,10 @@ import concurrent.futures as cf
 import math
 import time
 
-from ._callbacks import replay_callbacks
+from ._callbacks import has_callbacks, portable, replay_callbacks, shows_progress
 from ._checkpoint import ItemKeys
 from ._compat import ParallelBackendBase, SequentialBackend
-from ._executors._base import reemit
+from ._executors._base import Runner, reemit
 from ._sharing import plan_units
 from .exceptions import ClusterUnavailableError
 
@@ -34,14 +34,10 @@ STRAGGLER_MIN_SECONDS = 1.0
 
 
 class SearchEngine:
-    """Runs collected ``_fit_and_score`` calls on a runner, sharing work where exact.
+    """Runs collected ``_fit_and_score`` calls on a :class:`Runner`, sharing work where
+    exact. The runner's contract, and the order of its calls, is in its docstring."""
 
-    ``runner.submit(kind, items)`` returns a ``concurrent.futures.Future`` whose result
-    is ``(results, n_fits, recorded_warnings, printed)``; ``runner.cancel()`` drops
-    pending work; ``runner.slots`` is how many units run at once.
-    """
-
-    def __init__(self, runner, *, share: bool = True, seconds_per_fit: float | None = None,
+    def __init__(self, runner: Runner, *, share: bool = True, seconds_per_fit: float | None = None,
                  checkpoint=None, verbose: int = 0):
         self.runner = runner
         self.share = share
@@ -84,7 +80,7 @@ class SearchEngine:
                 if key in stored:
                     replay_callbacks(items[i], resumed=True)
             self.n_resumed += len(items) - len(todo)
-            if self.verbose > 0 or (todo != list(range(len(items))) and _shows_progress(items)):
+            if self.verbose > 0 or (todo != list(range(len(items))) and shows_progress(items)):
                 # Above a ProgressBar (rich prints it over the live bars): the bar's
                 # jump is these fits, not speed.
                 print(f"[distsk] {len(items) - len(todo)} of {len(items)} fits resumed from "
@@ -94,11 +90,9 @@ class SearchEngine:
             unit.indices = [todo[j] for j in unit.indices]
         queue = collections.deque(units)
         self._singles = sum(1 for unit in units if unit.kind == "single")
-        prepare = getattr(self.runner, "prepare", None)
-        if prepare is not None:
-            prepare([items[i] for unit in units for i in unit.indices])
+        self.runner.prepare([items[i] for unit in units for i in unit.indices])
         in_flight: dict[cf.Future, _Running] = {}
-        speculate = getattr(self.runner, "speculates", False) and not _has_callbacks(items)
+        speculate = self.runner.speculates and not has_callbacks(items)
         try:
             while queue or in_flight:
                 slots = max(1, self.runner.slots)  # a cluster may grow or shrink
@@ -108,8 +102,8 @@ class SearchEngine:
                 while queue and len(in_flight) < limit:
                     kind, indices = self._next_work(queue, slots)
                     batch = [items[i] for i in indices]
-                    if getattr(self.runner, "remote", False):
-                        batch = _portable(batch)
+                    if self.runner.remote:
+                        batch = portable(batch)
                     future = self.runner.submit(kind, batch)
                     in_flight[future] = _Running(kind, indices, batch)
                 if speculate and not queue and len(in_flight) < slots:
@@ -125,7 +119,7 @@ class SearchEngine:
                     if running.group["settled"]:
                         continue  # its twin's result is already in
                     try:
-                        out, n_fits, recorded, printed = future.result()
+                        outcome = future.result()
                     except BaseException:
                         if twin is not None and twin in in_flight:
                             continue  # the other copy may still finish
@@ -134,24 +128,22 @@ class SearchEngine:
                     if twin is not None and twin in in_flight:
                         in_flight.pop(twin)
                         self.runner.discard(twin)
-                    for i, result in zip(running.indices, out):
+                    for i, result in zip(running.indices, outcome.results):
                         results[i].update(result)
                         if keys is not None:
                             self.checkpoint.put(keys[i], result)
-                    self.n_fits += n_fits
+                    self.n_fits += outcome.n_fits
                     wall = (time.monotonic() - running.started) / max(1, len(running.indices))
                     self._wall_per_fit = wall if self._wall_per_fit is None else (
                         0.8 * self._wall_per_fit + 0.2 * wall)
-                    if printed:
-                        print(printed, end="", flush=True)
-                    reemit(recorded)
-                    self._learn(out)
-            flush = getattr(self.runner, "flush", None)
-            if flush is not None:
-                flush()
+                    if outcome.printed:
+                        print(outcome.printed, end="", flush=True)
+                    reemit(outcome.warnings)
+                    self._learn(outcome.results)
+            self.runner.flush()
         except BaseException as exc:
             self.runner.cancel()
-            lost = getattr(self.runner, "lost", lambda exc: None)(exc)
+            lost = self.runner.lost(exc)
             if lost is None:
                 raise
             if self.checkpoint is not None:
@@ -237,15 +229,6 @@ class _Running:
         self.group = group if group is not None else {"settled": False}
 
 
-def _has_callbacks(items) -> bool:
-    """Whether any fit reports to sklearn callbacks (a copy would report twice)."""
-    for _, _, kwargs in items:
-        ctx = kwargs.get("callback_ctx")
-        if ctx is not None and getattr(ctx, "_callbacks", None):
-            return True
-    return False
-
-
 class CollectorBackend(ParallelBackendBase):
     """A joblib backend that collects the calls of one ``Parallel`` for a SearchEngine.
 
@@ -309,61 +292,3 @@ class CollectorBackend(ParallelBackendBase):
 
     def __reduce__(self):  # never shipped anywhere
         return (SequentialBackend, ())
-
-
-def _portable(items):
-    """``items`` with each callback context cut down to its own path from the root.
-
-    sklearn's contexts link to their parent, and the parent to every child: pickling
-    one fit's context would send the whole search's tree (every fit's context) with
-    each batch -- and the Dask scheduler, which unpickles task specs, kept ~50 MB per
-    4,000-fit search. Callbacks only walk up from a context (``get_context_path``),
-    so a copy of the path is enough.
-    """
-    import copy
-
-    copies: dict[int, object] = {}
-
-    def detached(ctx):
-        if ctx is None:
-            return None
-        if id(ctx) not in copies:
-            new = copy.copy(ctx)
-            new._children_map = {}
-            new.parent = detached(ctx.parent)
-            copies[id(ctx)] = new
-        return copies[id(ctx)]
-
-    def bare(caller):
-        # The search itself (``caller``, passed to the callbacks' hooks) holds the root
-        # of that tree during fit: its copy travels without it.
-        if "_callback_fit_ctx" not in getattr(caller, "__dict__", {}):
-            return caller
-        if id(caller) not in copies:
-            new = copy.copy(caller)
-            del new.__dict__["_callback_fit_ctx"]
-            copies[id(caller)] = new
-        return copies[id(caller)]
-
-    out = []
-    for f, args, kwargs in items:
-        ctx = kwargs.get("callback_ctx")
-        if ctx is not None and not getattr(ctx, "_callbacks", True) and not (
-            args and getattr(args[0], "_skl_callbacks", None)
-        ):
-            # No callback anywhere: sklearn's hooks do nothing, and _fit_and_score with
-            # callback_ctx=None fits the same way. The context and the caller (the search
-            # itself) were ~200 us of pickling per fit, most of the client's work.
-            out.append((f, args, {**kwargs, "callback_ctx": None, "caller": None}))
-            continue
-        if kwargs.get("callback_ctx") is not None or kwargs.get("caller") is not None:
-            kwargs = {**kwargs, "callback_ctx": detached(kwargs.get("callback_ctx")),
-                      "caller": bare(kwargs.get("caller"))}
-        out.append((f, args, kwargs))
-    return out
-
-
-def _shows_progress(items) -> bool:
-    """Whether sklearn's ProgressBar is among the search's callbacks."""
-    ctx = items[0][2].get("callback_ctx") if items else None
-    return any(type(cb).__name__ == "ProgressBar" for cb in getattr(ctx, "_callbacks", ()))

@@ -397,7 +397,7 @@ def test_callback_contexts_link_parent_and_children():
     search = CollectedSearch(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2)
     search.set_callbacks(RecordingCallback())
     items = collected(search)
-    by = "distsk/_search_engine.py (_portable, _shows_progress), distsk/_callbacks.py"
+    by = "distsk/_callbacks.py (portable, shows_progress, replay_callbacks)"
     for _, _, kwargs in items:
         ctx = kwargs["callback_ctx"]
         assert ctx is not None and ctx.parent is not None, relied_on(
@@ -413,14 +413,14 @@ def test_callback_contexts_link_parent_and_children():
                 f"CallbackContext.{hook}(estimator=..., metadata=...)", by)
     assert search.__dict__.get("_skl_callbacks"), relied_on(
         "set_callbacks keeps the callbacks in _skl_callbacks",
-        "distsk/_search_engine.py (_portable: fits without callbacks travel light)")
+        "distsk/_callbacks.py (portable: fits without callbacks travel light)")
     # During fit, the search holds the root of the context tree.
     assert "_callback_fit_ctx" not in search.__dict__  # removed after fit, as in 1.9
     from sklearn.callback import _callback_support
 
     assert "_callback_fit_ctx" in inspect.getsource(_callback_support), relied_on(
         "an estimator holds its root callback context in _callback_fit_ctx during fit",
-        "distsk/_search_engine.py (_portable: bare)")
+        "distsk/_callbacks.py (portable: bare)")
 
 
 # --------------------------------------------------------------- sklearn: estimators

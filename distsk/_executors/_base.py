@@ -6,15 +6,16 @@ An executor is a small object with a ``name`` and two methods:
     Fit an unfitted clone and return the fitted, plain, picklable estimator. Exceptions
     raised by the estimator pass through with their type and message; warnings raised in
     other processes are re-emitted here (``run_recording`` / ``reemit``).
-``search_runner(ctx) -> runner``
-    The runner that evaluates a search's units of work (see ``_search_engine``), or
-    raise ``ValueError`` if the engine cannot run searches.
+``search_runner(ctx) -> Runner``
+    The :class:`Runner` that evaluates a search's units of work (see
+    ``_search_engine``), or raise ``ValueError`` if the engine cannot run searches.
 
 The estimator and the search never branch on engine details; they call these.
 """
 
 from __future__ import annotations
 
+import abc
 import concurrent.futures as cf
 import contextlib
 import io
@@ -22,13 +23,13 @@ import sys
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from joblib import parallel_config
 
 __all__ = [
     "ExecutionContext", "Executor", "pinned", "run_recording", "reemit", "fit_estimator",
-    "run_unit_remote", "InProcessRunner", "check_picklable",
+    "run_unit_remote", "InProcessRunner", "check_picklable", "Runner", "UnitResult", "merged",
 ]
 
 
@@ -182,7 +183,101 @@ def reemit(recorded) -> None:
             warnings.warn(str(message), category, stacklevel=3)
 
 
-def run_unit_remote(kind, items, capture_stdout):
+class UnitResult(NamedTuple):
+    """What running one unit of search work gives back, on every route.
+
+    The same type whether the unit ran in this process, in a loky worker, in a Dask
+    task or in a child process of either; fields a route has no use for keep their
+    defaults.
+    """
+
+    #: One ``_fit_and_score`` result dict per item of the unit, in order.
+    results: list
+    #: Full fits made (a shared pipeline prefix or a shared large ensemble is one).
+    n_fits: int
+    #: ``(message, category)`` of the warnings raised where the fits ran, to re-emit.
+    warnings: list = ()  # type: ignore[assignment]
+    #: What the fits printed (``verbose > 1``), to print in the caller.
+    printed: str = ""
+    #: sklearn callback events sent as Dask events, which the client waits for.
+    events_sent: int = 0
+    #: ``(address, message)`` callback messages a child process kept for its parent to
+    #: deliver (empty once delivered).
+    messages: list = ()  # type: ignore[assignment]
+
+
+def merged(outcomes) -> UnitResult:
+    """One unit's result from the results of its fits run one by one."""
+    return UnitResult(
+        [r for o in outcomes for r in o.results], sum(o.n_fits for o in outcomes),
+        [w for o in outcomes for w in o.warnings], "".join(o.printed for o in outcomes),
+        sum(o.events_sent for o in outcomes), [m for o in outcomes for m in o.messages],
+    )
+
+
+class Runner(abc.ABC):
+    """How an executor runs a search's units of work; used by ``SearchEngine``.
+
+    A unit (see ``_sharing``) is a ``kind`` ("single", "prefix" or "ensemble") and a
+    list of collected ``_fit_and_score`` calls (``FitCall``). A runner must implement
+    :meth:`submit`; every other method is a hook with a no-op default, and the class
+    flags say what the engine may ask of it. ``SearchEngine`` calls, in order:
+    ``prepare`` once with every item to run, ``submit`` (and ``check`` while it waits)
+    until every unit is done, ``flush``; on an error ``cancel`` then ``lost``; and
+    ``close`` at the end of the search.
+    """
+
+    #: Units that run at once. Read before every dispatch, so it may change during a
+    #: search (a Dask cluster that grows or shrinks).
+    slots: int = 1
+    #: Units run in other processes, so their items are pickled: the engine first cuts
+    #: each sklearn callback context down to its own path (``_callbacks.portable``).
+    remote: bool = False
+    #: The engine may run a straggling unit a second time (``submit(..., avoid=)``) and
+    #: ``discard`` the copy that finishes last. Only for runners with several machines
+    #: (a unit slow on one worker may not be slow on another) whose fits are safe to
+    #: run twice.
+    speculates: bool = False
+
+    @abc.abstractmethod
+    def submit(self, kind: str, items: list, avoid: cf.Future | None = None
+               ) -> cf.Future | None:
+        """Start a unit; return a future whose result is a :class:`UnitResult`.
+
+        Exceptions raised by the fits are set on the future, unchanged. ``avoid`` (only
+        passed when ``speculates``): the future of a running copy of this unit, whose
+        place this copy must avoid; return None when there is no other place.
+        """
+
+    def prepare(self, items: list) -> None:  # noqa: B027 (a no-op hook on purpose)
+        """Called once before any unit is submitted, with every item to run: check
+        that they can travel, send large shared arguments ahead."""
+
+    def check(self) -> None:  # noqa: B027
+        """Called about once a second while the engine waits: raise if the place where
+        units run is gone."""
+
+    def flush(self) -> None:  # noqa: B027
+        """Called after the last unit's result: wait for anything still in transit
+        that is part of the results (callback events)."""
+
+    def discard(self, future: cf.Future) -> None:
+        """Drop a unit whose twin's result is already in (``speculates`` only)."""
+        future.cancel()
+
+    def cancel(self) -> None:  # noqa: B027
+        """Drop pending work (an error, or joblib aborting)."""
+
+    def lost(self, exc: BaseException) -> str | None:
+        """Why the place where units run is gone, if ``exc`` came from losing it (the
+        engine then raises ``ClusterUnavailableError``); None re-raises ``exc``."""
+        return None
+
+    def close(self) -> None:  # noqa: B027
+        """Release pools, data and subscriptions at the end of the search."""
+
+
+def run_unit_remote(kind, items, capture_stdout) -> UnitResult:
     """Evaluate one unit of search work in a worker: pinned, warnings and prints kept."""
     from .._sharing import run_unit
 
@@ -190,19 +285,19 @@ def run_unit_remote(kind, items, capture_stdout):
     redirect = contextlib.redirect_stdout(out) if capture_stdout else contextlib.nullcontext()
     with redirect:
         (results, n_fits), recorded = run_recording(run_unit, kind, items)
-    return results, n_fits, recorded, out.getvalue()
+    return UnitResult(results, n_fits, recorded, out.getvalue())
 
 
 def wants_stdout(items) -> bool:
     return any((kwargs.get("verbose") or 0) > 1 for _, _, kwargs in items)
 
 
-class InProcessRunner:
+class InProcessRunner(Runner):
     """Runs units here, one at a time; the fits' own parallelism is left as it is."""
 
     slots = 1
 
-    def submit(self, kind, items):
+    def submit(self, kind, items, avoid=None):
         from .._sharing import run_unit
 
         future = cf.Future()
@@ -211,14 +306,5 @@ class InProcessRunner:
         except BaseException as exc:
             future.set_exception(exc)
         else:
-            future.set_result((results, n_fits, [], ""))
+            future.set_result(UnitResult(results, n_fits))
         return future
-
-    def cancel(self):
-        pass
-
-    def check(self):
-        pass
-
-    def close(self):
-        pass

@@ -9,9 +9,9 @@ The same runs on this machine for loky: a fit that kills its loky worker breaks 
 whole pool, and every unit that was running is retried this way.
 
 Protocol: ``python -m distsk._executors._child IN OUT``. ``IN`` holds the pickled
-``(kind, tasks, capture_stdout)``; the child writes ``("ok", (results, n_fits, warnings,
-printed, callback_messages))`` or ``("raised", exception)`` to ``OUT``. No ``OUT`` file
-means the child died.
+``(kind, tasks, capture_stdout)``; the child writes ``("ok", UnitResult)`` (its
+``messages``: the sklearn callback messages kept for the parent) or
+``("raised", exception)`` to ``OUT``. No ``OUT`` file means the child died.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pickle
 import sys
 
 from .._callbacks import replay_callbacks
+from ._base import UnitResult, merged
 
 __all__ = ["KILLED_CONFIRMATIONS", "ChildDied", "run_in_child", "convicted", "merged", "main"]
 
@@ -63,9 +64,9 @@ class ChildDied:
         return how + (f" ({tail[0][:200]})" if tail else "")
 
 
-def run_in_child(kind, tasks, capture_stdout):
-    """Run a unit in a child process: ``(results, n_fits, warnings, printed, messages)``,
-    or :class:`ChildDied`. The fit's own exception is re-raised here."""
+def run_in_child(kind, tasks, capture_stdout) -> UnitResult | ChildDied:
+    """Run a unit in a child process: its :class:`UnitResult` (callback messages not yet
+    delivered), or :class:`ChildDied`. The fit's own exception is re-raised here."""
     import subprocess
     import tempfile
 
@@ -101,15 +102,7 @@ def convicted(item, died):
     if item[2].get("error_score") == "raise":
         raise RuntimeError(message)
     replay_callbacks(item)  # it began and ended, for a progress bar
-    return [_killed_result(item, message)], 1, [], ""
-
-
-def merged(outcomes):
-    """One unit's outcome from the outcomes of its fits run one by one."""
-    return (
-        [r for o in outcomes for r in o[0]], sum(o[1] for o in outcomes),
-        [w for o in outcomes for w in o[2]], "".join(o[3] for o in outcomes),
-    )
+    return UnitResult([_killed_result(item, message)], 1)
 
 
 def _killed_result(item, message) -> dict:
@@ -147,7 +140,8 @@ def main(path_in: str, path_out: str) -> None:
     if transport is not None:
         transport._message_consumers = _Collecting(messages, transport._message_consumers)
     try:
-        outcome = ("ok", (*run_unit_remote(kind, tasks, capture_stdout), messages))
+        outcome = ("ok", run_unit_remote(kind, tasks, capture_stdout)._replace(
+            messages=messages))
         data = cloudpickle.dumps(outcome)
     except BaseException as exc:  # the fit's own error, passed on as it is
         try:

@@ -30,15 +30,17 @@ from ..exceptions import ClusterUnavailableError
 from ._base import (
     ExecutionContext,
     Executor,
+    Runner,
     check_picklable,
     fit_estimator,
     fit_received,
+    merged,
     reemit,
     run_recording,
     run_unit_remote,
     wants_stdout,
 )
-from ._child import KILLED_CONFIRMATIONS, ChildDied, convicted, merged, run_in_child
+from ._child import KILLED_CONFIRMATIONS, ChildDied, convicted, run_in_child
 
 __all__ = ["DaskExecutor", "DaskRunner"]
 
@@ -171,7 +173,7 @@ def _gather(client, futures):
 
 
 # ---------------------------------------------------------------------------- searches
-class DaskRunner:
+class DaskRunner(Runner):
     """Units of search work as Dask tasks.
 
     Every argument over ``SCATTER_MIN_BYTES`` (X, y, fit parameters, each fold's train
@@ -181,8 +183,8 @@ class DaskRunner:
     cancelled for "lost dependencies", and is sent again with its data.
     """
 
-    #: Items are pickled to other processes (see ``_search_engine._portable``).
     remote = True
+    speculates = True
 
     def __init__(self, client, slots: int | None = None):
         self.client = client
@@ -294,9 +296,6 @@ class DaskRunner:
         with self._lock:
             self._scattered = {}
 
-    #: The engine may run a straggling unit a second time on another worker.
-    speculates = True
-
     @property
     def slots(self) -> int:
         """Units that run at once: n_jobs, or the cluster's threads now (read at most
@@ -405,9 +404,8 @@ class DaskRunner:
                     except BaseException as err:
                         result.set_exception(err)
                     return
-                *outcome, sent = outcome
-                self._events_sent += sent
-                result.set_result(tuple(outcome))
+                self._events_sent += outcome.events_sent
+                result.set_result(outcome)
 
         future.add_done_callback(done)
 
@@ -562,7 +560,7 @@ def _run_unit_on_worker(kind, tasks, capture_stdout, topic):
         transport._message_consumers = _ForwardingConsumers(transport._message_consumers)
     _current.topic, _current.sent = topic, 0
     try:
-        return (*run_unit_remote(kind, tasks, capture_stdout), _current.sent)
+        return run_unit_remote(kind, tasks, capture_stdout)._replace(events_sent=_current.sent)
     finally:
         _current.topic = None
 
@@ -572,11 +570,10 @@ def _run_unit_isolated(kind, tasks, capture_stdout, topic):
     outcome = run_in_child(kind, tasks, capture_stdout)
     if isinstance(outcome, ChildDied):
         return outcome
-    *outcome, messages = outcome
-    if messages:
+    if outcome.messages:
         from distributed import get_worker
 
         worker = get_worker()
-        for address, message in messages:
+        for address, message in outcome.messages:
             worker.log_event(topic, {"address": address, "message": pickle.dumps(message)})
-    return (*outcome, len(messages))
+    return outcome._replace(messages=(), events_sent=len(outcome.messages))

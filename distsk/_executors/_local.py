@@ -13,13 +13,16 @@ from ._base import (
     ExecutionContext,
     Executor,
     InProcessRunner,
+    Runner,
+    UnitResult,
     check_picklable,
     fit_estimator,
+    merged,
     pinned,
     run_unit_remote,
     wants_stdout,
 )
-from ._child import KILLED_CONFIRMATIONS, ChildDied, convicted, merged, run_in_child
+from ._child import KILLED_CONFIRMATIONS, ChildDied, convicted, run_in_child
 
 __all__ = ["SequentialExecutor", "LokyExecutor", "LokyRunner"]
 
@@ -37,7 +40,7 @@ class SequentialExecutor(Executor):
         return InProcessRunner()
 
 
-class LokyRunner:
+class LokyRunner(Runner):
     """Units of search work on joblib's reusable loky processes.
 
     The same executor sklearn's own ``n_jobs`` uses (same size, same environment), so a
@@ -45,7 +48,6 @@ class LokyRunner:
     unit runs its fits' joblib loops sequentially: the units already fill every core.
     """
 
-    #: Items are pickled to other processes (see ``_search_engine._portable``).
     remote = True
 
     def __init__(self, n_workers: int):
@@ -70,7 +72,7 @@ class LokyRunner:
             check_picklable(items[0][1][0], [kw.get("parameters") or {} for _, _, kw in items],
                             where="loky worker processes")
 
-    def submit(self, kind, items):
+    def submit(self, kind, items, avoid=None):
         result: cf.Future = cf.Future()
         if self._executor._flags.broken:  # a fit killed a worker: loky makes a new pool
             self._executor = get_memmapping_executor(self.slots, **self._executor_args)
@@ -102,9 +104,6 @@ class LokyRunner:
     def cancel(self):
         for future in list(self._futures):
             future.cancel()
-
-    def check(self):
-        pass
 
     def close(self):
         self._closing = True
@@ -138,14 +137,13 @@ def _in_children(kind, items):
     return merged(outcomes)
 
 
-def _delivered(outcome):
+def _delivered(outcome: UnitResult) -> UnitResult:
     """A child's outcome, its callback events delivered here as sklearn would have."""
     from .._compat import callback_transport as transport
 
-    *outcome, messages = outcome
-    for address, message in messages:
+    for address, message in outcome.messages:
         transport.send(transport.ListenerHandle(address, b""), message)
-    return tuple(outcome)
+    return outcome._replace(messages=())
 
 
 class LokyExecutor(Executor):
