@@ -23,7 +23,6 @@ from ._compat import (
     HalvingRandomSearchCV,
     Interval,
     StrOptions,
-    _num_samples,
 )
 from ._planning import SEARCH_BACKENDS
 from ._search import DistributedSearchCV, _n_splits_hint
@@ -66,15 +65,16 @@ class _DistributedHalving(DistributedSearchCV):
         self : object
             The fitted search.
         """
-        try:
-            self._n_samples_hint = _num_samples(X)
-        except TypeError:
-            self._n_samples_hint = None
+        # For planning only; never computes lazy input (a dask DataFrame's length).
+        rows = getattr(X, "shape", (None,))[0]
+        self._n_samples_hint = int(rows) if isinstance(rows, Integral) else None
         try:
             super().fit(X, y, **params)
         finally:
             self.__dict__.pop("_n_samples_hint", None)
-            self._set_fit_counts()
+            engine = self.__dict__.pop("_growing_engine", None)
+        self.n_fits_grown_ = engine.n_grown
+        self.n_trees_fitted_ = engine.n_trees if engine.counts_trees else None
         return self
 
     def _planning_candidates(self):
@@ -91,12 +91,6 @@ class _DistributedHalving(DistributedSearchCV):
         state = super().__getstate__()
         state.pop("_growing_engine", None)
         return state
-
-    def _set_fit_counts(self):
-        engine = self.__dict__.pop("_growing_engine", None)
-        if engine is not None:
-            self.n_fits_grown_ = engine.n_grown
-            self.n_trees_fitted_ = engine.n_trees if engine.counts_trees else None
 
     def _candidates(self):
         # Only for planning (the probe fit and the number of fits): the rounds' own
