@@ -87,7 +87,7 @@ def _sign_with_cryptography(files: TLSFiles, ca_name: str) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def write_key(key, path: Path) -> None:
         path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
