@@ -74,13 +74,13 @@ def call(blob, data):
 
 def run_batch(kind, blob, data, capture_stdout, topic):
     """Run a packed unit in this worker."""
-    from ._executors._dask import _run_unit_on_worker
+    from ._worker import run_unit_on_worker
 
-    return _run_unit_on_worker(kind, unpack(blob, data), capture_stdout, topic)
+    return run_unit_on_worker(kind, unpack(blob, data), capture_stdout, topic)
 
 
 def run_suspect(kind, blob, data, capture_stdout, topic):
     """Run a packed unit in a child process of this worker."""
-    from ._executors._dask import _run_unit_isolated
+    from ._worker import run_unit_isolated
 
-    return _run_unit_isolated(kind, unpack(blob, data), capture_stdout, topic)
+    return run_unit_isolated(kind, unpack(blob, data), capture_stdout, topic)

@@ -385,8 +385,8 @@ def test_callback_transport_looks_consumers_up_with_get():
     assert seen == [("somewhere", "hi")], relied_on(
         "sklearn.callback._transport.send(ListenerHandle(address, authkey), message) "
         "finds the consumer with _message_consumers.get(address), a module-level dict",
-        "distsk/_executors/_dask.py (_ForwardingConsumers, _deliver) and "
-        "distsk/_executors/_child.py (_Collecting) / _local.py (_delivered)",
+        "distsk/_worker.py (_ForwardingConsumers, _Collecting), "
+        "distsk/_executors/_dask.py (_deliver) and _local.py (_delivered)",
     )
 
 

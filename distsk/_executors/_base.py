@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures as cf
-import contextlib
-import io
-import sys
-import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from joblib import parallel_config
+# Re-exported: what runs in workers lives in ``_worker`` (imported from here, never back).
+from .._worker import UnitResult, merged, pinned, run_recording, run_unit_remote
 
 __all__ = [
     "ExecutionContext", "Executor", "pinned", "run_recording", "reemit", "fit_estimator",
@@ -51,60 +48,6 @@ class Executor:
 
     def search_runner(self, ctx: ExecutionContext):
         raise ValueError(f"The {self.name!r} engine does not run searches.")
-
-
-@contextlib.contextmanager
-def pinned():
-    """One core: joblib loops run sequentially and native thread pools (OpenMP, BLAS)
-    use one thread, inside a task (no nested oversubscription) and for "sequential"."""
-    with parallel_config(backend="sequential"):
-        openmp = _one_thread.enter()
-        try:
-            yield
-        finally:
-            _one_thread.leave(openmp)
-
-
-class _OneThread:
-    """Native thread pools limited to one thread while a pinned() block runs.
-
-    OpenMP's thread count belongs to the calling thread: each block limits its own.
-    BLAS limits (OpenBLAS, MKL, BLIS) are process-wide, so concurrent blocks (Dask
-    worker threads) share one: the first in sets it, the last out restores the
-    original. threadpoolctl's scan of the loaded libraries (~20 ms) is kept until a
-    module is imported (which may load a new library); a limit costs under a millisecond.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._blas = None
-        self._controller = None
-        self._n_modules = -1
-
-    def enter(self):
-        with self._lock:
-            if self._controller is None or self._n_modules != len(sys.modules):
-                from threadpoolctl import ThreadpoolController
-
-                self._controller = ThreadpoolController()
-                self._n_modules = len(sys.modules)
-            controller = self._controller
-            if self._depth == 0:
-                self._blas = controller.select(user_api="blas").limit(limits=1)
-            self._depth += 1
-        return controller.select(user_api="openmp").limit(limits=1)
-
-    def leave(self, openmp):
-        openmp.restore_original_limits()
-        with self._lock:
-            self._depth -= 1
-            if self._depth == 0:
-                self._blas.restore_original_limits()
-                self._blas = None
-
-
-_one_thread = _OneThread()
 
 
 def check_picklable(estimator, parameters=(), *, where: str) -> None:
@@ -164,55 +107,12 @@ def fit_received(estimator, X, y, fit_params):
     return fit_estimator(estimator, own(X), own(y), fit_params)
 
 
-def run_recording(func, *args, **kwargs):
-    """Run ``func`` pinned, returning ``(result, warnings)`` to re-emit in the caller.
-
-    Used in worker processes, whose warnings are otherwise lost.
-    """
-    with warnings.catch_warnings(record=True) as caught, pinned():
-        warnings.simplefilter("always")
-        result = func(*args, **kwargs)
-    return result, [(w.message, w.category) for w in caught]
-
-
 def reemit(recorded) -> None:
     for message, category in recorded:
         if isinstance(message, Warning):
             warnings.warn(message, stacklevel=3)
         else:
             warnings.warn(str(message), category, stacklevel=3)
-
-
-class UnitResult(NamedTuple):
-    """What running one unit of search work gives back, on every route.
-
-    The same type whether the unit ran in this process, in a loky worker, in a Dask
-    task or in a child process of either; fields a route has no use for keep their
-    defaults.
-    """
-
-    #: One ``_fit_and_score`` result dict per item of the unit, in order.
-    results: list
-    #: Full fits made (a shared pipeline prefix or a shared large ensemble is one).
-    n_fits: int
-    #: ``(message, category)`` of the warnings raised where the fits ran, to re-emit.
-    warnings: list = ()  # type: ignore[assignment]
-    #: What the fits printed (``verbose > 1``), to print in the caller.
-    printed: str = ""
-    #: sklearn callback events sent as Dask events, which the client waits for.
-    events_sent: int = 0
-    #: ``(address, message)`` callback messages a child process kept for its parent to
-    #: deliver (empty once delivered).
-    messages: list = ()  # type: ignore[assignment]
-
-
-def merged(outcomes) -> UnitResult:
-    """One unit's result from the results of its fits run one by one."""
-    return UnitResult(
-        [r for o in outcomes for r in o.results], sum(o.n_fits for o in outcomes),
-        [w for o in outcomes for w in o.warnings], "".join(o.printed for o in outcomes),
-        sum(o.events_sent for o in outcomes), [m for o in outcomes for m in o.messages],
-    )
 
 
 class Runner(abc.ABC):
@@ -275,21 +175,6 @@ class Runner(abc.ABC):
 
     def close(self) -> None:  # noqa: B027
         """Release pools, data and subscriptions at the end of the search."""
-
-
-def run_unit_remote(kind, items, capture_stdout) -> UnitResult:
-    """Evaluate one unit of search work in a worker: pinned, warnings and prints kept."""
-    from .._sharing import run_unit
-
-    out = io.StringIO()
-    redirect = contextlib.redirect_stdout(out) if capture_stdout else contextlib.nullcontext()
-    with redirect:
-        (results, n_fits), recorded = run_recording(run_unit, kind, items)
-    return UnitResult(results, n_fits, recorded, out.getvalue())
-
-
-def wants_stdout(items) -> bool:
-    return any((kwargs.get("verbose") or 0) > 1 for _, _, kwargs in items)
 
 
 class InProcessRunner(Runner):

@@ -26,6 +26,12 @@ from sklearn.base import clone
 
 from .._cluster_data import OnCluster
 from .._remote import call, pack, run_batch, run_suspect
+from .._worker import (
+    ChildDied,
+    merged,
+    run_recording,
+    wants_stdout,
+)
 from ..exceptions import ClusterUnavailableError
 from ._base import (
     ExecutionContext,
@@ -34,13 +40,9 @@ from ._base import (
     check_picklable,
     fit_estimator,
     fit_received,
-    merged,
     reemit,
-    run_recording,
-    run_unit_remote,
-    wants_stdout,
 )
-from ._child import KILLED_CONFIRMATIONS, ChildDied, convicted, run_in_child
+from ._child import KILLED_CONFIRMATIONS, convicted
 
 __all__ = ["DaskExecutor", "DaskRunner"]
 
@@ -368,15 +370,24 @@ class DaskRunner(Runner):
                 result.set_exception(err)
             return True
 
-        def done(fut):
+        def done(fut, gathered=None):
             with self._lock:
                 self._pending.pop(fut.key, None)
             if result.cancelled():
                 return
+            if gathered is None and fut.status == "finished":
+                # Fetched with others: distributed runs done-callbacks on one thread,
+                # and one blocking fetch each made results arrive one round trip at a
+                # time (3 s after the last of 223 units had finished, on 64 slots).
+                self._gather_later(fut, done)
+                return
             try:
                 if fut.status == "cancelled":
                     raise FutureCancelledError(fut.key, reason="lost dependencies")
-                outcome = fut.result(timeout=RESULT_TIMEOUT)
+                if isinstance(gathered, tuple):
+                    outcome = gathered[0]
+                else:
+                    outcome = fut.result(timeout=RESULT_TIMEOUT)
             except KilledWorker as exc:
                 if not isolated:
                     self._isolate(items, result)
@@ -408,6 +419,37 @@ class DaskRunner(Runner):
                 result.set_result(outcome)
 
         future.add_done_callback(done)
+
+    _gather_thread = None
+
+    def _gather_later(self, fut, done):
+        """Queue a finished unit's result; a thread fetches all queued ones at once."""
+        with self._lock:
+            if self._gather_thread is None:
+                self._arrived, self._arrival = [], threading.Event()
+                self._gather_thread = threading.Thread(
+                    target=self._gather_loop, name="distsk-gather", daemon=True)
+                self._gather_thread.start()
+            self._arrived.append((fut, done))
+        self._arrival.set()
+
+    def _gather_loop(self):
+        while True:
+            self._arrival.wait(timeout=1.0)
+            self._arrival.clear()
+            with self._lock:
+                batch, self._arrived = self._arrived, []
+            if not batch:
+                if self._closing:
+                    return
+                continue
+            futures = [fut for fut, _ in batch]
+            try:
+                outcomes = _bounded(lambda: self.client.gather(futures), RESULT_TIMEOUT)
+            except BaseException:
+                outcomes = None  # one was lost meanwhile: each on its own path
+            for i, (fut, done) in enumerate(batch):
+                done(fut, (outcomes[i],) if outcomes is not None else "singly")
 
     def _isolate(self, items, result):
         """Workers died while ``items`` ran: run each fit alone, in a child process.
@@ -523,57 +565,3 @@ def _bounded(func, timeout):
         return pool.submit(func).result(timeout=timeout)
     finally:
         pool.shutdown(wait=False)
-
-
-# ---------------------------------------------------------------------------- callbacks
-_current = threading.local()
-
-
-class _ForwardingConsumers(dict):
-    """sklearn's registry of callback message consumers, as seen in a Dask worker.
-
-    A listener opened in another process has no consumer here, so sklearn would connect
-    to its socket; inside a distsk task, the message is forwarded as a Dask event.
-    """
-
-    def get(self, address, default=None):
-        consumer = super().get(address, default)
-        topic = getattr(_current, "topic", None)
-        if consumer is None and topic is not None:
-            return lambda message: _forward(topic, address, message)
-        return consumer
-
-
-def _forward(topic, address, message):
-    from distributed import get_worker
-
-    get_worker().log_event(topic, {"address": address, "message": pickle.dumps(message)})
-    _current.sent += 1
-
-
-def _run_unit_on_worker(kind, tasks, capture_stdout, topic):
-    from .._compat import callback_transport as transport
-
-    if transport is not None and not isinstance(
-        transport._message_consumers, _ForwardingConsumers
-    ):
-        transport._message_consumers = _ForwardingConsumers(transport._message_consumers)
-    _current.topic, _current.sent = topic, 0
-    try:
-        return run_unit_remote(kind, tasks, capture_stdout)._replace(events_sent=_current.sent)
-    finally:
-        _current.topic = None
-
-
-def _run_unit_isolated(kind, tasks, capture_stdout, topic):
-    """Run a suspect unit in a child process of this worker; its events go through Dask."""
-    outcome = run_in_child(kind, tasks, capture_stdout)
-    if isinstance(outcome, ChildDied):
-        return outcome
-    if outcome.messages:
-        from distributed import get_worker
-
-        worker = get_worker()
-        for address, message in outcome.messages:
-            worker.log_event(topic, {"address": address, "message": pickle.dumps(message)})
-    return outcome._replace(messages=(), events_sent=len(outcome.messages))

@@ -9,20 +9,24 @@ from concurrent.futures.process import BrokenProcessPool
 from joblib import Parallel
 
 from .._compat import LokyBackend, get_memmapping_executor
+from .._worker import (
+    ChildDied,
+    UnitResult,
+    merged,
+    pinned,
+    run_in_child,
+    run_unit_remote,
+    wants_stdout,
+)
 from ._base import (
     ExecutionContext,
     Executor,
     InProcessRunner,
     Runner,
-    UnitResult,
     check_picklable,
     fit_estimator,
-    merged,
-    pinned,
-    run_unit_remote,
-    wants_stdout,
 )
-from ._child import KILLED_CONFIRMATIONS, ChildDied, convicted, run_in_child
+from ._child import KILLED_CONFIRMATIONS, convicted
 
 __all__ = ["SequentialExecutor", "LokyExecutor", "LokyRunner"]
 

@@ -1,0 +1,296 @@
+"""The worker side of a search: what runs where the fits run.
+
+A loky worker, a Dask worker, or a child process of either (``python -m distsk._worker
+IN OUT``) runs a unit of search work here: pinned to one core, its warnings and prints
+kept, its sklearn callback events forwarded (as Dask events from a Dask worker, kept
+for the parent by a child process). The caller side -- runners, executors -- is in
+``_executors``, which imports this module and never the other way round; ``_remote``
+(the task functions a Dask scheduler unpickles) imports it only on the worker.
+
+Child-process protocol: ``IN`` holds the pickled ``(kind, tasks, capture_stdout)``; the
+child writes ``("ok", UnitResult)`` (its ``messages``: the sklearn callback messages
+kept for the parent) or ``("raised", exception)`` to ``OUT``. No ``OUT`` file means the
+child died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pickle
+import sys
+import threading
+import warnings
+from typing import NamedTuple
+
+from joblib import parallel_config
+
+__all__ = [
+    "UnitResult", "merged", "pinned", "run_recording", "run_unit_remote", "wants_stdout",
+    "ChildDied", "run_in_child", "run_unit_on_worker", "run_unit_isolated", "main",
+]
+
+
+# ------------------------------------------------------------------------ results
+class UnitResult(NamedTuple):
+    """What running one unit of search work gives back, on every route.
+
+    The same type whether the unit ran in this process, in a loky worker, in a Dask
+    task or in a child process of either; fields a route has no use for keep their
+    defaults.
+    """
+
+    #: One ``_fit_and_score`` result dict per item of the unit, in order.
+    results: list
+    #: Full fits made (a shared pipeline prefix or a shared large ensemble is one).
+    n_fits: int
+    #: ``(message, category)`` of the warnings raised where the fits ran, to re-emit.
+    warnings: list = ()  # type: ignore[assignment]
+    #: What the fits printed (``verbose > 1``), to print in the caller.
+    printed: str = ""
+    #: sklearn callback events sent as Dask events, which the client waits for.
+    events_sent: int = 0
+    #: ``(address, message)`` callback messages a child process kept for its parent to
+    #: deliver (empty once delivered).
+    messages: list = ()  # type: ignore[assignment]
+
+
+def merged(outcomes) -> UnitResult:
+    """One unit's result from the results of its fits run one by one."""
+    return UnitResult(
+        [r for o in outcomes for r in o.results], sum(o.n_fits for o in outcomes),
+        [w for o in outcomes for w in o.warnings], "".join(o.printed for o in outcomes),
+        sum(o.events_sent for o in outcomes), [m for o in outcomes for m in o.messages],
+    )
+
+
+# ------------------------------------------------------------------------ one core
+@contextlib.contextmanager
+def pinned():
+    """One core: joblib loops run sequentially and native thread pools (OpenMP, BLAS)
+    use one thread, inside a task (no nested oversubscription) and for "sequential"."""
+    with parallel_config(backend="sequential"):
+        openmp = _one_thread.enter()
+        try:
+            yield
+        finally:
+            _one_thread.leave(openmp)
+
+
+class _OneThread:
+    """Native thread pools limited to one thread while a pinned() block runs.
+
+    OpenMP's thread count belongs to the calling thread: each block limits its own.
+    BLAS limits (OpenBLAS, MKL, BLIS) are process-wide, so concurrent blocks (Dask
+    worker threads) share one: the first in sets it, the last out restores the
+    original. threadpoolctl's scan of the loaded libraries (~20 ms) is kept until a
+    module is imported (which may load a new library); a limit costs under a millisecond.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._blas = None
+        self._controller = None
+        self._n_modules = -1
+
+    def enter(self):
+        with self._lock:
+            if self._controller is None or self._n_modules != len(sys.modules):
+                from threadpoolctl import ThreadpoolController
+
+                self._controller = ThreadpoolController()
+                self._n_modules = len(sys.modules)
+            controller = self._controller
+            if self._depth == 0:
+                self._blas = controller.select(user_api="blas").limit(limits=1)
+            self._depth += 1
+        return controller.select(user_api="openmp").limit(limits=1)
+
+    def leave(self, openmp):
+        openmp.restore_original_limits()
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                self._blas.restore_original_limits()
+                self._blas = None
+
+
+_one_thread = _OneThread()
+
+
+def run_recording(func, *args, **kwargs):
+    """Run ``func`` pinned, returning ``(result, warnings)`` to re-emit in the caller.
+
+    Used in worker processes, whose warnings are otherwise lost.
+    """
+    with warnings.catch_warnings(record=True) as caught, pinned():
+        warnings.simplefilter("always")
+        result = func(*args, **kwargs)
+    return result, [(w.message, w.category) for w in caught]
+
+
+def run_unit_remote(kind, items, capture_stdout) -> UnitResult:
+    """Evaluate one unit of search work in a worker: pinned, warnings and prints kept."""
+    from ._sharing import run_unit
+
+    out = io.StringIO()
+    redirect = contextlib.redirect_stdout(out) if capture_stdout else contextlib.nullcontext()
+    with redirect:
+        (results, n_fits), recorded = run_recording(run_unit, kind, items)
+    return UnitResult(results, n_fits, recorded, out.getvalue())
+
+
+def wants_stdout(items) -> bool:
+    return any((kwargs.get("verbose") or 0) > 1 for _, _, kwargs in items)
+
+
+# ------------------------------------------------------------------------ Dask workers
+_current = threading.local()
+
+
+class _ForwardingConsumers(dict):
+    """sklearn's registry of callback message consumers, as seen in a Dask worker.
+
+    A listener opened in another process has no consumer here, so sklearn would connect
+    to its socket; inside a distsk task, the message is forwarded as a Dask event.
+    """
+
+    def get(self, address, default=None):
+        consumer = super().get(address, default)
+        topic = getattr(_current, "topic", None)
+        if consumer is None and topic is not None:
+            return lambda message: _forward(topic, address, message)
+        return consumer
+
+
+def _forward(topic, address, message):
+    from distributed import get_worker
+
+    get_worker().log_event(topic, {"address": address, "message": pickle.dumps(message)})
+    _current.sent += 1
+
+
+def run_unit_on_worker(kind, tasks, capture_stdout, topic):
+    from ._compat import callback_transport as transport
+
+    if transport is not None and not isinstance(
+        transport._message_consumers, _ForwardingConsumers
+    ):
+        transport._message_consumers = _ForwardingConsumers(transport._message_consumers)
+    _current.topic, _current.sent = topic, 0
+    try:
+        return run_unit_remote(kind, tasks, capture_stdout)._replace(events_sent=_current.sent)
+    finally:
+        _current.topic = None
+
+
+def run_unit_isolated(kind, tasks, capture_stdout, topic):
+    """Run a suspect unit in a child process of this worker; its events go through Dask."""
+    outcome = run_in_child(kind, tasks, capture_stdout)
+    if isinstance(outcome, ChildDied):
+        return outcome
+    if outcome.messages:
+        from distributed import get_worker
+
+        worker = get_worker()
+        for address, message in outcome.messages:
+            worker.log_event(topic, {"address": address, "message": pickle.dumps(message)})
+    return outcome._replace(messages=(), events_sent=len(outcome.messages))
+
+
+# ------------------------------------------------------------------------ child processes
+class _Collecting(dict):
+    """sklearn's callback consumers in the child: every message is kept for the parent."""
+
+    def __init__(self, sink, known):
+        super().__init__(known)
+        self.sink = sink
+
+    def get(self, address, default=None):
+        consumer = super().get(address, default)
+        if consumer is None:
+            return lambda message: self.sink.append((address, message))
+        return consumer
+
+
+class ChildDied:
+    """What :func:`run_in_child` returns when the child process died."""
+
+    def __init__(self, returncode, stderr):
+        self.returncode = returncode
+        self.stderr = stderr
+
+    def __str__(self):
+        import signal
+
+        if self.returncode < 0:
+            try:
+                how = f"killed by signal {signal.Signals(-self.returncode).name}"
+            except ValueError:
+                how = f"killed by signal {-self.returncode}"
+        else:
+            how = f"exited with code {self.returncode}"
+        tail = self.stderr.strip().splitlines()[-1:] if self.stderr else []
+        return how + (f" ({tail[0][:200]})" if tail else "")
+
+
+def run_in_child(kind, tasks, capture_stdout) -> UnitResult | ChildDied:
+    """Run a unit in a child process: its :class:`UnitResult` (callback messages not yet
+    delivered), or :class:`ChildDied`. The fit's own exception is re-raised here."""
+    import subprocess
+    import tempfile
+
+    import cloudpickle
+
+    with tempfile.TemporaryDirectory(prefix="distsk-suspect-") as tmp:
+        path_in, path_out = os.path.join(tmp, "in.pkl"), os.path.join(tmp, "out.pkl")
+        with open(path_in, "wb") as f:
+            cloudpickle.dump((kind, tasks, capture_stdout), f)
+        # The child imports what this process imported, from where it found it.
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        proc = subprocess.run(
+            [sys.executable, "-m", "distsk._worker", path_in, path_out],
+            env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        if not os.path.exists(path_out):
+            return ChildDied(proc.returncode, proc.stderr)
+        with open(path_out, "rb") as f:
+            status, outcome = pickle.load(f)
+    if status == "raised":
+        raise outcome
+    return outcome
+
+
+def main(path_in: str, path_out: str) -> None:
+    import cloudpickle
+
+    from ._compat import callback_transport as transport
+
+    with open(path_in, "rb") as f:
+        kind, tasks, capture_stdout = pickle.load(f)
+    messages: list = []
+    if transport is not None:
+        transport._message_consumers = _Collecting(messages, transport._message_consumers)
+    try:
+        outcome = ("ok", run_unit_remote(kind, tasks, capture_stdout)._replace(
+            messages=messages))
+        data = cloudpickle.dumps(outcome)
+    except BaseException as exc:  # the fit's own error, passed on as it is
+        try:
+            data = cloudpickle.dumps(("raised", exc))
+        except Exception:
+            data = cloudpickle.dumps(("raised", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    tmp = path_out + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path_out)  # the parent sees a whole result or none
+
+
+if __name__ == "__main__":
+    # Through the imported module, not this ``__main__`` copy: the classes pickled back
+    # to the parent (UnitResult) must be distsk._worker's.
+    from distsk._worker import main as _main
+
+    _main(sys.argv[1], sys.argv[2])
