@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ._executors import engine_names
 from ._profile import ComputeProfile, InputProfile, format_bytes
 
 __all__ = ["Plan", "BACKENDS", "plan_fit", "plan_search", "place_data", "parallel_kind"]
 
+# Derived from the engine registry (``_executors.ENGINES``), never kept by hand.
 #: Engine names accepted by ``backend=`` (besides "auto").
-BACKENDS = ("sequential", "loky", "dask", "dask-ml", "xgboost")
-CLUSTER_BACKENDS = frozenset({"dask", "dask-ml", "xgboost"})
+BACKENDS = engine_names()
+CLUSTER_BACKENDS = frozenset(engine_names(needs_cluster=True))
 #: Engines a search can run its candidates x folds on.
-SEARCH_BACKENDS = ("sequential", "loky", "dask")
+SEARCH_BACKENDS = engine_names(runs_searches=True)
 #: Below this estimated total fit time, starting worker processes costs more than it saves.
 SEARCH_PARALLEL_MIN_SECONDS = 1.0
 #: Share of one worker's memory limit that dask input assembled on it may take: the

@@ -10,7 +10,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
-from distsk._executors import ExecutionContext, get_executor
+from distsk._executors import ENGINES, ExecutionContext, get_executor
 from distsk._executors._base import InProcessRunner, Runner, UnitResult
 from distsk._planning import plan_search
 from distsk._profile import profile_compute, profile_input
@@ -106,3 +106,38 @@ def test_every_search_runner_is_a_runner_and_returns_a_unit_result(executor, req
         assert isinstance(outcome.results[0]["test_scores"], float)
     finally:
         runner.close()
+
+
+# ---------------------------------------------------------------- the engine registry
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda e: e.name)
+def test_each_engine_is_what_the_registry_declares(engine):
+    import importlib
+
+    from distsk import exceptions
+    from distsk._executors import Executor
+    from distsk._planning import plan_fit
+    from distsk._profile import ComputeProfile
+
+    cls = getattr(importlib.import_module(f"distsk._executors{engine.module}"), engine.cls)
+    assert cls.name == engine.name
+    # runs_searches: exactly the executors with a search runner of their own.
+    assert (cls.search_runner is not Executor.search_runner) == engine.runs_searches
+    # needs_cluster: planning a fit on it without a cluster is refused.
+    no_cluster = profile_compute(None)
+    assert isinstance(no_cluster, ComputeProfile) and not no_cluster.has_cluster
+    if engine.needs_cluster:
+        with pytest.raises(exceptions.ClusterUnavailableError):
+            plan_fit(LogisticRegression(), profile_input(X), no_cluster,
+                     backend=engine.name, max_gather_bytes=10**9)
+    else:
+        assert plan_fit(LogisticRegression(), profile_input(X), no_cluster,
+                        backend=engine.name, max_gather_bytes=10**9).executor == engine.name
+
+
+def test_the_planners_lists_come_from_the_registry():
+    import distsk
+    from distsk._planning import CLUSTER_BACKENDS, SEARCH_BACKENDS
+
+    assert distsk.BACKENDS == tuple(e.name for e in ENGINES)
+    assert SEARCH_BACKENDS == tuple(e.name for e in ENGINES if e.runs_searches)
+    assert CLUSTER_BACKENDS == {e.name for e in ENGINES if e.needs_cluster}

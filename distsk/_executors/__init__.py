@@ -1,24 +1,62 @@
-"""Engine registry. Optional engines (dask-ml, xgboost) are imported on first use only."""
+"""Engine registry: one list of the executors and what each can do.
+
+``ENGINES`` is the truth (threadpoolctl's ``_ALL_CONTROLLERS`` is the model): the
+planner's lists (``BACKENDS``, search engines, cluster engines) are derived from it.
+Capabilities are declared here, beside where each executor class lives, so they can be
+read without importing the engine (optional engines -- dask-ml, xgboost -- are imported
+on first use only); ``tests/test_runners.py`` checks they agree with the classes.
+"""
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 from ._base import ExecutionContext, Executor
 from ._dask_ml import dask_ml_support
 from ._xgboost import is_xgboost_model
 
-__all__ = ["get_executor", "ExecutionContext", "Executor", "dask_ml_support", "is_xgboost_model"]
+__all__ = [
+    "ENGINES", "Engine", "engine_names", "get_executor", "ExecutionContext", "Executor",
+    "dask_ml_support", "is_xgboost_model",
+]
 
-_REGISTRY = {
-    "sequential": ("._local", "SequentialExecutor"),
-    "loky": ("._local", "LokyExecutor"),
-    "dask": ("._dask", "DaskExecutor"),
-    "dask-ml": ("._dask_ml", "DaskMLExecutor"),
-    "xgboost": ("._xgboost", "XGBoostExecutor"),
-}
+
+@dataclass(frozen=True)
+class Engine:
+    """One registry entry: an executor's name, where its class is, what it supports."""
+
+    name: str
+    module: str
+    cls: str
+    #: Has a search runner (``Executor.search_runner``): runs a search's candidates x
+    #: folds, so ``DistributedSearchCV(backend=name)`` accepts it.
+    runs_searches: bool = False
+    #: Runs on a Dask cluster: planning refuses it when there is none.
+    needs_cluster: bool = False
+
+
+ENGINES = (
+    Engine("sequential", "._local", "SequentialExecutor", runs_searches=True),
+    Engine("loky", "._local", "LokyExecutor", runs_searches=True),
+    Engine("dask", "._dask", "DaskExecutor", runs_searches=True, needs_cluster=True),
+    Engine("dask-ml", "._dask_ml", "DaskMLExecutor", needs_cluster=True),
+    Engine("xgboost", "._xgboost", "XGBoostExecutor", needs_cluster=True),
+)
+
+_BY_NAME = {engine.name: engine for engine in ENGINES}
+
+
+def engine_names(*, runs_searches: bool | None = None,
+                 needs_cluster: bool | None = None) -> tuple[str, ...]:
+    """Names of the engines with these capabilities (None: either), in registry order."""
+    return tuple(
+        e.name for e in ENGINES
+        if (runs_searches is None or e.runs_searches == runs_searches)
+        and (needs_cluster is None or e.needs_cluster == needs_cluster)
+    )
 
 
 def get_executor(name: str) -> Executor:
-    module, cls = _REGISTRY[name]
-    return getattr(importlib.import_module(module, __name__), cls)()
+    engine = _BY_NAME[name]
+    return getattr(importlib.import_module(engine.module, __name__), engine.cls)()
