@@ -84,6 +84,37 @@ from joblib._parallel_backends import LokyBackend, SequentialBackend
 # warm pool. joblib.executor (not a documented API), since 0.12.
 from joblib.executor import get_memmapping_executor
 
+
+# ---------------------------------------------------------------------------- dask-glm
+def dask_glm_lbfgs_without_iprint() -> None:
+    """Let dask-glm's L-BFGS run on scipy >= 1.18 (called before each dask-ml fit).
+
+    dask-glm 0.4.0, its latest release, passes ``iprint`` to scipy's ``fmin_l_bfgs_b``,
+    which scipy deprecated in 1.15 and removed in 1.18: there every dask-ml lbfgs fit
+    (LogisticRegression, LinearRegression, PoissonRegression) raises TypeError. dask-glm
+    looks the function up in its module at each call, so that name is given a wrapper that
+    drops ``iprint`` (it only sets scipy's printing). Nothing changes where scipy still
+    takes ``iprint``; calling again is a no-op.
+    """
+    import functools
+    import inspect
+
+    from dask_glm import algorithms
+
+    target = algorithms.fmin_l_bfgs_b
+    if getattr(target, "_distsk_drops_iprint", False):
+        return
+    if "iprint" in inspect.signature(target).parameters:
+        return
+
+    @functools.wraps(target)
+    def without_iprint(*args, iprint=None, **kwargs):
+        return target(*args, **kwargs)
+
+    without_iprint._distsk_drops_iprint = True
+    algorithms.fmin_l_bfgs_b = without_iprint
+
+
 __all__ = [
     "BaseSearchCV",
     "HalvingGridSearchCV",
@@ -104,5 +135,6 @@ __all__ = [
     "_safe_split",
     "_search_estimator_has",
     "callback_transport",
+    "dask_glm_lbfgs_without_iprint",
     "get_memmapping_executor",
 ]

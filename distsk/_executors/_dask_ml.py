@@ -285,6 +285,9 @@ def quiet_dask_ml():
     calls scipy's L-BFGS with its deprecated ``iprint`` (a DeprecationWarning): nothing
     the user wrote or can change. Warnings about the user's model and data pass.
     """
+    from .._compat import dask_glm_lbfgs_without_iprint
+
+    dask_glm_lbfgs_without_iprint()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*'fuse_ave_width'", category=FutureWarning)
         warnings.filterwarnings("ignore", message=r"scipy\.optimize: The `disp` and `iprint`",
