@@ -576,6 +576,7 @@ def test_larger_than_memory_engines_raise_sklearns_errors(defect, client):
     check()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_dask_ml_logistic_regression_takes_any_two_labels(client):
     # Found by the property: dask-glm's logistic loss takes y in {0, 1}, and other labels

@@ -101,6 +101,7 @@ def _local():
     return da.compute(X, y, scheduler="synchronous")
 
 
+@pytest.mark.slow
 def test_search_over_cluster_data_sends_under_1_percent_through_the_client(relayed):
     relay, client, X, y = relayed
     grid = {"C": [0.1, 1.0]}

@@ -205,6 +205,7 @@ def _engines():
     yield "dask-ml incremental", SGDClassifier(random_state=0), dict(max_gather_bytes=0), True
 
 
+@pytest.mark.slow
 def test_no_engine_lets_a_warning_of_distsks_own_making_reach_user_code(client, big):
     pytest.importorskip("dask_ml", reason="the dask-ml engine needs distsk[dask-ml]")
     pytest.importorskip("xgboost", reason="the xgboost engine needs distsk[xgboost]")

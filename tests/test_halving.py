@@ -120,6 +120,7 @@ def test_resource_n_estimators_on_a_seeded_forest(engine):
     assert list(ours.cv_results_["param_n_estimators"]) == [3] * 9 + [9] * 3 + [27]
 
 
+@pytest.mark.slow
 def test_resource_max_iter_on_hist_gradient_boosting(engine):
     grid = {"learning_rate": [0.05, 0.1, 0.3], "max_leaf_nodes": [4, 15, 31]}
     run(engine, HistGradientBoostingRegressor(random_state=0, early_stopping=False), grid,

@@ -37,6 +37,7 @@ def _data():
     return rng.rand(300, 4), rng.randint(0, 3, 300)
 
 
+@pytest.mark.slow
 def test_5000_fits_on_128_slots_match_sklearn(wide_client):
     X, y = _data()
     grid = {"C": [float(c) for c in range(1, 1001)]}
