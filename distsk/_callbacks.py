@@ -9,6 +9,8 @@ as Dask events from a worker, kept by a child process) is in ``_worker``.
 
 from __future__ import annotations
 
+from ._fit_call import FitCall
+
 __all__ = ["replay_callbacks", "has_callbacks", "portable", "shows_progress"]
 
 
@@ -18,18 +20,18 @@ def replay_callbacks(item, resumed=False):
     So a ProgressBar completes. Fits resumed from a checkpoint say so in the hooks'
     ``metadata`` (``{"distsk_resumed": True}``), for callbacks that count them apart.
     """
-    _, _, kwargs = item
-    ctx = kwargs.get("callback_ctx")
+    call = FitCall.of(item)
+    ctx = call.callback_ctx
     if ctx is not None:
         metadata = {"distsk_resumed": True} if resumed else None
-        ctx.call_on_fit_task_begin(estimator=kwargs.get("caller"), metadata=metadata)
-        ctx.call_on_fit_task_end(estimator=kwargs.get("caller"), metadata=metadata)
+        ctx.call_on_fit_task_begin(estimator=call.caller, metadata=metadata)
+        ctx.call_on_fit_task_end(estimator=call.caller, metadata=metadata)
 
 
 def has_callbacks(items) -> bool:
     """Whether any fit reports to sklearn callbacks (a copy would report twice)."""
-    for _, _, kwargs in items:
-        ctx = kwargs.get("callback_ctx")
+    for item in items:
+        ctx = FitCall.of(item).callback_ctx
         if ctx is not None and getattr(ctx, "_callbacks", None):
             return True
     return False
@@ -70,24 +72,24 @@ def portable(items):
         return copies[id(caller)]
 
     out = []
-    for f, args, kwargs in items:
-        ctx = kwargs.get("callback_ctx")
+    for item in items:
+        call = FitCall.of(item)
+        ctx = call.callback_ctx
         if ctx is not None and not getattr(ctx, "_callbacks", True) and not (
-            args and getattr(args[0], "_skl_callbacks", None)
+            call.args and getattr(call.estimator, "_skl_callbacks", None)
         ):
             # No callback anywhere: sklearn's hooks do nothing, and _fit_and_score with
             # callback_ctx=None fits the same way. The context and the caller (the search
             # itself) were ~200 us of pickling per fit, most of the client's work.
-            out.append((f, args, {**kwargs, "callback_ctx": None, "caller": None}))
+            out.append(call.with_keywords(callback_ctx=None, caller=None))
             continue
-        if kwargs.get("callback_ctx") is not None or kwargs.get("caller") is not None:
-            kwargs = {**kwargs, "callback_ctx": detached(kwargs.get("callback_ctx")),
-                      "caller": bare(kwargs.get("caller"))}
-        out.append((f, args, kwargs))
+        if ctx is not None or call.caller is not None:
+            call = call.with_keywords(callback_ctx=detached(ctx), caller=bare(call.caller))
+        out.append(call)
     return out
 
 
 def shows_progress(items) -> bool:
     """Whether sklearn's ProgressBar is among the search's callbacks."""
-    ctx = items[0][2].get("callback_ctx") if items else None
+    ctx = FitCall.of(items[0]).callback_ctx if items else None
     return any(type(cb).__name__ == "ProgressBar" for cb in getattr(ctx, "_callbacks", ()))

@@ -120,15 +120,15 @@ class ItemKeys:
         import sklearn
 
         from . import __version__
+        from ._fit_call import FitCall
 
-        _, args, kwargs = item
-        shared = tuple(self._fp(a) for a in args[1:3]) + tuple(
-            self._fp(kwargs.get(name)) for name in ("fit_params", "score_params", "scorer")
-        )
+        call = FitCall.of(item)
+        shared = (self._fp(call.X), self._fp(call.y), self._fp(call.fit_params),
+                  self._fp(call.score_params), self._fp(call.scorer))
         return fingerprint((
             "distsk-checkpoint", SCHEMA, sklearn.__version__, __version__,
-            fingerprint(args[0]), shared,
-            fingerprint(kwargs.get("parameters")),
-            self._fp(kwargs.get("train")), self._fp(kwargs.get("test")),  # shared by folds
-            repr(kwargs.get("error_score")), bool(kwargs.get("return_train_score")),
+            fingerprint(call.estimator), shared,
+            fingerprint(call.parameters),
+            self._fp(call.train), self._fp(call.test),  # shared by folds
+            repr(call.error_score), call.wants("train_score"),
         ))

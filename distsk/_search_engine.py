@@ -20,6 +20,7 @@ from ._callbacks import has_callbacks, portable, replay_callbacks, shows_progres
 from ._checkpoint import ItemKeys
 from ._compat import ParallelBackendBase, SequentialBackend
 from ._executors._base import Runner, reemit
+from ._fit_call import FitCall
 from ._sharing import plan_units
 from .exceptions import ClusterUnavailableError
 
@@ -59,7 +60,7 @@ class SearchEngine:
     def register(self, items) -> list[dict]:
         self.n_registered += len(items)
         results = [{} for _ in items]
-        self._items.extend(items)
+        self._items.extend(FitCall.of(item) for item in items)
         self._results.extend(results)
         return results
 

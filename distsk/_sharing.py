@@ -28,6 +28,7 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from ._compat import _MultimetricScorer, _PassthroughScorer, _safe_split, _Scorer
+from ._fit_call import FitCall
 
 __all__ = ["Unit", "plan_units", "run_unit", "size_param"]
 
@@ -75,8 +76,8 @@ def _seeded(value) -> bool:
 
 def _candidate(item):
     """The item's estimator with its candidate parameters applied (a throwaway clone)."""
-    _, args, kwargs = item
-    return clone(args[0]).set_params(**clone(kwargs["parameters"] or {}, safe=False))
+    call = FitCall.of(item)
+    return clone(call.estimator).set_params(**clone(call.candidate_params, safe=False))
 
 
 def _key(params: dict, drop) -> tuple:
@@ -85,8 +86,8 @@ def _key(params: dict, drop) -> tuple:
 
 def _prefix_key(item):
     """Group key for prefix sharing, or None when this item cannot share exactly."""
-    _, args, kwargs = item
-    est = args[0]
+    call = FitCall.of(item)
+    est = call.estimator
     if type(est) is not Pipeline or len(est.steps) < 2:
         return None
     if est.memory is not None or getattr(est, "transform_input", None) is not None:
@@ -103,14 +104,14 @@ def _prefix_key(item):
         for key, value in step.get_params(deep=True).items():
             if key.endswith("random_state") and not _seeded(value):
                 return None  # an unseeded transformer: two fits may differ
-    params = kwargs["parameters"] or {}
+    params = call.candidate_params
     return _key(params, lambda k: k == final_name or k.startswith(final_name + "__"))
 
 
 def _ensemble_key(item, n_train: int):
-    _, args, kwargs = item
-    param = size_param(args[0])
-    params = kwargs["parameters"] or {}
+    call = FitCall.of(item)
+    param = size_param(call.estimator)
+    params = call.candidate_params
     if param is None or param not in params:
         return None
     cand = _candidate(item)
@@ -138,10 +139,10 @@ def plan_units(items, *, share: bool = True) -> list[Unit]:
     units: list[Unit] = []
     for i, item in enumerate(items):
         kind, key = "single", None
-        _, args, kwargs = item
-        if share and _shareable_call(kwargs):
-            split = kwargs["split_progress"][0]
-            n_train = len(kwargs["train"])
+        call = FitCall.of(item)
+        if share and _shareable_call(call.kwargs):
+            split = call.split_progress[0]
+            n_train = len(call.train)
             ekey = _ensemble_key(item, n_train)
             if ekey is not None:
                 kind, key = "ensemble", ("ensemble", split, ekey)
@@ -165,11 +166,12 @@ def plan_units(items, *, share: bool = True) -> list[Unit]:
 
 
 def _shareable_call(kwargs) -> bool:
-    if "parameters" not in kwargs or "split_progress" not in kwargs or "train" not in kwargs:
+    call = FitCall(None, (), kwargs)
+    if not call.has_fold_keywords:
         return False
-    if kwargs.get("fit_params"):
+    if call.fit_params:
         return False  # routed fit parameters: kept on the ordinary path
-    scorer = kwargs.get("scorer")
+    scorer = call.scorer
     scorers = scorer._scorers.values() if isinstance(scorer, _MultimetricScorer) else [scorer]
     # sklearn's scorers only call response methods; a custom callable may inspect the
     # estimator object itself (its class, its attributes), so it is not shared.
@@ -195,14 +197,12 @@ def run_unit(kind: str, items) -> tuple[list, int]:
         done = None
     if done is not None:
         return done
-    return [f(*args, **kwargs) for f, args, kwargs in items], len(items)
+    return [FitCall.of(item).run() for item in items], len(items)
 
 
 def _split_train(item):
-    _, args, kwargs = item
-    est, X, y = args[0], args[1], args[2]
-    train = np.asarray(kwargs["train"])
-    return _safe_split(est, X, y, train)
+    call = FitCall.of(item)
+    return _safe_split(call.estimator, call.X, call.y, np.asarray(call.train))
 
 
 def _run_prefix(items):
@@ -215,17 +215,19 @@ def _run_prefix(items):
         return None  # each item fits on its own and reports its own error
     fitted = list(prefix.steps)
     results = []
-    for f, args, kwargs in items:
+    for item in items:
+        call = FitCall.of(item)
         shared = _SharedPrefixPipeline.__new__(_SharedPrefixPipeline)
-        shared.__dict__.update(args[0].__dict__)
+        shared.__dict__.update(call.estimator.__dict__)
         shared._distsk_shared = (fitted, Xt)
-        results.append(f(shared, *args[1:], **kwargs))
+        results.append(call.run(shared))
     return results, 1
 
 
 def _run_ensemble(items):
-    param = size_param(items[0][1][0])
-    sizes = [(it[2]["parameters"][param], i) for i, it in enumerate(items)]
+    calls = [FitCall.of(item) for item in items]
+    param = size_param(calls[0].estimator)
+    sizes = [(call.parameters[param], i) for i, call in enumerate(calls)]
     biggest = items[max(sizes)[1]]
     X_train, y_train = _split_train(biggest)
     try:
@@ -234,11 +236,11 @@ def _run_ensemble(items):
         return None
     cls = _shared_ensemble_class(type(big))
     results = []
-    for f, args, kwargs in items:
+    for call in calls:
         shared = cls.__new__(cls)
-        shared.__dict__.update(args[0].__dict__)
+        shared.__dict__.update(call.estimator.__dict__)
         shared._distsk_big = big
-        results.append(f(shared, *args[1:], **kwargs))
+        results.append(call.run(shared))
     return results, 1
 
 

@@ -143,7 +143,9 @@ def run_unit_remote(kind, items, capture_stdout) -> UnitResult:
 
 
 def wants_stdout(items) -> bool:
-    return any((kwargs.get("verbose") or 0) > 1 for _, _, kwargs in items)
+    from ._fit_call import FitCall
+
+    return any(FitCall.of(item).verbose > 1 for item in items)
 
 
 # ------------------------------------------------------------------------ Dask workers

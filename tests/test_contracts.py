@@ -31,6 +31,7 @@ from distsk._compat import (
     callback_transport,
 )
 from distsk._executors._base import InProcessRunner
+from distsk._fit_call import FitCall
 from distsk._search_engine import CollectorBackend, SearchEngine
 
 X, y = make_classification(n_samples=60, n_features=4, random_state=0)
@@ -163,15 +164,11 @@ def test_run_search_takes_callback_ctx():
     )
 
 
-FIT_AND_SCORE_KEYWORDS = {
-    # read by distsk/_sharing.py (plan_units, _prefix_key, _ensemble_key, _split_train)
-    "parameters", "train", "split_progress", "fit_params", "scorer",
-    # read by distsk/_executors/_child.py (_killed_result) and _search_engine.py
-    "error_score", "return_train_score", "return_n_test_samples", "return_times",
-    "return_parameters", "test", "verbose",
-}
-if callback_transport is not None:  # sklearn >= 1.9: read by _search_engine.py (callbacks)
-    FIT_AND_SCORE_KEYWORDS |= {"callback_ctx", "caller"}
+# Every keyword distsk reads, through distsk/_fit_call.py (FitCall), the one place
+# that names them (used by _sharing, _checkpoint, _callbacks, _executors/_child, ...).
+FIT_AND_SCORE_KEYWORDS = set(FitCall.KEYWORDS)
+if callback_transport is not None:  # sklearn >= 1.9 (callbacks)
+    FIT_AND_SCORE_KEYWORDS |= FitCall.CALLBACK_KEYWORDS
 
 
 def test_fit_and_score_takes_the_keywords_distsk_reads():
@@ -180,12 +177,12 @@ def test_fit_and_score_takes_the_keywords_distsk_reads():
     params = inspect.signature(_fit_and_score).parameters
     assert list(params)[:3] == ["estimator", "X", "y"], relied_on(
         "_fit_and_score(estimator, X, y, ...) takes the estimator, X and y first",
-        "distsk/_sharing.py (args[0], args[1], args[2] of a collected call)",
+        "distsk/_fit_call.py (FitCall.estimator, X, y)",
     )
     missing = FIT_AND_SCORE_KEYWORDS - set(params)
     assert not missing, relied_on(
         f"_fit_and_score no longer takes {sorted(missing)}",
-        "distsk/_sharing.py, distsk/_executors/_child.py, distsk/_search_engine.py",
+        "distsk/_fit_call.py (FitCall.KEYWORDS)",
     )
 
 

@@ -13,6 +13,7 @@ This module is the caller's side: how many times, and the result a convicted fit
 from __future__ import annotations
 
 from .._callbacks import replay_callbacks
+from .._fit_call import FitCall
 from .._worker import UnitResult
 
 __all__ = ["KILLED_CONFIRMATIONS", "convicted"]
@@ -29,7 +30,7 @@ def convicted(item, died):
         f"process of its own ({died}); for example the out-of-memory killer. The fit "
         "was not tried again."
     )
-    if item[2].get("error_score") == "raise":
+    if FitCall.of(item).error_score == "raise":
         raise RuntimeError(message)
     replay_callbacks(item)  # it began and ended, for a progress bar
     return UnitResult([_killed_result(item, message)], 1)
@@ -39,22 +40,22 @@ def _killed_result(item, message) -> dict:
     """The result ``_fit_and_score`` gives a failed fit, for a fit that kills its process."""
     from .._compat import _MultimetricScorer
 
-    _, _, kwargs = item
-    error_score = kwargs.get("error_score")
-    scorer = kwargs.get("scorer")
+    call = FitCall.of(item)
+    error_score = call.error_score
+    scorer = call.scorer
     if isinstance(scorer, _MultimetricScorer):
         scores = {name: error_score for name in scorer._scorers}
     else:
         scores = error_score
     result = {"fit_error": message, "test_scores": scores}
-    if kwargs.get("return_train_score"):
+    if call.wants("train_score"):
         result["train_scores"] = scores.copy() if isinstance(scores, dict) else scores
-    if kwargs.get("return_n_test_samples"):
-        result["n_test_samples"] = len(kwargs["test"])
-    if kwargs.get("return_times"):
+    if call.wants("n_test_samples"):
+        result["n_test_samples"] = len(call.test)
+    if call.wants("times"):
         result["fit_time"] = result["score_time"] = 0.0
-    if kwargs.get("return_parameters"):
-        result["parameters"] = kwargs.get("parameters")
+    if call.wants("parameters"):
+        result["parameters"] = call.parameters
     return result
 
 

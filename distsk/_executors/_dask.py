@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import functools
 import itertools
 import pickle
 import threading
@@ -25,6 +26,7 @@ from joblib import parallel_config
 from sklearn.base import clone
 
 from .._cluster_data import OnCluster
+from .._fit_call import FitCall
 from .._remote import call, pack, run_batch, run_suspect
 from .._worker import (
     ChildDied,
@@ -224,7 +226,8 @@ class DaskRunner(Runner):
         from dask.sizeof import sizeof
 
         if items:
-            check_picklable(items[0][1][0], [kw.get("parameters") or {} for _, _, kw in items],
+            calls = [FitCall.of(item) for item in items]
+            check_picklable(calls[0].estimator, [c.candidate_params for c in calls],
                             where=f"the Dask workers of {self._address}")
         todo: dict[int, object] = {}
         for _, args, kwargs in items:
@@ -445,7 +448,8 @@ class DaskRunner(Runner):
                 continue
             futures = [fut for fut, _ in batch]
             try:
-                outcomes = _bounded(lambda: self.client.gather(futures), RESULT_TIMEOUT)
+                outcomes = _bounded(functools.partial(self.client.gather, futures),
+                                    RESULT_TIMEOUT)
             except BaseException:
                 outcomes = None  # one was lost meanwhile: each on its own path
             for i, (fut, done) in enumerate(batch):

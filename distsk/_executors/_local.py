@@ -9,6 +9,7 @@ from concurrent.futures.process import BrokenProcessPool
 from joblib import Parallel
 
 from .._compat import LokyBackend, get_memmapping_executor
+from .._fit_call import FitCall
 from .._worker import (
     ChildDied,
     UnitResult,
@@ -73,7 +74,8 @@ class LokyRunner(Runner):
 
     def prepare(self, items):
         if items:
-            check_picklable(items[0][1][0], [kw.get("parameters") or {} for _, _, kw in items],
+            calls = [FitCall.of(item) for item in items]
+            check_picklable(calls[0].estimator, [c.candidate_params for c in calls],
                             where="loky worker processes")
 
     def submit(self, kind, items, avoid=None):
