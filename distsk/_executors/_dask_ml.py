@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import clone
@@ -18,7 +20,8 @@ from ..exceptions import NoFaithfulTranslationError
 from ._base import ExecutionContext, Executor
 
 __all__ = [
-    "DaskMLExecutor", "dask_ml_support", "require_dask_ml", "persisted", "quiet_dask_ml",
+    "DaskMLExecutor", "check_translation", "dask_ml_support", "require_dask_ml", "persisted",
+    "quiet_dask_ml",
 ]
 
 
@@ -33,28 +36,74 @@ def require_dask_ml():
         ) from exc
 
 
-# For each supported sklearn class: the parameters we translate (user value -> dask-ml
-# keyword) and the fitted attributes copied back. A parameter at a non-default value that
-# is not listed makes the fit an error.
+# For each supported sklearn class, every parameter is in exactly one of three places
+# (``_Translation``): ``translated`` -- ``build`` maps its value to a dask-ml argument of
+# the same meaning, or refuses the value; ``no_effect`` -- it does not change the fitted
+# model on this path (any value); anywhere else -- accepted at sklearn's default only.
+# tests/test_translations.py walks every parameter at a non-default value.
 # dask-glm standardises X by default, which moves the L2 penalty onto standardised
 # coefficients: a different model from sklearn's. Solve on the raw features.
 _RAW = {"normalize": False}
 
 
-def _lr(p, n_samples):
-    # The L2 penalty is l1_ratio=0 since sklearn 1.8 (penalty deprecated); before 1.8 it is
-    # penalty="l2", whose l1_ratio defaults to None (read by penalty="elasticnet" only).
-    l2_ratio = p["l1_ratio"] in (0, 0.0) or (p["l1_ratio"] is None and p.get("penalty") == "l2")
-    if not l2_ratio or p.get("penalty") not in ("deprecated", "l2"):
-        raise _untranslatable("LogisticRegression", "l1_ratio/penalty", p["l1_ratio"],
-                              "dask-ml's lbfgs solver fits the L2 penalty only")
+@dataclass(frozen=True)
+class _Translation:
+    #: (params, shape) -> (dask-ml module, class, kwargs); raises for untranslatable values.
+    build: Callable[[dict, tuple], tuple[str, str, dict]]
+    translated: tuple[str, ...]
+    no_effect: tuple[str, ...] = ()
+    #: (params) -> None; refuses values with no exact meaning, needs no data (plan time).
+    check: Callable[[dict], None] = lambda p: None
+
+
+def _lr_check(p):
+    # The L2 penalty is l1_ratio=0 (sklearn 1.8+, the default; penalty is deprecated).
+    # dask-glm's L1 / elastic net use proximal solvers with their own scaling: refused.
+    if p["penalty"] not in ("deprecated", "l2"):
+        raise _untranslatable("LogisticRegression", "penalty", p["penalty"],
+                              "the dask-ml engine fits the L2 penalty only", "deprecated")
+    if p["l1_ratio"] not in (0, 0.0) and not (p["l1_ratio"] is None and p["penalty"] == "l2"):
+        raise _untranslatable("LogisticRegression", "l1_ratio", p["l1_ratio"],
+                              "the dask-ml engine fits the L2 penalty only (l1_ratio=0)", 0.0)
+    _lbfgs_only("LogisticRegression", p)
+
+
+def _lbfgs_only(cls, p):
+    # dask-glm's L-BFGS is sklearn's solver on the same objective; its newton and
+    # gradient_descent take no penalty, and sklearn's other solvers have no dask-ml twin.
+    if p["solver"] != "lbfgs":
+        raise _untranslatable(cls, "solver", p["solver"],
+                              "dask-ml's solver for this penalty is L-BFGS only", "lbfgs")
+
+
+def _l2(fit_intercept):
+    """sklearn's L2 penalty: dask-glm's "l2" also penalises the intercept (the last
+    coefficient when fit_intercept), a different model whenever the features are not
+    centred; sklearn leaves the intercept free."""
+    if not fit_intercept:
+        return "l2"
+    from dask_glm.regularizers import L2
+
+    class _L2FreeIntercept(L2):
+        def f(self, beta):
+            return (beta[:-1] ** 2).sum() / 2
+
+        def gradient(self, beta):
+            grad = np.array(beta, dtype=float, copy=True)
+            grad[-1] = 0.0
+            return grad
+
+    return _L2FreeIntercept()
+
+
+def _lr(p, shape):
     return "dask_ml.linear_model", "LogisticRegression", dict(
         C=p["C"], fit_intercept=p["fit_intercept"], max_iter=p["max_iter"], tol=p["tol"],
-        solver="lbfgs", penalty="l2", solver_kwargs=_RAW,
+        solver="lbfgs", penalty=_l2(p["fit_intercept"]), solver_kwargs=_RAW,
     )
 
 
-def _linreg(p, n_samples):
+def _linreg(p, shape):
     # C=inf: no penalty, as sklearn's LinearRegression.
     return "dask_ml.linear_model", "LinearRegression", dict(
         C=np.inf, fit_intercept=p["fit_intercept"], solver="lbfgs", penalty="l2",
@@ -62,48 +111,79 @@ def _linreg(p, n_samples):
     )
 
 
-def _poisson(p, n_samples):
+def _poisson(p, shape):
     # sklearn minimises mean deviance/2 + alpha/2 |w|^2; dask-glm sums the loss, so its
     # penalty weight 1/C is n_samples * alpha.
     alpha = p["alpha"]
-    C = np.inf if alpha == 0 else 1.0 / (n_samples * alpha)
+    C = np.inf if alpha == 0 else 1.0 / (shape[0] * alpha)
     return "dask_ml.linear_model", "PoissonRegression", dict(
         C=C, fit_intercept=p["fit_intercept"], max_iter=p["max_iter"], tol=p["tol"],
-        solver="lbfgs", penalty="l2", solver_kwargs=_RAW,
+        solver="lbfgs", penalty=_l2(p["fit_intercept"]), solver_kwargs=_RAW,
     )
 
 
-def _kmeans(p, n_samples):
+def _kmeans_check(p):
     init = p["init"]
-    if isinstance(init, str):
-        if init != "k-means++":
-            raise _untranslatable("KMeans", "init", init, "dask-ml seeds with k-means|| only")
-        init = "k-means||"  # the scalable form of k-means++
-    elif callable(init):
-        raise _untranslatable("KMeans", "init", init, "dask-ml takes an array or 'k-means||'")
+    if isinstance(init, str) and init != "k-means++":
+        raise _untranslatable("KMeans", "init", init,
+                              "dask-ml seeds with k-means|| or a given array", "k-means++")
+    if callable(init):
+        raise _untranslatable("KMeans", "init", init,
+                              "dask-ml takes an array or 'k-means||'", "k-means++")
+    # sklearn's n_init is the number of complete runs kept by inertia ('auto' is one run
+    # for k-means++ or an array); dask-ml's n_init only re-clusters k-means||'s candidates.
+    if p["n_init"] not in ("auto", 1):
+        raise _untranslatable("KMeans", "n_init", p["n_init"],
+                              "dask-ml runs k-means once; sklearn keeps the best of n_init runs",
+                              "auto")
+
+
+def _kmeans(p, shape):
+    init = "k-means||" if isinstance(p["init"], str) else p["init"]  # k-means++, scalable
     return "dask_ml.cluster", "KMeans", dict(
         n_clusters=p["n_clusters"], init=init, max_iter=p["max_iter"], tol=p["tol"],
         random_state=p["random_state"],
     )
 
 
-def _pca(p, n_samples):
-    solver = {"auto": "auto", "full": "full", "randomized": "randomized"}.get(p["svd_solver"])
-    if solver is None:
+def _pca_check(p):
+    if p["svd_solver"] not in ("auto", "full", "covariance_eigh", "randomized"):
         raise _untranslatable("PCA", "svd_solver", p["svd_solver"],
-                              "dask-ml offers 'auto', 'full' and 'randomized'")
+                              "dask-ml offers exact and randomized SVD", "auto")
     n_components = p["n_components"]
     if isinstance(n_components, float) or n_components == "mle":
         raise _untranslatable("PCA", "n_components", n_components,
-                              "dask-ml needs an integer number of components")
+                              "dask-ml needs an integer number of components", None)
+
+
+def _pca(p, shape):
+    n_components = min(shape) if p["n_components"] is None else p["n_components"]
+    solver = p["svd_solver"]
+    if solver == "auto":  # sklearn's own rule (PCA._fit), not dask-ml's different one
+        if shape[1] <= 1_000 and shape[0] >= 10 * shape[1]:
+            solver = "covariance_eigh"
+        elif max(shape) <= 500 or not 1 <= n_components < 0.8 * min(shape):
+            solver = "full"
+        else:
+            solver = "randomized"
+    # Both exact sklearn solvers are dask's exact (tsqr) SVD.
+    solver = "full" if solver == "covariance_eigh" else solver
+    iterated_power = p["iterated_power"]
+    if iterated_power == "auto":  # sklearn's randomized_svd rule
+        iterated_power = 7 if n_components < 0.1 * min(shape) else 4
     return "dask_ml.decomposition", "PCA", dict(
         n_components=n_components, whiten=p["whiten"], svd_solver=solver,
-        random_state=p["random_state"],
-        iterated_power=p["iterated_power"] if p["iterated_power"] != "auto" else 0,
+        random_state=p["random_state"], iterated_power=iterated_power,
     )
 
 
-def _tsvd(p, n_samples):
+def _tsvd_check(p):
+    if p["algorithm"] == "arpack" and p["tol"] != 0.0:
+        raise _untranslatable("TruncatedSVD", "tol", p["tol"],
+                              "dask-ml's exact SVD has no tolerance", 0.0)
+
+
+def _tsvd(p, shape):
     algorithm = {"randomized": "randomized", "arpack": "tsqr"}[p["algorithm"]]
     return "dask_ml.decomposition", "TruncatedSVD", dict(
         n_components=p["n_components"], algorithm=algorithm, n_iter=p["n_iter"],
@@ -111,32 +191,44 @@ def _tsvd(p, n_samples):
     )
 
 
-def _standard(p, n_samples):
+def _standard(p, shape):
     return "dask_ml.preprocessing", "StandardScaler", dict(
         with_mean=p["with_mean"], with_std=p["with_std"],
     )
 
 
-def _minmax(p, n_samples):
+def _minmax(p, shape):
     return "dask_ml.preprocessing", "MinMaxScaler", dict(
         feature_range=p["feature_range"], clip=p["clip"],
     )
 
 
+# no_effect, why: n_jobs, verbose, copy* change neither the objective nor the result;
+# transform-time options (copy, clip) are kept by estimator_, the user's own class;
+# warm_start has nothing to start from (every fit is on a clone, as on every engine);
+# LogisticRegression's intercept_scaling and random_state are read by solvers other than
+# lbfgs only, PCA's tol by 'arpack' only (both refused); LinearRegression's tol by sparse
+# input only; KMeans' 'elkan' computes Lloyd's iterations exactly.
+# Defaults only (not listed): class_weight, dual, positive, n_oversamples,
+# power_iteration_normalizer -- dask-ml has no such parameter.
 _TRANSLATIONS = {
-    "LogisticRegression": (_lr, ("C", "l1_ratio", "penalty", "fit_intercept", "max_iter", "tol",
-                                 "solver", "n_jobs", "verbose", "random_state")),
-    "LinearRegression": (_linreg, ("fit_intercept", "n_jobs", "copy_X")),
-    "PoissonRegressor": (_poisson, ("alpha", "fit_intercept", "max_iter", "tol", "solver",
-                                    "verbose")),
-    "KMeans": (_kmeans, ("n_clusters", "init", "max_iter", "tol", "random_state", "n_init",
-                         "verbose", "copy_x", "algorithm")),
-    "PCA": (_pca, ("n_components", "whiten", "svd_solver", "random_state", "iterated_power",
-                   "copy", "tol", "n_oversamples", "power_iteration_normalizer")),
-    "TruncatedSVD": (_tsvd, ("n_components", "algorithm", "n_iter", "random_state", "tol",
-                             "n_oversamples", "power_iteration_normalizer")),
-    "StandardScaler": (_standard, ("with_mean", "with_std", "copy")),
-    "MinMaxScaler": (_minmax, ("feature_range", "clip", "copy")),
+    "LogisticRegression": _Translation(
+        _lr, ("C", "l1_ratio", "penalty", "fit_intercept", "max_iter", "tol", "solver"),
+        ("n_jobs", "verbose", "random_state", "intercept_scaling", "warm_start"), _lr_check),
+    "LinearRegression": _Translation(_linreg, ("fit_intercept",), ("n_jobs", "copy_X", "tol")),
+    "PoissonRegressor": _Translation(
+        _poisson, ("alpha", "fit_intercept", "max_iter", "tol", "solver"),
+        ("verbose", "warm_start"), lambda p: _lbfgs_only("PoissonRegressor", p)),
+    "KMeans": _Translation(
+        _kmeans, ("n_clusters", "init", "max_iter", "tol", "random_state", "n_init"),
+        ("verbose", "copy_x", "algorithm"), _kmeans_check),
+    "PCA": _Translation(
+        _pca, ("n_components", "whiten", "svd_solver", "random_state", "iterated_power"),
+        ("copy", "tol"), _pca_check),
+    "TruncatedSVD": _Translation(
+        _tsvd, ("n_components", "algorithm", "n_iter", "random_state", "tol"), (), _tsvd_check),
+    "StandardScaler": _Translation(_standard, ("with_mean", "with_std"), ("copy",)),
+    "MinMaxScaler": _Translation(_minmax, ("feature_range", "clip"), ("copy",)),
 }
 
 _FITTED = (
@@ -147,11 +239,12 @@ _FITTED = (
 )
 
 
-def _untranslatable(cls, param, value, why):
+def _untranslatable(cls, param, value, why, default):
     return NoFaithfulTranslationError(
-        f"{cls}({param}={value!r}) has no faithful dask-ml translation ({why}). Options: "
-        "change the parameter, gather the data (raise max_gather_bytes), or use "
-        "backend='loky' on a sample that fits in memory."
+        f"{cls}({param}={value!r}) has no faithful dask-ml translation ({why}); distsk "
+        f"does not fit a different model. Options: {param}={default!r} (its default), "
+        "gather the data (raise max_gather_bytes, or backend='loky'), or fit on a "
+        "subsample that fits in memory."
     )
 
 
@@ -162,21 +255,33 @@ def _sklearn_class(estimator):
 
 
 def dask_ml_support(estimator) -> str | None:
-    """"translated", "incremental" or None: can this engine fit ``estimator``?"""
+    """"translated", "incremental" or None: can this engine fit ``estimator``?
+
+    Raises ``NoFaithfulTranslationError`` for a translated class with a parameter
+    that has no exact dask-ml meaning: planning refuses it rather than fit another model.
+    """
     if _sklearn_class(estimator):
+        check_translation(estimator)
         return "translated"
     if hasattr(estimator, "partial_fit"):
         return "incremental"
     return None
 
 
-def _check_defaults(estimator, name, handled):
+def check_translation(estimator) -> None:
+    """Raise ``NoFaithfulTranslationError`` naming the first parameter with no exact
+    dask-ml meaning. Needs no data and no cluster (plan time)."""
+    name = _sklearn_class(estimator)
+    translation = _TRANSLATIONS[name]
     defaults = type(estimator)().get_params(deep=False)
-    for key, value in estimator.get_params(deep=False).items():
-        if key in handled:
+    params = estimator.get_params(deep=False)
+    for key, value in params.items():
+        if key in translation.translated or key in translation.no_effect:
             continue
         if not _same(value, defaults.get(key)):
-            raise _untranslatable(name, key, value, "dask-ml has no such parameter")
+            raise _untranslatable(name, key, value, "dask-ml has no such parameter",
+                                  defaults.get(key))
+    translation.check(params)
 
 
 def _same(a, b):
@@ -204,6 +309,8 @@ class DaskMLExecutor(Executor):
     name = "dask-ml"
 
     def fit(self, estimator, X, y, fit_params, ctx: ExecutionContext):
+        if ctx.plan.strategy == "translated":
+            check_translation(estimator)  # before any cluster work, as planning does
         require_dask_ml()
         X = _as_dask_array(X)
         y = None if y is None else _as_dask_array(y)
@@ -233,10 +340,8 @@ class DaskMLExecutor(Executor):
                 f"{type(estimator).__name__}; gather the data (raise max_gather_bytes) to use them."
             )
         name = _sklearn_class(estimator)
-        translate, handled = _TRANSLATIONS[name]
-        _check_defaults(estimator, name, handled)
-        n_samples = int(X.shape[0])
-        module, cls, kwargs = translate(estimator.get_params(deep=False), n_samples)
+        module, cls, kwargs = _TRANSLATIONS[name].build(
+            estimator.get_params(deep=False), tuple(int(n) for n in X.shape))
         if name == "LogisticRegression":
             classes = np.unique(y.compute())
             if len(classes) < 2:
