@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import math
+import statistics
 import time
 
 from ._callbacks import has_callbacks, portable, replay_callbacks, shows_progress
@@ -48,7 +49,8 @@ class SearchEngine:
         self.n_fits = 0
         self.n_resumed = 0
         self.n_speculated = 0
-        self._wall_per_fit: float | None = None  # seconds per fit, sending to result
+        # Seconds per fit from sending to result, of the last finished units.
+        self._walls: collections.deque = collections.deque(maxlen=256)
         self._keys = ItemKeys() if checkpoint is not None else None
         self._items: list = []
         self._results: list[dict] = []
@@ -134,9 +136,8 @@ class SearchEngine:
                         if keys is not None:
                             self.checkpoint.put(keys[i], result)
                     self.n_fits += outcome.n_fits
-                    wall = (time.monotonic() - running.started) / max(1, len(running.indices))
-                    self._wall_per_fit = wall if self._wall_per_fit is None else (
-                        0.8 * self._wall_per_fit + 0.2 * wall)
+                    self._walls.append(
+                        (time.monotonic() - running.started) / max(1, len(running.indices)))
                     if outcome.printed:
                         print(outcome.printed, end="", flush=True)
                     reemit(outcome.warnings)
@@ -164,14 +165,16 @@ class SearchEngine:
         than ``STRAGGLER_FACTOR`` times what finished units took per fit, from sending to
         result (so a busy cluster, where every unit waits, copies nothing).
         """
-        if not self._wall_per_fit:
+        if not self._walls:
             return
+        # The median: robust to the stragglers' own units among the finished ones.
+        wall_per_fit = statistics.median(self._walls)
         now = time.monotonic()
         late = sorted(
             (r.started, f) for f, r in in_flight.items()
             if r.twin is None and now - r.started > max(
                 STRAGGLER_MIN_SECONDS,
-                STRAGGLER_FACTOR * self._wall_per_fit * len(r.indices))
+                STRAGGLER_FACTOR * wall_per_fit * len(r.indices))
         )
         for _, future in late[: slots - len(in_flight)]:
             running = in_flight[future]

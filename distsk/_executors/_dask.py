@@ -454,6 +454,7 @@ class DaskRunner(Runner):
                 outcomes = None  # one was lost meanwhile: each on its own path
             for i, (fut, done) in enumerate(batch):
                 done(fut, (outcomes[i],) if outcomes is not None else "singly")
+            del batch, futures, fut, outcomes  # release the futures now, not next time
 
     def _isolate(self, items, result):
         """Workers died while ``items`` ran: run each fit alone, in a child process.
