@@ -50,6 +50,14 @@ def _spectrum(ours, ref):
 def _scaled(ours, ref):
     # 2 * X: MinMaxScaler's clip acts outside the fitted range.
     assert_allclose(ours.transform(2 * X), ref.transform(2 * X), rtol=1e-12, atol=1e-12)
+    # The fitted attributes sklearn leaves (None where it leaves None).
+    fitted = [a for a in vars(ref) if a.endswith("_") and not a.startswith("_")]
+    for attr in fitted:
+        want = getattr(ref, attr)
+        if want is None:
+            assert getattr(ours, attr) is None, attr
+        else:
+            assert_allclose(getattr(ours, attr), want, rtol=1e-12, atol=1e-12, err_msg=attr)
 
 
 # estimator as walked, its data, how to compare with sklearn, and per parameter of

@@ -192,8 +192,10 @@ def _tsvd(p, shape):
 
 
 def _standard(p, shape):
+    # sklearn keeps mean_ whenever with_std (the variance needs it), even if with_mean=False;
+    # dask-ml computes it only if asked. estimator_ keeps the user's with_mean for transform.
     return "dask_ml.preprocessing", "StandardScaler", dict(
-        with_mean=p["with_mean"], with_std=p["with_std"],
+        with_mean=p["with_mean"] or p["with_std"], with_std=p["with_std"],
     )
 
 
@@ -509,6 +511,10 @@ def _transplant(model, estimator, X):
         estimator.n_samples_seen_ = int(X.shape[0])
         if estimator.with_std and getattr(estimator, "scale_", None) is None:
             estimator.scale_ = np.sqrt(estimator.var_)
+        if not estimator.with_std:  # what sklearn's fit leaves
+            estimator.var_ = estimator.scale_ = None
+            if not estimator.with_mean:
+                estimator.mean_ = None
     estimator.n_features_in_ = int(X.shape[1])
     del dask
     return estimator
