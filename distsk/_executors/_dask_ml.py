@@ -56,15 +56,24 @@ class _Translation:
     check: Callable[[dict], None] = lambda p: None
 
 
+def _lr_penalty(p):
+    """The penalty sklearn 1.8+ fits (LogisticRegression.fit's own resolution)."""
+    if p["penalty"] != "deprecated":
+        return p["penalty"]  # the deprecated explicit form wins over l1_ratio
+    if p["C"] == np.inf:
+        return None
+    if p["l1_ratio"] in (0, None):  # 0.0 is the default
+        return "l2"
+    return "l1" if p["l1_ratio"] == 1 else "elasticnet"
+
+
 def _lr_check(p):
-    # The L2 penalty is l1_ratio=0 (sklearn 1.8+, the default; penalty is deprecated).
     # dask-glm's L1 / elastic net use proximal solvers with their own scaling: refused.
-    if p["penalty"] not in ("deprecated", "l2"):
-        raise _untranslatable("LogisticRegression", "penalty", p["penalty"],
-                              "the dask-ml engine fits the L2 penalty only", "deprecated")
-    if p["l1_ratio"] not in (0, 0.0) and not (p["l1_ratio"] is None and p["penalty"] == "l2"):
-        raise _untranslatable("LogisticRegression", "l1_ratio", p["l1_ratio"],
-                              "the dask-ml engine fits the L2 penalty only (l1_ratio=0)", 0.0)
+    if _lr_penalty(p) not in ("l2", None):
+        param = "l1_ratio" if p["penalty"] == "deprecated" else "penalty"
+        raise _untranslatable("LogisticRegression", param, p[param],
+                              "the dask-ml engine fits the L2 penalty or none",
+                              0.0 if param == "l1_ratio" else "deprecated")
     _lbfgs_only("LogisticRegression", p)
 
 
@@ -97,8 +106,9 @@ def _l2(fit_intercept):
 
 
 def _lr(p, shape):
+    C = np.inf if _lr_penalty(p) is None else p["C"]  # penalty=None ignores C, as sklearn
     return "dask_ml.linear_model", "LogisticRegression", dict(
-        C=p["C"], fit_intercept=p["fit_intercept"], max_iter=p["max_iter"], tol=p["tol"],
+        C=C, fit_intercept=p["fit_intercept"], max_iter=p["max_iter"], tol=p["tol"],
         solver="lbfgs", penalty=_l2(p["fit_intercept"]), solver_kwargs=_RAW,
     )
 
