@@ -323,6 +323,12 @@ class DaskMLExecutor(Executor):
     def fit(self, estimator, X, y, fit_params, ctx: ExecutionContext):
         if ctx.plan.strategy == "translated":
             check_translation(estimator)  # before any cluster work, as planning does
+            if fit_params:
+                raise NoFaithfulTranslationError(
+                    f"fit parameters {sorted(fit_params)} are not passed to dask-ml's "
+                    f"{type(estimator).__name__}; gather the data (raise max_gather_bytes, "
+                    "or backend='loky') to use them, or fit on a subsample."
+                )
         require_dask_ml()
         X = _as_dask_array(X)
         y = None if y is None else _as_dask_array(y)
@@ -346,11 +352,6 @@ class DaskMLExecutor(Executor):
             inc = Incremental(estimator, scoring=None, shuffle_blocks=False)
             inc.fit(X, y, **kwargs)
             return inc.estimator_
-        if fit_params:
-            raise NoFaithfulTranslationError(
-                f"fit parameters {sorted(fit_params)} are not passed to dask-ml's "
-                f"{type(estimator).__name__}; gather the data (raise max_gather_bytes) to use them."
-            )
         name = _sklearn_class(estimator)
         module, cls, kwargs = _TRANSLATIONS[name].build(
             estimator.get_params(deep=False), tuple(int(n) for n in X.shape))
