@@ -250,9 +250,10 @@ def portable_state(state: dict) -> dict:
     A Client cannot travel; its address can, and reconnects on the next fit. A new dict:
     on Python >= 3.11 ``object.__getstate__`` returns the estimator's own ``__dict__``.
     """
+    state = dict(state)  # callers pop from it (the halving search's engine)
     client = state.get("client")
     if client is not None and not isinstance(client, str):
-        state = {**state, "client": str(client.scheduler.address)}
+        state["client"] = str(client.scheduler.address)
     return state
 
 
