@@ -58,7 +58,7 @@ def test_every_floor_in_pyproject_is_pinned_in_ci_floors():
     assert _pinned_floors() == _claimed_floors()
 
 
-def test_floor_python_is_the_one_ci_runs_the_floors_on():
+def test_floor_python_is_stated_as_ci_reads_it_and_is_ruffs_target():
     requires = _pyproject()["project"]["requires-python"]
     match = re.fullmatch(r">=(3\.\d+)", requires)
     assert match, f"requires-python {requires!r} should be '>=3.X' (.ci/run reads it)"
