@@ -215,14 +215,30 @@ def test_nests_in_sklearn_search_and_cross_validate_clones_and_pickles(client):
     assert clone(on_cluster).get_params()["client"] in (client, client.scheduler.address)
 
 
-def test_dask_input_is_gathered_or_refused_clearly(active_client):
+def test_dask_input_stays_on_the_workers_is_gathered_or_refused_clearly(active_client):
     import dask.array as da
 
-    from distsk import DataTooLargeError
+    from distsk import DataTooLargeError, _planning
 
     dX, dy = da.from_array(X, chunks=(40, 5)), da.from_array(y, chunks=40)
+    ref = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(X, y)
+    # A worker holds it: assembled there (#10).
     ours = DistributedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(dX, dy)
-    assert ours.plan_.gather
-    assert_same_search(ours, GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(X, y))
-    with pytest.raises(DataTooLargeError, match="over the gather limit.*max_gather_bytes"):
-        DistributedSearchCV(LogisticRegression(), {"C": [1.0]}, max_gather_bytes=100).fit(dX, dy)
+    assert ours.plan_.on_workers and not ours.plan_.gather
+    assert_same_search(ours, ref)
+    # Not on the cluster (backend='loky'): gathered into this process.
+    ours = DistributedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3,
+                               backend="loky").fit(dX, dy)
+    assert ours.plan_.gather and not ours.plan_.on_workers
+    assert_same_search(ours, ref)
+    with pytest.raises(DataTooLargeError, match="over both the gather limit.*max_gather_bytes"):
+        DistributedSearchCV(LogisticRegression(), {"C": [1.0]}, max_gather_bytes=100,
+                            backend="loky").fit(dX, dy)
+    room = _planning.WORKER_DATA_FRACTION
+    try:  # over both memories on the cluster too
+        _planning.WORKER_DATA_FRACTION = 1e-12
+        with pytest.raises(DataTooLargeError, match="of a worker's memory"):
+            DistributedSearchCV(LogisticRegression(), {"C": [1.0]},
+                                max_gather_bytes=100).fit(dX, dy)
+    finally:
+        _planning.WORKER_DATA_FRACTION = room
