@@ -72,16 +72,29 @@ def portable(items):
         return copies[id(caller)]
 
     out = []
+    bare_ctx = None
     for item in items:
         call = FitCall.of(item)
         ctx = call.callback_ctx
         if ctx is not None and not getattr(ctx, "_callbacks", True) and not (
             call.args and getattr(call.estimator, "_skl_callbacks", None)
         ):
-            # No callback anywhere: sklearn's hooks do nothing, and _fit_and_score with
-            # callback_ctx=None fits the same way. The context and the caller (the search
-            # itself) were ~200 us of pickling per fit, most of the client's work.
-            out.append(call.with_keywords(callback_ctx=None, caller=None))
+            # No callback anywhere: sklearn's hooks do nothing. The fit still gets a
+            # context -- the same path through _fit_and_score, so a failed fit's
+            # traceback in FitFailedWarning is sklearn's line for line -- but one bare
+            # context for the batch, and no caller: each fit's context with its path
+            # and the search itself were ~200 us of pickling per fit, most of the
+            # client's work on many slots.
+            if bare_ctx is None:
+                # A leaf and its parent (an estimator that supports callbacks merges
+                # its own context into the leaf's parent), without the rest of the tree.
+                bare_ctx = copy.copy(ctx)
+                bare_ctx._children_map = {}
+                if ctx.parent is not None:
+                    bare_ctx.parent = copy.copy(ctx.parent)
+                    bare_ctx.parent._children_map = {}
+                    bare_ctx.parent.parent = None
+            out.append(call.with_keywords(callback_ctx=bare_ctx, caller=None))
             continue
         if ctx is not None or call.caller is not None:
             call = call.with_keywords(callback_ctx=detached(ctx), caller=bare(call.caller))
