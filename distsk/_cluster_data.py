@@ -10,12 +10,28 @@ so every worker that runs a fit copies the array from another worker, once.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import numpy as np
 
-__all__ = ["OnCluster", "assemble_on_workers", "ASSEMBLE_TIMEOUT"]
+__all__ = ["OnCluster", "assemble_on_workers", "ASSEMBLE_TIMEOUT", "sending_input"]
 
 #: Seconds the blocks of a dask collection may take to be computed and assembled.
 ASSEMBLE_TIMEOUT = 600.0
+
+
+@contextlib.contextmanager
+def sending_input():
+    """distsk's own compute or persist of the user's dask input, without dask's warning.
+
+    Data held in the user's graph (``da.from_array`` on a numpy array) travels to the
+    cluster once when distsk computes, gathers or persists it: what dask's "Sending large
+    graph" warning asks for, so distsk's own call says nothing to user code (#14).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        yield
 
 
 class OnCluster:
@@ -97,7 +113,8 @@ def assemble_on_workers(client, X, kind: str) -> OnCluster:
     if kind == "dask-array" and X.ndim == 2 and X.numblocks[1] > 1:
         X = X.rechunk({1: -1})  # whole rows per block
     parts = X.to_delayed().ravel().tolist() if kind == "dask-array" else X.to_delayed()
-    blocks = client.compute(parts)
+    with sending_input():
+        blocks = client.compute(parts)
     try:
         assembled = client.submit(_concatenate, blocks, pure=False,
                                   key=f"distsk-assembled-{uuid.uuid4().hex}")

@@ -79,8 +79,12 @@ def gather_inputs(X, y, params: dict):
     """Compute every dask collection among ``X, y, params`` in one pass."""
     import dask
 
+    from ._cluster_data import sending_input
+
     keys = list(params)
-    X, y, *values = (_own(v) for v in dask.compute(X, y, *[params[k] for k in keys]))
+    with sending_input():
+        computed = dask.compute(X, y, *[params[k] for k in keys])
+    X, y, *values = (_own(v) for v in computed)
     return X, y, dict(zip(keys, values))
 
 

@@ -387,10 +387,9 @@ def persisted(client, X, y):
     if client is None:
         return X, y
     arrays = [a for a in (X, y) if a is not None]
-    with warnings.catch_warnings():
-        # Data held in the graph (da.from_array on a numpy array) travels here, once:
-        # what dask's "Sending large graph" warning asks for.
-        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+    from .._cluster_data import sending_input
+
+    with sending_input():
         arrays = client.persist(arrays)
     return arrays[0], (arrays[1] if y is not None else None)
 
