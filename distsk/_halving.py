@@ -53,7 +53,8 @@ class _DistributedHalving(DistributedSearchCV):
         Parameters
         ----------
         X : array-like, sparse matrix, DataFrame or dask collection
-            Training data; dask input is gathered when under ``max_gather_bytes``.
+            Training data; dask input stays on the workers when one can hold it,
+            else is gathered when under ``max_gather_bytes`` (see "Scaling out").
         y : array-like or dask collection, default=None
             Target; None for unsupervised learning.
         **params : dict
@@ -117,7 +118,8 @@ scoring, refit, error_score, return_train_score, random_state, n_jobs, verbose
     client : None, distributed.Client or str, default=None
         As for :class:`DistributedEstimator`.
     max_gather_bytes : "auto", int or str, default="auto"
-        Dask input up to this size is gathered into memory; larger input is an error.
+        Dask input that no worker can hold is gathered into this process up to this
+        size; input too large for both is an error naming both limits.
     checkpoint : str or path-like, default=None
         A SQLite file keeping every finished (candidate, fold) result of every round.
         Fitting again with the same file reruns nothing it holds: a run killed in round

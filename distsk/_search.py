@@ -82,7 +82,8 @@ class DistributedSearchCV(BaseSearchCV):
     client : None, distributed.Client or str, default=None
         As for :class:`DistributedEstimator`.
     max_gather_bytes : "auto", int or str, default="auto"
-        Dask input up to this size is gathered into memory; larger input is an error.
+        Dask input that no worker can hold is gathered into this process up to this
+        size; input too large for both is an error naming both limits.
     checkpoint : str or path-like, default=None
         A SQLite file that keeps every finished (candidate, fold) result as it arrives.
         Fitting again with the same file runs only the fits it does not hold; a result is
@@ -200,7 +201,8 @@ n_splits_, refit_time_, multimetric_
         Parameters
         ----------
         X : array-like, sparse matrix, DataFrame or dask collection
-            Training data; dask input is gathered when under ``max_gather_bytes``.
+            Training data; dask input stays on the workers when one can hold it,
+            else is gathered when under ``max_gather_bytes`` (see "Scaling out").
         y : array-like or dask collection, default=None
             Target; None for unsupervised learning.
         **params : dict
