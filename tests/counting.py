@@ -3,6 +3,9 @@
 import os
 import signal
 import time
+import zlib
+
+import numpy as np
 
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
@@ -10,6 +13,9 @@ from sklearn.linear_model import LogisticRegression
 
 class CountingClassifier(ClassifierMixin, BaseEstimator):
     """LogisticRegression that appends a line to ``counter`` for every fit.
+
+    The line names the fit: ``C`` and a fingerprint of the training rows, so a test can
+    tell a fit that ran twice (a straggler's copy) from two different fits.
 
     ``die=True`` kills the process running the fit (as an out-of-memory kill would).
     """
@@ -25,7 +31,8 @@ class CountingClassifier(ClassifierMixin, BaseEstimator):
             os.kill(os.getpid(), signal.SIGKILL)
         if self.counter:
             with open(self.counter, "a") as f:
-                f.write(f"{self.C}\n")
+                rows = zlib.crc32(np.ascontiguousarray(X).tobytes())
+                f.write(f"{self.C} {len(X)} {rows}\n")
         time.sleep(self.sleep)
         self.model_ = LogisticRegression(C=self.C).fit(X, y)
         self.classes_ = self.model_.classes_
@@ -35,12 +42,17 @@ class CountingClassifier(ClassifierMixin, BaseEstimator):
         return self.model_.predict(X)
 
 
-def count(path) -> int:
+def fits(path) -> list[str]:
+    """One line per fit started, in the order they started."""
     try:
         with open(path) as f:
-            return sum(1 for _ in f)
+            return f.read().splitlines()
     except FileNotFoundError:
-        return 0
+        return []
+
+
+def count(path) -> int:
+    return len(fits(path))
 
 
 class RecordingCallback:

@@ -21,7 +21,7 @@ from distsk import CheckpointError, ClusterUnavailableError, DistributedSearchCV
 from ._resume_script import GRID, data, search
 from ._search_helpers import assert_same_cv_results
 from .conftest import CLICluster
-from .counting import CountingClassifier, count
+from .counting import CountingClassifier, count, fits
 
 ROOT = Path(__file__).resolve().parents[1]
 X, y = data()
@@ -34,6 +34,14 @@ def stored(path) -> int:
             return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
     except sqlite3.OperationalError:  # the other process is still creating the file
         return 0
+
+
+def assert_only_missing_fits_ran(counter, before, kept, resumed):
+    new = fits(counter)[before:]
+    assert len(set(new)) == N_FITS - kept  # only the missing fits ran
+    # A fit starts twice only when a straggling unit was copied to another worker (the
+    # first copy's result is kept, the other cancelled): measured once in CI under load.
+    assert len(new) == len(set(new)) or resumed._n_speculated > 0, new
 
 
 def undisturbed():
@@ -77,7 +85,7 @@ def test_resume_after_sigkill_runs_only_missing_fits(tmp_path, where, request):
     assert 6 <= kept < N_FITS
     before = count(counter)
     resumed = search(backend, address, str(ckpt), str(counter), 0.3).fit(X, y)
-    assert count(counter) - before == N_FITS - kept  # only the missing fits ran
+    assert_only_missing_fits_ran(counter, before, kept, resumed)
     assert resumed.n_fits_resumed_ == kept and resumed.n_fits_performed_ == N_FITS - kept
     assert_same_cv_results(resumed.cv_results_, undisturbed().cv_results_)
     assert stored(ckpt) == N_FITS
@@ -188,7 +196,7 @@ def test_scheduler_death_is_reported_and_resumed(tmp_path, fragile_cluster):
     try:
         before = count(counter)
         resumed = search("dask", fresh.address, ckpt, counter, 0.3).fit(X, y)
-        assert count(counter) - before == N_FITS - kept
+        assert_only_missing_fits_ran(counter, before, kept, resumed)
     finally:
         fresh.close()
     assert_same_cv_results(resumed.cv_results_, undisturbed().cv_results_)
