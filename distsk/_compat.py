@@ -85,6 +85,21 @@ from joblib._parallel_backends import LokyBackend, SequentialBackend
 from joblib.executor import get_memmapping_executor
 
 
+def loky_workers() -> int:
+    """Live processes of joblib's reusable loky pool (0 when none is running).
+
+    The cost model of ``backend="auto"`` counts a warm pool as free to use and a cold one
+    as its start-up time. Reads ``joblib.externals.loky.reusable_executor._executor``, the
+    pool ``get_reusable_executor`` keeps (not a documented API; loky >= 2.0, joblib 0.12).
+    """
+    from joblib.externals.loky import reusable_executor
+
+    executor = getattr(reusable_executor, "_executor", None)
+    if executor is None or executor._flags.broken or executor._flags.shutdown:
+        return 0
+    return len(getattr(executor, "_processes", None) or ())
+
+
 # ---------------------------------------------------------------------------- dask-glm
 def dask_glm_lbfgs_without_iprint() -> None:
     """Let dask-glm's L-BFGS run on scipy >= 1.18 (called before each dask-ml fit).
@@ -137,4 +152,5 @@ __all__ = [
     "callback_transport",
     "dask_glm_lbfgs_without_iprint",
     "get_memmapping_executor",
+    "loky_workers",
 ]

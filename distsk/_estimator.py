@@ -11,7 +11,9 @@ import contextlib
 import copy
 import functools
 import inspect
+import logging
 import sys
+import time
 import types
 from numbers import Integral
 
@@ -24,13 +26,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._cluster import clone_sharing_client, inside_worker, portable_state, resolve_client
 from ._compat import HasMethods, Interval, StrOptions, _fit_context, _routing_enabled
+from ._cost import MODEL
 from ._executors import ExecutionContext, get_executor
 from ._executors._base import pinned
 from ._notebook import html_repr_with_plan
-from ._planning import BACKENDS, Plan, plan_fit
+from ._planning import BACKENDS, Plan, parallel_kind, plan_fit
 from ._profile import InputProfile, profile_compute, profile_input
 
 __all__ = ["DistributedEstimator", "explain", "resolve_gather_limit", "gather_inputs"]
+
+_log = logging.getLogger("distsk")
 
 #: Share of this machine's free memory that lazy input may occupy once gathered.
 GATHER_FRACTION = 0.25
@@ -247,6 +252,7 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
             backend=self.backend,
             max_gather_bytes=resolve_gather_limit(self.max_gather_bytes),
             inside_worker=self.backend == "auto" and inside_worker(),
+            costs=MODEL.costs(client) if self.backend == "auto" else None,
         )
         return plan, client, X
 
@@ -271,12 +277,15 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
             finally:
                 X.future.release()
         if plan.gather:
+            started = time.perf_counter()
             X, y, fit_params = gather_inputs(X, y, fit_params)
+            MODEL.observe_transfer(plan.input.nbytes, time.perf_counter() - started)
         return self._run(plan, client, X, y, fit_params, then, lazy_X)
 
     def _run(self, plan, client, X, y, fit_params, then, lazy_X):
         estimator = clone(self.estimator)
         out = None
+        started = time.perf_counter()
         if then is not None and plan.executor in ("sequential", "loky"):
             # fit_transform / fit_predict in one call, as the estimator defines them.
             ctx = pinned() if plan.executor == "sequential" else contextlib.nullcontext()
@@ -294,7 +303,13 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
                 out = out.compute()
             elif then is not None:
                 out = getattr(self.estimator_, then.removeprefix("fit_"))(X)
-        self.plan_ = plan
+        # The actual time beside the prediction; timed fits teach the cost model.
+        spent = time.perf_counter() - started
+        if then is None and plan.executor in ("sequential", "loky", "dask"):
+            MODEL.learn_fit_rate(self.estimator, parallel_kind(self.estimator), plan, spent)
+        self.plan_, note = MODEL.learn(plan, spent)
+        if note:
+            _log.info("distsk cost model: %s", note)
         return out
 
     @_fit_context(prefer_skip_nested_validation=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ._cost import Costs, Prediction, cheapest, predict_fit, predict_search
 from ._executors import engine_names
 from ._profile import ComputeProfile, InputProfile, format_bytes
 
@@ -20,8 +21,6 @@ BACKENDS = engine_names()
 CLUSTER_BACKENDS = frozenset(engine_names(needs_cluster=True))
 #: Engines a search can run its candidates x folds on.
 SEARCH_BACKENDS = engine_names(runs_searches=True)
-#: Below this estimated total fit time, starting worker processes costs more than it saves.
-SEARCH_PARALLEL_MIN_SECONDS = 1.0
 #: Share of one worker's memory limit that dask input assembled on it may take: the
 #: worker also holds the fits' copies of their folds' rows and their models.
 WORKER_DATA_FRACTION = 0.25
@@ -49,6 +48,13 @@ class Plan:
         Parallel slots used (sub-forests on a cluster, loky processes, task slots).
     input, compute : InputProfile, ComputeProfile
         The facts the decision was made from.
+    predictions : tuple of Prediction
+        ``backend="auto"``: every engine considered, with its predicted seconds (None when
+        unknown), predicted peak memory and the memory where it would run; after the
+        fit, the engine that ran it carries ``actual_seconds``.
+    actual_seconds : float or None
+        After the fit: the seconds the planned work took (a search's candidates x folds,
+        without the refit).
     """
 
     executor: str
@@ -59,9 +65,27 @@ class Plan:
     on_workers: bool = False
     input: InputProfile | None = field(default=None, repr=False)
     compute: ComputeProfile | None = field(default=None, repr=False)
+    predictions: tuple[Prediction, ...] = field(default=(), repr=False)
+    actual_seconds: float | None = None
 
     def __str__(self) -> str:
         return f"{self.executor} ({self.strategy}): {self.reason}"
+
+    @property
+    def predicted_seconds(self) -> float | None:
+        """The chosen engine's predicted seconds (None if not predicted)."""
+        return next((p.seconds for p in self.predictions if p.engine == self.executor), None)
+
+    def predictions_table(self) -> str:
+        """One line per engine considered: predicted time and memory, actual time."""
+        rows = []
+        for p in self.predictions:
+            mark = "*" if p.engine == self.executor else " "
+            peak = "" if p.peak_bytes is None else f"  peak {format_bytes(p.peak_bytes)}"
+            room = "" if p.room_bytes is None else f" of {format_bytes(p.room_bytes)}"
+            rows.append(f"{mark} {p}{peak}{room}")
+        return "\n".join(rows) or "(no predictions: the backend was forced, or nothing "\
+            "was measured to predict from)"
 
 
 def parallel_kind(estimator) -> str | None:
@@ -98,59 +122,92 @@ def _n_jobs_of(estimator):
     )
 
 
-def _local_plan(estimator, inp: InputProfile, comp: ComputeProfile, prefix: str) -> Plan:
+def _local_plan(estimator, inp: InputProfile, comp: ComputeProfile, prefix: str,
+                predictions=()) -> Plan:
     n_jobs = _n_jobs_of(estimator)
     where = f"{prefix}{inp.describe()} and {comp.describe()}"
+    executor = "loky" if n_jobs not in (None, 1) else "sequential"
+    predicted = ""
+    if cheapest(predictions) is not None:
+        which = "predicted fastest" if len(predictions) > 1 else "predicted"
+        predicted = f"; {which}: {_compared(predictions, executor)}"
+    elif any(p.engine == "dask" for p in predictions):
+        predicted = (f"; the cluster's {comp.worker_threads} worker threads are not more "
+                     f"than this machine's {comp.local_cores} cores, and no fit of "
+                     f"{type(estimator).__name__} was timed yet to predict from")
     if n_jobs not in (None, 1):
         return Plan(
             "loky", "in-process",
             f"{where}: fit in this process with the estimator's own n_jobs={n_jobs} "
-            "(joblib: threads or loky processes, as the estimator prefers).",
-            n_jobs=n_jobs, input=inp, compute=comp,
+            f"(joblib: threads or loky processes, as the estimator prefers){predicted}.",
+            n_jobs=n_jobs, input=inp, compute=comp, predictions=tuple(predictions),
         )
     return Plan(
         "sequential", "in-process",
-        f"{where}: fit in this process (the estimator asks for no parallelism).",
-        n_jobs=1, input=inp, compute=comp,
+        f"{where}: fit in this process (the estimator asks for no parallelism){predicted}.",
+        n_jobs=1, input=inp, compute=comp, predictions=tuple(predictions),
     )
 
 
-def _cluster_plan(estimator, inp, comp, prefix: str, forced: bool) -> Plan:
+def _cluster_strategy(estimator, comp, *, on_workers: bool = False) -> tuple[str, int, str]:
+    """How the dask engine fits ``estimator``: ``(strategy, n_jobs, what happens)``.
+
+    ``on_workers``: the data stay on the workers, so joblib-dask (whose loops need the
+    data in this process) becomes a single task.
+    """
     kind = parallel_kind(estimator)
-    why = "as requested" if forced else "its workers offer more cores than this machine"
-    where = f"{prefix}{inp.describe()} and {comp.describe()}"
     if kind == "forest":
         n = max(1, min(int(estimator.get_params()["n_estimators"]), comp.worker_threads))
         if getattr(estimator, "oob_score", False):
-            return Plan(
-                "dask", "single-task",
-                f"{where}; {why}: the forest has oob_score, which needs all trees together, "
-                "so it is fit as one task on one worker.",
-                n_jobs=1, input=inp, compute=comp,
-            )
-        return Plan(
-            "dask", "split-forest",
-            f"{where}; {why}: the forest is split into {n} sub-forests fit on the workers "
-            "(data sent to each worker once) and merged into the exact forest a local fit gives.",
-            n_jobs=n, input=inp, compute=comp,
-        )
+            return "single-task", 1, (
+                "the forest has oob_score, which needs all trees together, so it is fit "
+                "as one task on one worker.")
+        return "split-forest", n, (
+            f"the forest is split into {n} sub-forests fit on the workers (data sent to "
+            "each worker once) and merged into the exact forest a local fit gives.")
+    if kind == "n_jobs" and on_workers:
+        return "single-task", 1, (
+            "the estimator's own parallelism would need the data in this process, so it "
+            "is fit as one task on one worker.")
     if kind == "n_jobs":
-        return Plan(
-            "dask", "joblib-dask",
-            f"{where}; {why}: the estimator's own joblib parallelism runs on the cluster "
-            "(joblib Dask backend).",
-            n_jobs=comp.worker_threads, input=inp, compute=comp,
-        )
-    return Plan(
-        "dask", "single-task",
-        f"{where}; {why}: the estimator does not parallelise, so it is fit as one task on "
-        "one worker.",
-        n_jobs=1, input=inp, compute=comp,
-    )
+        return "joblib-dask", comp.worker_threads, (
+            "the estimator's own joblib parallelism runs on the cluster (joblib Dask "
+            "backend).")
+    return "single-task", 1, (
+        "the estimator does not parallelise, so it is fit as one task on one worker.")
+
+
+def _cluster_why(forced: bool, predictions=()) -> str:
+    if forced:
+        return "as requested"
+    chosen = cheapest(predictions)
+    if chosen is not None:
+        return f"the cluster is predicted fastest ({_compared(predictions, 'dask')})"
+    return "its workers offer more cores than this machine"
+
+
+def _cluster_plan(estimator, inp, comp, prefix: str, forced: bool, predictions=()) -> Plan:
+    strategy, n_jobs, what = _cluster_strategy(estimator, comp)
+    where = f"{prefix}{inp.describe()} and {comp.describe()}"
+    return Plan("dask", strategy, f"{where}; {_cluster_why(forced, predictions)}: {what}",
+                n_jobs=n_jobs, input=inp, compute=comp, predictions=tuple(predictions))
+
+
+def _compared(predictions, chosen: str) -> str:
+    """"loky 120 ms (...), against sequential 190 ms (...); dask excluded: ..." """
+    first = [p for p in predictions if p.engine == chosen]
+    rest = [p for p in predictions if p.engine != chosen]
+    text = "; ".join(str(p) for p in first)
+    if rest and not first:
+        return "; ".join(str(p) for p in rest)
+    if rest:
+        text += ", against " + "; ".join(str(p) for p in rest)
+    return text
 
 
 def _large_lazy_plan(estimator, inp, comp, limit, forced=None) -> Plan:
     from ._executors import dask_ml_support, is_xgboost_model
+    from ._executors._dask_ml import solver_note
 
     size = "of unknown size" if inp.nbytes is None else f"of {format_bytes(inp.nbytes)}"
     over = f"{inp.describe()} is over the gather limit of {format_bytes(limit)}" if inp.nbytes else (
@@ -189,7 +246,8 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None) -> Plan:
                 "dask-ml", "translated",
                 f"{over}: fit blockwise on the cluster by the dask-ml equivalent of "
                 f"{type(estimator).__name__} ({comp.describe()}); estimator_ is a plain "
-                f"{type(estimator).__name__} carrying the fitted attributes.",
+                f"{type(estimator).__name__} carrying the fitted attributes."
+                f"{solver_note(estimator, inp, comp)}",
                 input=inp, compute=comp,
             )
         if support == "incremental":
@@ -219,11 +277,15 @@ def plan_fit(
     backend: str = "auto",
     max_gather_bytes: int,
     inside_worker: bool = False,
+    costs: Costs | None = None,
 ) -> Plan:
     """Decide how ``estimator.fit`` runs on input ``inp`` with compute ``comp``.
 
     Pure: raises ``ClusterUnavailableError`` when a cluster engine is requested with no
     cluster in ``comp``; raises ``DataTooLargeError`` for lazy input no engine can take.
+    ``costs`` is the cost model's snapshot (``_cost.MODEL.costs()``): with a fit of the
+    estimator's type timed earlier, ``backend="auto"`` predicts this process against the
+    cluster and takes the faster that fits in memory.
     """
     from .exceptions import ClusterUnavailableError, DataTooLargeError
 
@@ -273,31 +335,52 @@ def plan_fit(
                 # No larger-than-memory engine, but a worker can hold it: an exact fit
                 # there beats refusing.
                 return _on_workers(estimator, inp, comp, why, forced=False)
-        cluster_wins = (comp.has_cluster and comp.worker_threads > comp.local_cores
-                        and parallel_kind(estimator))
+        cluster_wins, preds = _fit_choice(estimator, inp, comp, costs)
         if where == "workers" and cluster_wins:
-            return _on_workers(estimator, inp, comp, why, forced=False)
+            return _on_workers(estimator, inp, comp, why, forced=False, predictions=preds)
     prefix = ""
     if inp.lazy:
         prefix = f"Gathered (under the {format_bytes(max_gather_bytes)} gather limit) "
-    if comp.has_cluster and comp.worker_threads > comp.local_cores and parallel_kind(estimator):
-        plan = _cluster_plan(estimator, inp, comp, prefix, forced=False)
+    cluster_wins, preds = _fit_choice(estimator, inp, comp, costs)
+    if cluster_wins:
+        plan = _cluster_plan(estimator, inp, comp, prefix, forced=False, predictions=preds)
     else:
-        plan = _local_plan(estimator, inp, comp, prefix)
+        plan = _local_plan(estimator, inp, comp, prefix, predictions=preds)
     return replace(plan, gather=inp.lazy)
 
 
-def _on_workers(estimator, inp, comp, why, forced) -> Plan:
-    """A cluster fit of dask input assembled on the workers (never in this process)."""
-    plan = _cluster_plan(estimator, inp, comp, "", forced=forced)
-    if plan.strategy == "joblib-dask":  # its joblib loops would need X in this process
-        plan = replace(plan, strategy="single-task", n_jobs=1, reason=(
-            f"{inp.describe()} and {comp.describe()}: the estimator's own parallelism "
-            "would need the data in this process, so it is fit as one task on one worker."))
-    head, _, tail = plan.reason.partition(": ")
-    if "; " in head:
-        tail = head.split("; ", 1)[1] + ": " + tail
-    return replace(plan, reason=f"{why}; {tail}", on_workers=True, gather=False)
+def _fit_choice(estimator, inp, comp, costs) -> tuple[bool, tuple[Prediction, ...]]:
+    """Whether a fit goes to the cluster under "auto", and the predictions behind it.
+
+    Only an estimator that parallelises can gain from the cluster. With a fit of its type
+    timed earlier in this process, the faster prediction that fits in memory wins;
+    without one, the rule: the cluster when its worker threads outnumber this machine's
+    cores.
+    """
+    kind = parallel_kind(estimator)
+    n_jobs = _n_jobs_of(estimator)
+    local_jobs = 1 if n_jobs in (None, 1) else _slots(n_jobs, comp.local_cores)
+    cluster_jobs = None
+    if comp.has_cluster and kind:
+        cluster_jobs = _cluster_strategy(estimator, comp)[1]
+    preds = predict_fit(estimator, kind, inp, comp, costs or Costs(),
+                        local_jobs=local_jobs, cluster_jobs=cluster_jobs)
+    best = cheapest(preds)
+    if best is not None:
+        return best.engine == "dask", preds
+    return bool(cluster_jobs and comp.worker_threads > comp.local_cores), preds
+
+
+def _on_workers(estimator, inp, comp, placement, forced, predictions=()) -> Plan:
+    """A cluster fit of dask input assembled on the workers (never in this process);
+    ``placement`` says why the data are there."""
+    strategy, n_jobs, what = _cluster_strategy(estimator, comp, on_workers=True)
+    if strategy == "single-task" and parallel_kind(estimator) == "n_jobs":
+        reason = f"{placement}; {what}"
+    else:
+        reason = f"{placement}; {_cluster_why(forced, predictions)}: {what}"
+    return Plan("dask", strategy, reason, n_jobs=n_jobs, on_workers=True, input=inp,
+                compute=comp, predictions=tuple(predictions))
 
 
 def _placement(inp, comp, backend, max_gather_bytes):
@@ -361,12 +444,17 @@ def plan_search(
     n_fits: int,
     probe_seconds: float | None,
     data: tuple[str, str] | None = None,
+    probe_bytes: int | None = None,
+    costs: Costs | None = None,
 ) -> Plan:
     """Decide where the candidates x folds of a search run.
 
-    ``probe_seconds`` is the measured time of one in-process fit (None if not measured).
-    ``data`` is :func:`place_data`'s answer for dask input: on the workers, the search
-    runs where its data is.
+    ``probe_seconds`` and ``probe_bytes`` are the measured time and peak memory of one
+    in-process fit (None if not measured). ``data`` is :func:`place_data`'s answer for
+    dask input: on the workers, the search runs where its data is. ``costs`` is the cost
+    model's snapshot (``_cost.MODEL.costs()``; None: its defaults). With a probe,
+    ``backend="auto"`` predicts each engine's time and peak memory and takes the fastest
+    that fits in memory; every prediction is kept in ``Plan.predictions``.
     """
     from .exceptions import ClusterUnavailableError
 
@@ -392,34 +480,51 @@ def plan_search(
         why = "as requested" if backend == "sequential" else "n_jobs=1"
         return Plan("sequential", "candidates", f"{where}: in this process ({why}).",
                     gather=inp.lazy, n_jobs=1, input=inp, compute=comp)
+    preds: tuple[Prediction, ...] = ()
     if backend == "auto" and probe_seconds is not None:
-        estimate = probe_seconds * n_fits
-        if estimate < SEARCH_PARALLEL_MIN_SECONDS:
-            return Plan(
-                "sequential", "candidates",
-                f"{where}: one probe fit took {probe_seconds * 1e3:.1f} ms, so all fits take "
-                f"about {estimate:.2f} s, less than starting parallel workers costs; run in "
-                "this process.",
-                gather=inp.lazy, n_jobs=1, input=inp, compute=comp,
-            )
-    use_cluster = backend == "dask" or (
-        backend == "auto" and comp.has_cluster and comp.worker_threads >= comp.local_cores
-    )
-    if use_cluster:
+        preds = predict_search(
+            inp, comp, costs or Costs(), n_fits=n_fits, probe_seconds=probe_seconds,
+            probe_bytes=probe_bytes, loky_slots=_slots(n_jobs, comp.local_cores),
+            dask_slots=_slots(n_jobs, comp.worker_threads) if comp.has_cluster else None,
+        )
+        best = cheapest(preds)
+        peak = f", peak {format_bytes(probe_bytes)}" if probe_bytes else ""
+        probe = f"one probe fit took {probe_seconds * 1e3:.1f} ms{peak}"
+        if best is None:  # nothing fits in memory: the least demanding, as sklearn would
+            best = preds[0]
+            choice = (f"{probe}; no engine's predicted peak memory fits ({_compared(preds, '')}"
+                      "): run in this process, which needs the least")
+        else:
+            choice = f"{probe}; predicted fastest: {_compared(preds, best.engine)}"
+        engine = best.engine
+    else:
+        choice = ""
+        use_cluster = backend == "dask" or (
+            backend == "auto" and comp.has_cluster and comp.worker_threads >= comp.local_cores
+        )
+        engine = "dask" if use_cluster else "sequential" if backend == "sequential" else "loky"
+        if backend == "auto":
+            choice = ("no probe fit to predict from; the cluster when its worker threads "
+                      "are at least this machine's cores, else loky")
+    choice = f" ({choice})" if choice else ""
+    if engine == "sequential":
+        return Plan("sequential", "candidates", f"{where}: in this process{choice}.",
+                    gather=inp.lazy, n_jobs=1, input=inp, compute=comp, predictions=preds)
+    if engine == "dask":
         slots = _slots(n_jobs, comp.worker_threads)
         return Plan(
             "dask", "candidates",
             f"{where}: candidates x folds run as Dask tasks on {comp.worker_threads} worker "
             "threads, data scattered to each worker once, folds sent as indices, inner "
-            "parallelism pinned to one thread per task.",
-            gather=inp.lazy, n_jobs=slots, input=inp, compute=comp,
+            f"parallelism pinned to one thread per task{choice}.",
+            gather=inp.lazy, n_jobs=slots, input=inp, compute=comp, predictions=preds,
         )
     slots = _slots(n_jobs, comp.local_cores)
     return Plan(
         "loky", "candidates",
         f"{where}: candidates x folds run on {slots} local loky processes, inner parallelism "
-        "pinned to one thread per fit.",
-        gather=inp.lazy, n_jobs=slots, input=inp, compute=comp,
+        f"pinned to one thread per fit{choice}.",
+        gather=inp.lazy, n_jobs=slots, input=inp, compute=comp, predictions=preds,
     )
 
 

@@ -64,6 +64,9 @@ class ComputeProfile:
         Scheduler address of the client in use, if any.
     n_workers, worker_threads, worker_memory_bytes : int
         Workers of that cluster, their total threads and total memory limit.
+    workers_share_cores : bool
+        The workers run on this machine (a loopback or in-process cluster): they share
+        its cores with this process and with local loky processes.
     """
 
     local_cores: int
@@ -72,6 +75,7 @@ class ComputeProfile:
     n_workers: int = 0
     worker_threads: int = 0
     worker_memory_bytes: int = 0
+    workers_share_cores: bool = False
 
     @property
     def has_cluster(self) -> bool:
@@ -162,9 +166,30 @@ def profile_compute(client=None) -> ComputeProfile:
         n_workers = len(workers)
         threads = sum(int(w.get("nthreads", 0)) for w in workers.values())
         memory = sum(int(w.get("memory_limit", 0) or 0) for w in workers.values())
+    addresses = list(info.get("workers") or ()) or [str(client.scheduler.address)]
     return ComputeProfile(
-        cores, avail, str(client.scheduler.address), n_workers, threads, memory
+        cores, avail, str(client.scheduler.address), n_workers, threads, memory,
+        workers_share_cores=all(_on_this_machine(a) for a in addresses),
     )
+
+
+def _on_this_machine(address: str) -> bool:
+    """Whether a Dask address ("tcp://127.0.0.1:8786", "inproc://...") is this machine."""
+    from distributed.comm import get_address_host, parse_address
+
+    if parse_address(address)[0] == "inproc":
+        return True
+    host = get_address_host(address)
+    return host in ("localhost", "::1") or host.startswith("127.") or host in _own_hosts()
+
+
+def _own_hosts() -> set[str]:
+    import socket
+
+    try:
+        return {socket.gethostname(), socket.gethostbyname(socket.gethostname())}
+    except OSError:  # pragma: no cover - no resolvable hostname
+        return set()
 
 
 def _accepts_n_workers(client) -> bool:

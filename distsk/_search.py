@@ -25,6 +25,7 @@ from ._checkpoint import Checkpoint
 from ._cluster import clone_sharing_client, portable_state, resolve_client
 from ._cluster_data import OnCluster, assemble_on_workers
 from ._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
+from ._cost import MODEL, traced_peak
 from ._estimator import (
     _blockwise,
     _current,
@@ -183,17 +184,19 @@ n_splits_, refit_time_, multimetric_
             ParameterSampler(self.param_distributions, self.n_iter, random_state=self.random_state)
         )
 
-    def _probe(self, X, y, candidate) -> float | None:
-        """Seconds one in-process fit of ``candidate`` takes (None if it fails)."""
+    def _probe(self, X, y, candidate) -> tuple[float | None, int | None]:
+        """Seconds and peak traced bytes of one in-process fit of ``candidate`` (None,
+        None if it fails); see ``distsk._cost``."""
         try:
             est = clone(self.estimator).set_params(**clone(candidate, safe=False))
-            with warnings.catch_warnings(), pinned():
+            with warnings.catch_warnings(), pinned(), traced_peak() as peak:
                 warnings.simplefilter("ignore")
                 start = time.perf_counter()
                 fit_estimator(est, X, y, {})
-                return time.perf_counter() - start
+                seconds = time.perf_counter() - start
+            return seconds, peak()
         except Exception:
-            return None
+            return None, None
 
     def fit(self, X, y=None, **params):
         """Run fit with all sets of parameters, on the engine the plan chooses.
@@ -230,15 +233,19 @@ n_splits_, refit_time_, multimetric_
                     X = assemble_on_workers(client, X, prof.kind)
                     _, y, params = gather_inputs(None, y, params)
                 else:
+                    started = time.perf_counter()
                     X, y, params = gather_inputs(X, y, params)
+                    MODEL.observe_transfer(prof.nbytes, time.perf_counter() - started)
         n_fits = len(candidates) * _n_splits_hint(self.cv)
-        probe = None
+        probe = probe_bytes = costs = None
         if (self.backend == "auto" and self.n_jobs != 1 and candidates
                 and self.checkpoint is None and not isinstance(X, OnCluster)):
-            probe = self._probe(X, y, candidates[0])
+            probe, probe_bytes = self._probe(X, y, candidates[0])
+            costs = MODEL.costs(client)  # overheads measured once per process
         plan = plan_search(
             prof, compute, backend=self.backend, n_jobs=self.n_jobs,
-            n_fits=n_fits, probe_seconds=probe, data=data,
+            n_fits=n_fits, probe_seconds=probe, data=data, probe_bytes=probe_bytes,
+            costs=costs,
         )
         if self.verbose > 0:
             print(f"[distsk] {plan}")
@@ -254,7 +261,10 @@ n_splits_, refit_time_, multimetric_
         self._engine.__enter__()
         try:
             with _current(client), progress_bar(self):  # verbose > 0: a live bar of the fits
+                started = time.perf_counter()
                 super().fit(X, y, **params)
+                spent = time.perf_counter() - started
+                spent -= self.__dict__.get("refit_time_", 0.0) if self.refit else 0.0
             n_run = self.n_splits_ * len(self.cv_results_.get("params", ()))
             if n_run and not engine.n_registered:
                 raise RuntimeError(_BYPASSED.format(n_run=n_run, executor=plan.executor))
@@ -265,7 +275,13 @@ n_splits_, refit_time_, multimetric_
             if isinstance(X, OnCluster):
                 X.future.release()
             engine.close()
-        self.plan_ = plan
+        # The actual time beside the prediction; a prediction > 2x off corrects the model
+        # (compared for the fits run, after sharing; not for halving's growing rounds).
+        self.plan_, note = MODEL.learn(
+            plan, spent, share=engine.n_fits / n_fits if n_fits else 1.0,
+            calibrate=type(engine) is SearchEngine)
+        if note and self.verbose > 0:
+            print(f"[distsk] cost model: {note}")
         self.n_fits_performed_ = engine.n_fits
         self.n_fits_resumed_ = engine.n_resumed
         self._n_speculated = engine.n_speculated  # straggling units run a second time

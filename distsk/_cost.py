@@ -1,0 +1,455 @@
+"""The cost model behind ``backend="auto"``: predicted seconds and peak memory per engine.
+
+Two halves, kept apart so that planning stays pure:
+
+* :func:`predict_search` and :func:`predict_fit` are pure functions of facts gathered
+  before planning (the probe fit, the compute profile, and a :class:`Costs` snapshot:
+  per-task overheads measured once per process, whether the loky pool is warm, the
+  bandwidth seen, and the corrections learned so far). ``_planning`` calls them.
+* :data:`MODEL` is this process's record: :meth:`_Model.costs` measures what is not
+  measured yet (cheap: a few no-op tasks) and returns the snapshot; :meth:`_Model.learn`
+  compares a finished fit's actual time with its prediction and, when they differ by
+  more than :data:`WRONG_BY`, corrects that engine's predictions for the rest of the
+  process.
+
+The default constants were measured on the project's 2-core benchmark machine
+(``docs/how_distsk_decides.rst`` lists them); measurements replace them as they come.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+from ._profile import ComputeProfile, InputProfile, format_bytes
+
+__all__ = [
+    "Costs", "Prediction", "MODEL", "predict_search", "predict_fit", "fit_work_key",
+    "WRONG_BY", "cheapest", "traced_peak",
+]
+
+#: Seconds to start a cold loky pool of two processes (measured: 0.9 s on 2 cores).
+LOKY_START_SECONDS = 0.9
+#: Fixed seconds of one parallel search on a warm loky pool / on a Dask cluster beyond
+#: its fits (runner set-up, first dispatch, result gathering), and per unit of work.
+#: Measured: 100 fits of 1.9 ms ran in 0.17 s on 2 warm loky slots, 0.24 s on 2 Dask
+#: worker threads, 0.19 s in process.
+LOKY_FIXED_SECONDS = 0.06
+LOKY_TASK_SECONDS = 0.002
+DASK_FIXED_SECONDS = 0.1
+DASK_TASK_SECONDS = 0.004
+#: Bytes per second into local worker processes (pickling or memory-mapping) and to
+#: Dask workers (replaced by the bandwidth seen when distsk gathers dask input).
+LOCAL_BANDWIDTH = 1e9
+NETWORK_BANDWIDTH = 2e8
+#: A fit holds its training rows (a copy of up to all of X) besides the probe's peak.
+FIT_DATA_COPIES = 1
+#: A prediction off by more than this factor (either way) corrects its engine.
+WRONG_BY = 2.0
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What the cost model knows, as a snapshot (inputs to the pure planner).
+
+    Attributes
+    ----------
+    loky_workers : int
+        Live processes of joblib's reusable loky pool (0: a parallel search starts it).
+    loky_fixed_seconds, loky_task_seconds : float
+        Fixed cost of one search on a warm loky pool and cost of one unit of work.
+    dask_fixed_seconds, dask_task_seconds : float
+        The same for the Dask cluster in use.
+    bandwidth : float
+        Bytes per second to Dask workers (seen, or the default).
+    scale : tuple of ((scope, engine), factor)
+        Corrections learned from predictions more than ``WRONG_BY`` off, for searches
+        (scope "search") and single fits ("fit") apart.
+    fit_rates : tuple of (key, seconds per unit)
+        Single-core fit seconds per byte of input (per tree and byte for forests), by
+        estimator type, from fits timed in this process.
+    measured : tuple of str
+        Which of the above were measured rather than defaults.
+    """
+
+    loky_workers: int = 0
+    loky_fixed_seconds: float = LOKY_FIXED_SECONDS
+    loky_task_seconds: float = LOKY_TASK_SECONDS
+    dask_fixed_seconds: float = DASK_FIXED_SECONDS
+    dask_task_seconds: float = DASK_TASK_SECONDS
+    bandwidth: float = NETWORK_BANDWIDTH
+    scale: tuple = ()
+    fit_rates: tuple = ()
+    measured: tuple = ()
+
+    def factor(self, engine: str, scope: str = "search") -> float:
+        """The learned correction of ``engine``'s predictions for searches ("search")
+        or single fits ("fit")."""
+        return dict(self.scale).get((scope, engine), 1.0)
+
+    def fit_rate(self, key) -> float | None:
+        return dict(self.fit_rates).get(key)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One engine's predicted time and peak memory for the work of a plan.
+
+    ``seconds`` is None when the work's duration is unknown (no probe, no earlier fit).
+    ``fits_memory`` is False when ``peak_bytes`` exceeds ``room_bytes``, the memory there
+    is where it would run (this process, a loky process's share, one Dask worker).
+    ``actual_seconds`` is filled in after the fit, for the engine that ran it.
+    """
+
+    engine: str
+    seconds: float | None
+    detail: str = ""
+    peak_bytes: int | None = None
+    room_bytes: int | None = None
+    actual_seconds: float | None = None
+
+    @property
+    def fits_memory(self) -> bool:
+        return self.peak_bytes is None or self.room_bytes is None or (
+            self.peak_bytes <= self.room_bytes)
+
+    def __str__(self) -> str:
+        text = f"{self.engine} {_secs(self.seconds)}"
+        if self.detail:
+            text += f" ({self.detail})"
+        if not self.fits_memory:
+            text += (f", excluded: predicted peak {format_bytes(self.peak_bytes)} over the "
+                     f"{format_bytes(self.room_bytes)} there")
+        if self.actual_seconds is not None:
+            text += f", actual {_secs(self.actual_seconds)}"
+        return text
+
+
+def _secs(s: float | None) -> str:
+    if s is None:
+        return "unknown"
+    return f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def _units(n_fits: int, slots: int) -> int:
+    """Units of work the search engine makes of ``n_fits`` small fits on ``slots``
+    (guided self-scheduling: each batch at most 1/(2 x slots) of the fits left)."""
+    if n_fits <= 2 * slots:
+        return n_fits
+    return min(n_fits, math.ceil(2 * slots * (1 + math.log(n_fits / (2 * slots)))))
+
+
+def cluster_slots(comp: ComputeProfile) -> int:
+    """Worker threads that run at once: on this machine, no more than its cores."""
+    if comp.workers_share_cores:
+        return max(1, min(comp.worker_threads, comp.local_cores))
+    return max(1, comp.worker_threads)
+
+
+def predict_search(
+    inp: InputProfile,
+    comp: ComputeProfile,
+    costs: Costs,
+    *,
+    n_fits: int,
+    probe_seconds: float,
+    probe_bytes: int | None,
+    loky_slots: int,
+    dask_slots: int | None,
+    data_on_workers: bool = False,
+) -> tuple[Prediction, ...]:
+    """Predicted time and peak memory of a search's fits on each engine that can run it.
+
+    Work: ``n_fits`` x the probe fit's seconds. In process: the work, one fit at a time.
+    loky: the work over its slots (no more than the cores), the pool's start when it is
+    cold, a fixed cost, one task cost per unit, and the data copied into each process.
+    Dask (when a cluster is in use): the work over the worker threads that run at once,
+    a fixed cost, task costs, and the data sent to each worker at the bandwidth seen.
+    """
+    nbytes = inp.nbytes or 0
+    work = n_fits * probe_seconds
+    per_fit = (probe_bytes or 0) + FIT_DATA_COPIES * nbytes
+    out = [Prediction(
+        "sequential", work * costs.factor("sequential"),
+        f"{n_fits} fits x {_secs(probe_seconds)}",
+        peak_bytes=nbytes + per_fit, room_bytes=comp.local_available_bytes,
+    )]
+    s = max(1, min(loky_slots, n_fits))
+    running = min(s, comp.local_cores)
+    units = _units(n_fits, s)
+    start = LOKY_START_SECONDS * max(0, s - costs.loky_workers) / s
+    move = nbytes * s / LOCAL_BANDWIDTH
+    loky = (work / running + start + costs.loky_fixed_seconds
+            + units * costs.loky_task_seconds / running + move)
+    parts = [f"{n_fits} fits on {running} processes"]
+    if start:
+        parts.append(f"{_secs(start)} to start the pool")
+    parts.append(f"{units} tasks")
+    if move >= 1e-3:
+        parts.append(f"{_secs(move)} to copy the data")
+    out.append(Prediction(
+        "loky", loky * costs.factor("loky"), ", ".join(parts),
+        # The data are memory-mapped (shared) across the processes; each fit's copies
+        # and the probe's peak are per process.
+        peak_bytes=nbytes + s * per_fit, room_bytes=comp.local_available_bytes,
+    ))
+    if comp.has_cluster and dask_slots is not None:
+        d = max(1, min(dask_slots, n_fits))
+        running = min(d, cluster_slots(comp))
+        units = _units(n_fits, d)
+        move = 0.0 if data_on_workers else nbytes * comp.n_workers / costs.bandwidth
+        dask = (work / running + costs.dask_fixed_seconds
+                + units * costs.dask_task_seconds / running + move)
+        parts = [f"{n_fits} fits on {running} worker threads"]
+        if comp.workers_share_cores:
+            parts[0] += " (workers on this machine share its cores)"
+        parts.append(f"{units} tasks")
+        if move >= 1e-3:
+            parts.append(f"{_secs(move)} to send the data to {comp.n_workers} workers")
+        per_worker = comp.worker_memory_bytes // max(1, comp.n_workers)
+        threads = max(1, comp.worker_threads // max(1, comp.n_workers))
+        out.append(Prediction(
+            "dask", dask * costs.factor("dask"), ", ".join(parts),
+            peak_bytes=nbytes + threads * per_fit, room_bytes=per_worker or None,
+        ))
+    return tuple(out)
+
+
+def fit_work_key(estimator, kind: str | None) -> tuple[str, bool]:
+    """What fit times are learned by: the estimator's type, and whether it is a forest
+    (``kind`` is ``_planning.parallel_kind``'s answer; a forest's work grows with its
+    number of trees)."""
+    return type(estimator).__qualname__, kind == "forest"
+
+
+def fit_work_seconds(estimator, kind, inp: InputProfile, costs: Costs) -> float | None:
+    """Single-core seconds of ``estimator.fit`` on ``inp``, from fits timed earlier."""
+    key = fit_work_key(estimator, kind)
+    rate = costs.fit_rate(key)
+    if rate is None or not inp.nbytes:
+        return None
+    return rate * inp.nbytes * (_trees(estimator) if key[1] else 1)
+
+
+def _trees(estimator) -> int:
+    return int(estimator.get_params().get("n_estimators", 100))
+
+
+def predict_fit(estimator, kind, inp: InputProfile, comp: ComputeProfile, costs: Costs, *,
+                local_jobs: int, cluster_jobs: int | None) -> tuple[Prediction, ...]:
+    """Predicted time of one fit in this process (with ``local_jobs`` parallel slots,
+    threads or processes as the estimator prefers) and on the cluster (split into
+    ``cluster_jobs`` tasks), from the single-core time of earlier fits of its type."""
+    work = fit_work_seconds(estimator, kind, inp, costs)
+    nbytes = inp.nbytes or 0
+    running = max(1, min(local_jobs, comp.local_cores))
+    local = None if work is None else work / running
+    name = "loky" if local_jobs > 1 else "sequential"
+    out = [Prediction(
+        name, None if local is None else local * costs.factor(name, "fit"),
+        "no fit of this estimator type timed in this process yet" if work is None else
+        f"{_secs(work)} of work on {running} cores",
+        peak_bytes=2 * nbytes, room_bytes=comp.local_available_bytes,
+    )]
+    if comp.has_cluster and cluster_jobs:
+        running = max(1, min(cluster_jobs, cluster_slots(comp)))
+        move = nbytes * comp.n_workers / costs.bandwidth
+        dask = None if work is None else (
+            work / running + costs.dask_fixed_seconds
+            + cluster_jobs * costs.dask_task_seconds / running + move)
+        per_worker = comp.worker_memory_bytes // max(1, comp.n_workers)
+        out.append(Prediction(
+            "dask", None if dask is None else dask * costs.factor("dask", "fit"),
+            "no fit of this estimator type timed in this process yet" if work is None else
+            f"{_secs(work)} of work on {running} worker threads, {_secs(move)} to send "
+            f"the data to {comp.n_workers} workers",
+            peak_bytes=2 * nbytes, room_bytes=per_worker or None,
+        ))
+    return tuple(out)
+
+
+def cheapest(predictions) -> Prediction | None:
+    """The fastest prediction that fits in memory (None if none is known and fits)."""
+    known = [p for p in predictions if p.seconds is not None and p.fits_memory]
+    return min(known, key=lambda p: p.seconds) if known else None
+
+
+@contextlib.contextmanager
+def traced_peak():
+    """Peak bytes allocated (Python objects and numpy buffers, as traced by
+    ``tracemalloc``) inside the block, above what was held at its start: yields a
+    function returning it. C libraries allocating on their own (a tree's nodes) are not
+    traced, so it is a lower bound; the cost model adds the fit's copy of its rows."""
+    import tracemalloc
+
+    already = tracemalloc.is_tracing()
+    if not already:
+        tracemalloc.start(1)
+    base = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    result = [None]
+    try:
+        yield lambda: result[0]
+    finally:
+        result[0] = max(0, tracemalloc.get_traced_memory()[1] - base)
+        if not already:
+            tracemalloc.stop()
+
+
+# ------------------------------------------------------------------ the process's record
+@dataclass
+class _Model:
+    """This process's measurements and corrections (thread-safe)."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _loky: tuple[float, float] | None = None
+    _dask: dict = field(default_factory=dict)
+    _bandwidth: float | None = None
+    _scale: dict = field(default_factory=dict)
+    _rates: dict = field(default_factory=dict)
+    log: list = field(default_factory=list)
+
+    def costs(self, client=None, *, measure: bool = True) -> Costs:
+        """The snapshot to plan with; measures overheads not measured yet when
+        ``measure`` (a loky pool only when it is already warm: measuring a cold one would
+        start it; a Dask cluster's once per scheduler)."""
+        from ._compat import loky_workers
+
+        warm = loky_workers()
+        measured = []
+        if measure and self._loky is None and warm:
+            self._loky = _measure_loky(warm)
+        if measure and client is not None and _address(client) not in self._dask:
+            with _quiet():
+                self._dask[_address(client)] = _measure_dask(client)
+        c = Costs(loky_workers=warm)
+        if self._loky is not None:
+            c = replace(c, loky_fixed_seconds=self._loky[0], loky_task_seconds=self._loky[1])
+            measured.append("loky overheads")
+        if client is not None and _address(client) in self._dask:
+            fixed, task = self._dask[_address(client)]
+            c = replace(c, dask_fixed_seconds=fixed, dask_task_seconds=task)
+            measured.append("Dask overheads")
+        if self._bandwidth is not None:
+            c = replace(c, bandwidth=self._bandwidth)
+            measured.append("bandwidth")
+        with self._lock:
+            return replace(c, scale=tuple(self._scale.items()),
+                           fit_rates=tuple(self._rates.items()), measured=tuple(measured))
+
+    def observe_transfer(self, nbytes: int | None, seconds: float) -> None:
+        """Bytes moved from Dask workers to this process in ``seconds`` (a gather)."""
+        if nbytes and seconds > 0 and nbytes >= 1_000_000:
+            seen = nbytes / seconds
+            with self._lock:
+                self._bandwidth = seen if self._bandwidth is None else (
+                    0.5 * (self._bandwidth + seen))
+
+    def learn(self, plan, actual_seconds: float, *, share: float = 1.0,
+              calibrate: bool = True) -> tuple[object, str | None]:
+        """The plan with the actual time beside its prediction, and a note when the
+        prediction was more than ``WRONG_BY`` off (that engine's later predictions are
+        scaled by the error, for the rest of the process).
+
+        ``share``: the part of the predicted fits that were run (a search that shares
+        work runs fewer); the prediction is compared after scaling by it. ``calibrate``
+        False records the actual time only (work the probe cannot predict).
+        """
+        preds = list(plan.predictions)
+        note = None
+        for i, p in enumerate(preds):
+            if p.engine != plan.executor:
+                continue
+            preds[i] = replace(p, actual_seconds=actual_seconds)
+            if calibrate and p.seconds and actual_seconds > 0 and share > 0:
+                ratio = actual_seconds / (p.seconds * share)
+                if ratio > WRONG_BY or ratio < 1 / WRONG_BY:
+                    key = ("search" if plan.strategy == "candidates" else "fit", p.engine)
+                    with self._lock:
+                        old = self._scale.get(key, 1.0)
+                        self._scale[key] = new = old * ratio
+                    note = (f"{key[1]} ({key[0]}) predicted {_secs(p.seconds * share)}, took "
+                            f"{_secs(actual_seconds)} ({ratio:.2f}x): its predictions are "
+                            f"scaled by {new:.2f} from now on in this process")
+                    self.log.append(note)
+            break
+        return replace(plan, predictions=tuple(preds), actual_seconds=actual_seconds), note
+
+    def learn_fit_rate(self, estimator, kind, plan, seconds: float) -> None:
+        """Single-core work of a timed fit, per byte (per tree and byte for forests);
+        ``kind`` is ``_planning.parallel_kind(estimator)``."""
+        inp = plan.input
+        if inp is None or not inp.nbytes or seconds <= 0:
+            return
+        key = fit_work_key(estimator, kind)
+        slots = int(plan.n_jobs or 1)
+        if slots < 0:  # joblib's -1: every core
+            slots = max(1, (plan.compute.local_cores if plan.compute else 1) + 1 + slots)
+        if plan.executor == "dask" and plan.compute is not None:
+            slots = min(slots, cluster_slots(plan.compute))
+        elif plan.compute is not None:
+            slots = min(slots, plan.compute.local_cores)
+        if kind is None:
+            slots = 1
+        rate = seconds * slots / inp.nbytes / (_trees(estimator) if key[1] else 1)
+        with self._lock:
+            old = self._rates.get(key)
+            self._rates[key] = rate if old is None else 0.5 * (old + rate)
+
+    def reset(self) -> None:
+        """Forget everything measured and learned (tests)."""
+        with self._lock:
+            self._loky, self._bandwidth = None, None
+            self._dask.clear(), self._scale.clear(), self._rates.clear(), self.log.clear()
+
+
+MODEL = _Model()
+
+
+def _address(client) -> str:
+    return str(client.scheduler.address)
+
+
+def _noop(*_):
+    return None
+
+
+def _measure_loky(workers: int) -> tuple[float, float]:
+    """(fixed, per task) seconds of joblib's warm loky pool: one no-op round trip, then
+    ``4 x workers`` no-ops."""
+    from joblib import Parallel, delayed
+
+    n = 4 * workers
+    start = time.perf_counter()
+    Parallel(n_jobs=workers)(delayed(_noop)() for _ in range(1))
+    one = time.perf_counter() - start
+    start = time.perf_counter()
+    Parallel(n_jobs=workers, batch_size=1)(delayed(_noop)() for _ in range(n))
+    many = time.perf_counter() - start
+    return one, max(0.0, (many - one) * workers / (n - 1))
+
+
+def _measure_dask(client) -> tuple[float, float]:
+    """(fixed, per task) seconds of the cluster: one no-op task's round trip, then
+    ``4 x threads`` no-op tasks at once."""
+    threads = max(1, sum(client.nthreads().values()))
+    start = time.perf_counter()
+    client.submit(_noop, pure=False).result()
+    one = time.perf_counter() - start
+    n = 4 * threads
+    start = time.perf_counter()
+    client.gather(client.map(_noop, range(n), pure=False))
+    many = time.perf_counter() - start
+    return one, max(0.0, (many - one) * threads / (n - 1))
+
+
+@contextlib.contextmanager
+def _quiet():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
