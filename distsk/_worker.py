@@ -21,6 +21,7 @@ import os
 import pickle
 import sys
 import threading
+import time
 import warnings
 from typing import NamedTuple
 
@@ -183,9 +184,114 @@ def run_unit_on_worker(kind, tasks, capture_stdout, topic):
         transport._message_consumers = _ForwardingConsumers(transport._message_consumers)
     _current.topic, _current.sent = topic, 0
     try:
-        return run_unit_remote(kind, tasks, capture_stdout)._replace(events_sent=_current.sent)
+        if kind == "single" and len(tasks) > 1:
+            outcome = _run_fits_kept(tasks, capture_stdout, topic)
+        else:
+            outcome = run_unit_remote(kind, tasks, capture_stdout)
+        return outcome._replace(events_sent=_current.sent)
     finally:
         _current.topic = None
+
+
+#: Seconds a batch waits for the scheduler to say which of its fits are already done.
+KEPT_TIMEOUT = 10.0
+#: A finished fit whose result pickles larger than this (say, with a fitted estimator
+#: in it) is not kept on the scheduler: a re-run fits it again.
+KEPT_MAX_BYTES = 64_000
+
+
+def _kept_path(topic):
+    from distributed import get_worker
+
+    return ["distsk-fits", topic, str(get_worker().get_current_task())]
+
+
+def _run_fits_kept(tasks, capture_stdout, topic) -> UnitResult:
+    """A batch of independent fits whose finished fits outlive their worker.
+
+    Distributed re-runs elsewhere the tasks still running on a worker that leaves --
+    gracefully retired ones too (its retirement waits for data to be copied, not for
+    tasks to finish). So each fit of the batch but the last is kept on the scheduler
+    (its task metadata, one small message) as it ends, and a re-run of the batch takes
+    those results from there instead of fitting again: no finished fit runs twice. A
+    fit still running when its worker leaves starts again. The batch's entry is dropped
+    when it ends; the runner drops the search's at its end.
+    """
+    from distributed import get_worker
+    from distributed.utils import sync
+
+    from ._fit_call import FitCall
+
+    worker, path = get_worker(), _kept_path(topic)
+    try:
+        kept = sync(worker.loop, worker.scheduler.get_metadata, keys=path, default=None,
+                    callback_timeout=KEPT_TIMEOUT) or {}
+    except Exception:  # the scheduler is unreachable: fit everything, as without this
+        kept = {}
+    out = io.StringIO()
+    redirect = contextlib.redirect_stdout(out) if capture_stdout else contextlib.nullcontext()
+    results, recorded = [], []
+    with redirect, warnings.catch_warnings(record=True) as caught, pinned():
+        warnings.simplefilter("always")
+        for i, item in enumerate(tasks):
+            if i and not _wanted(worker, path[-1]):
+                raise Abandoned(f"batch {path[-1]} stopped after {i} fits: its worker is "
+                                "leaving or its task was cancelled")
+            if str(i) in kept:
+                result, fit_warnings, printed = pickle.loads(kept[str(i)])
+                out.write(printed)
+            else:
+                mark, start = len(caught), out.tell()
+                result = FitCall.of(item).run()
+                fit_warnings = [(w.message, w.category) for w in caught[mark:]]
+                if i < len(tasks) - 1:
+                    _keep(worker, [*path, str(i)],
+                          (result, fit_warnings, out.getvalue()[start:]))
+            results.append(result)
+            recorded.extend(fit_warnings)
+    worker.loop.add_callback(_forget, worker, path)
+    return UnitResult(results, len(tasks), recorded, out.getvalue())
+
+
+class Abandoned(Exception):
+    """A batch stopped between two fits because nobody will take its result."""
+
+
+def _wanted(worker, key) -> bool:
+    """Whether a batch should start its next fit.
+
+    Not once its worker is leaving (it would go on fitting until the process ends,
+    while distributed re-runs the batch elsewhere) or its task was cancelled (a
+    straggler's copy that lost). While the worker is being retired the batch waits: the
+    retirement may still be called off (no other worker to take its data).
+    """
+    from distributed.core import Status
+
+    while worker.status == Status.closing_gracefully:
+        time.sleep(0.02)
+    if worker.status not in (Status.running, Status.paused):
+        return False
+    task = worker.state.tasks.get(key)
+    return task is not None and task.state not in ("cancelled", "released", "forgotten")
+
+
+def _keep(worker, path, outcome):
+    try:
+        blob = pickle.dumps(outcome)
+    except Exception:
+        return
+    if len(blob) <= KEPT_MAX_BYTES:
+        # Sent without waiting: the fits go on while the message travels.
+        worker.loop.add_callback(_set_metadata, worker, path, blob)
+
+
+async def _set_metadata(worker, path, value):
+    with contextlib.suppress(Exception):  # not kept: a re-run would fit it again
+        await worker.scheduler.set_metadata(keys=path, value=value)
+
+
+async def _forget(worker, path):
+    await _set_metadata(worker, path, None)
 
 
 def run_unit_isolated(kind, tasks, capture_stdout, topic):

@@ -138,10 +138,16 @@ def test_a_worker_retired_mid_search_loses_no_result(cluster, tmp_path):
     assert n_started >= 40 + 1  # every (candidate, fold), and the refit
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "distributed's retire_workers reschedules the tasks still running on the retired "
-    "worker, so the fits of those units start again elsewhere (measured: 6 of 40); "
-    "exactly-once needs per-fit results streamed from workers (see docs/scaling.rst)"))
-def test_a_worker_retired_mid_search_runs_no_fit_twice(cluster, tmp_path):
-    _, _, n_started = _search_retiring_a_worker(cluster, tmp_path)
-    assert n_started == 40 + 1
+def test_a_worker_retired_mid_search_runs_no_finished_fit_twice(cluster, tmp_path):
+    # Distributed re-runs elsewhere the tasks still running on a retired worker: the
+    # fits its batch had finished come back from the scheduler instead of running again
+    # (measured before: 6 of 40 fits started twice). The fit running at that moment
+    # (one: the retired worker has one thread) starts again; distributed closes a
+    # retiring worker once its data are copied, without waiting for running tasks.
+    search, _, n_started = _search_retiring_a_worker(cluster, tmp_path)
+    repeated = n_started - (40 + 1)
+    assert 0 <= repeated <= 1, f"{repeated} fits started twice"
+    assert search.n_fits_performed_ == 40
+    with _client(cluster) as client:  # nothing kept on the scheduler after the search
+        left = client.get_metadata(["distsk-fits"], default={})
+        assert all(v is None for v in left.values()), left

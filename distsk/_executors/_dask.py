@@ -556,6 +556,11 @@ class DaskRunner(Runner):
         with contextlib.suppress(Exception):
             self.client.unsubscribe_topic(self._topic)
         self.cancel()
+        if self.client.status == "running":
+            # The fits workers kept on the scheduler for re-runs (_worker._run_fits_kept).
+            with contextlib.suppress(Exception):
+                _bounded(functools.partial(self.client.set_metadata,
+                                           ["distsk-fits", self._topic], None), 5.0)
         with self._lock:
             scattered, self._scattered = [f for _, f in self._scattered.values()], {}
             self._small = {}
