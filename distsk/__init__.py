@@ -26,7 +26,23 @@ _LAZY = {
     "DistributedSearchCV": "._search",
     "Plan": "._planning",
     "explain": "._estimator",
+    "parallel_backend": "._joblib_backend",
 }
+
+
+def _make_joblib_backend(**options):
+    # Imported when the backend is first used, not at ``import distsk`` (as _LAZY).
+    return _importlib.import_module("._joblib_backend", __name__).DistskBackend(**options)
+
+
+def _register_joblib_backend():
+    """``joblib.parallel_config(backend="distsk")`` works once distsk is imported."""
+    from joblib import register_parallel_backend
+
+    register_parallel_backend("distsk", _make_joblib_backend)
+
+
+_register_joblib_backend()
 
 
 def __getattr__(name):
@@ -54,4 +70,5 @@ __all__ = [
     "Plan",
     "__version__",
     "explain",
+    "parallel_backend",
 ]

@@ -77,7 +77,16 @@ except ImportError:  # pragma: no cover - joblib < 1.5
 # loops sequentially), and the loky backend whose worker environment (thread limits)
 # the loky search runner reuses (``_prepare_worker_env``). joblib._parallel_backends,
 # since 0.12.
-from joblib._parallel_backends import LokyBackend, SequentialBackend
+# The "distsk" joblib backend (``_joblib_backend``) hands each Parallel call a fresh
+# backend of its own by raising ``FallbackToBackend`` from ``configure`` (joblib then
+# configures that one instead), and runs work written for threads (a forest's per-tree
+# jobs) on joblib's ``ThreadingBackend``. joblib._parallel_backends, since 0.12.
+from joblib._parallel_backends import (
+    FallbackToBackend,
+    LokyBackend,
+    SequentialBackend,
+    ThreadingBackend,
+)
 
 # joblib's shared, reusable loky executor with memory-mapping of large arrays: the loky
 # search runner submits its units there, so sklearn's own n_jobs and distsk share one
@@ -132,6 +141,7 @@ def dask_glm_lbfgs_without_iprint() -> None:
 
 __all__ = [
     "BaseSearchCV",
+    "FallbackToBackend",
     "HalvingGridSearchCV",
     "HalvingRandomSearchCV",
     "HasMethods",
@@ -140,6 +150,7 @@ __all__ = [
     "ParallelBackendBase",
     "SequentialBackend",
     "StrOptions",
+    "ThreadingBackend",
     "_MultimetricScorer",
     "_num_samples",
     "_PassthroughScorer",

@@ -1,0 +1,318 @@
+"""The joblib backend "distsk": distsk's engine under code that cannot be changed.
+
+``import distsk`` registers it; ``with joblib.parallel_config(backend="distsk"):`` around
+unchanged sklearn code (``GridSearchCV``, ``cross_validate``, ``permutation_importance``,
+...) hands each of sklearn's ``Parallel`` calls to the same :class:`SearchEngine` that
+``DistributedSearchCV`` uses, on the runner a plan chooses (in process, loky, Dask).
+Calls are collected, as the search's collector does, then run when joblib first asks
+for a result: ``_fit_and_score`` calls as fits (batched, prefixes and ensemble sizes
+shared where exact, checkpointed when asked); any other call whole, as a single unit.
+A ``Parallel`` that asks for threads (a forest's per-tree jobs) or returns a generator
+is handed to joblib's own local backend, so nested work never becomes one cluster task
+per tree and a generator stays lazy.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from typing import Any
+
+from ._compat import (
+    FallbackToBackend,
+    LokyBackend,
+    ParallelBackendBase,
+    SequentialBackend,
+    ThreadingBackend,
+    _fit_and_score,
+)
+
+__all__ = ["DistskBackend", "parallel_backend", "register"]
+
+#: The ``engine=`` values: where the collected calls run.
+ENGINE_OPTIONS = ("auto", "sequential", "loky", "dask")
+
+
+def _unwrapped(func):
+    # sklearn's ``delayed`` wraps the function in a callable that carries the caller's
+    # sklearn config and warning filters; ``functools.update_wrapper`` names the original.
+    return getattr(func, "__wrapped__", func)
+
+
+def _is_fit(item) -> bool:
+    return _unwrapped(item[0]) is _fit_and_score
+
+
+def _call_plain(func, /, *args, **kwargs) -> dict:
+    """Run a call that is not a fit, boxed in a dict the engine can fill and store."""
+    return {"value": func(*args, **kwargs)}
+
+
+class DistskBackend(ParallelBackendBase):
+    """joblib backend ``"distsk"``: sklearn's parallel calls run on distsk's engine.
+
+    Selected with ``joblib.parallel_config(backend="distsk", engine=..., client=...,
+    checkpoint=...)`` or :func:`distsk.parallel_backend`. It is a dispatcher: for each
+    ``Parallel`` call it hands joblib a fresh backend of its own (joblib's
+    ``FallbackToBackend``), so nested and successive calls never share state.
+
+    Parameters
+    ----------
+    engine : {"auto", "sequential", "loky", "dask"}, default="auto"
+        Where the calls run, as ``DistributedSearchCV``'s ``backend``.
+    client : None, distributed.Client or str, default=None
+        The cluster for ``engine`` "auto" or "dask" (None: the active client).
+    checkpoint : str or path-like, default=None
+        SQLite file keeping each finished ``_fit_and_score`` result.
+    """
+
+    default_n_jobs = -1  # n_jobs=None means every core or worker thread, as "dask"'s
+    supports_retrieve_callback = False
+    supports_timeout = False
+    # Generators are handed to joblib's local backend in ``configure``; joblib refuses
+    # return_as="generator" before that unless the flag is set here.
+    supports_return_generator = True
+
+    def __init__(self, engine: str = "auto", client=None, checkpoint=None,
+                 nesting_level=None, **kwargs):
+        super().__init__(nesting_level=nesting_level, **kwargs)
+        if engine not in ENGINE_OPTIONS:
+            raise ValueError(
+                f"The distsk joblib backend's engine must be one of {ENGINE_OPTIONS}; got "
+                f"{engine!r}. Pass for example parallel_config(backend='distsk', "
+                "engine='loky')."
+            )
+        if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+            raise TypeError(
+                f"checkpoint must be None, a str or a path-like; got "
+                f"{type(checkpoint).__name__}: {checkpoint!r}."
+            )
+        self.engine, self.client, self.checkpoint = engine, client, checkpoint
+
+    def effective_n_jobs(self, n_jobs):
+        if n_jobs == 0:
+            raise ValueError("n_jobs == 0 in Parallel has no meaning")
+        if n_jobs == 1 or self.engine == "sequential":
+            return 1
+        if n_jobs is None or n_jobs < 0:
+            return max(2, os.cpu_count() or 1)
+        return n_jobs
+
+    def configure(self, n_jobs=1, parallel=None, prefer=None, require=None, **kwargs):
+        level = self.nesting_level or 0
+        if parallel is not None and getattr(parallel, "return_generator", False):
+            # Results are yielded as they come: joblib's own local backend keeps that
+            # promise (the engine runs a whole Parallel call at once).
+            local = SequentialBackend if self.engine == "sequential" else LokyBackend
+            raise FallbackToBackend(local(nesting_level=level))
+        if prefer == "threads" or require == "sharedmem":
+            # Work written for threads (a forest's per-tree jobs): on threads here, as
+            # joblib's default would run it; never one cluster task per tree.
+            local = SequentialBackend if self.engine == "sequential" else ThreadingBackend
+            raise FallbackToBackend(local(nesting_level=level))
+        raise FallbackToBackend(_EngineCall(self, nesting_level=level))
+
+    def submit(self, func, callback=None):  # pragma: no cover - configure always falls back
+        raise RuntimeError("the distsk backend hands every Parallel call to another backend")
+
+
+class _Job:
+    """What ``submit`` returns: one joblib batch, filled when the engine has run."""
+
+    __slots__ = ("results", "error")
+
+    def __init__(self):
+        self.results: list | None = None
+        self.error: BaseException | None = None
+
+
+class _EngineCall(ParallelBackendBase):
+    """The backend of one ``Parallel`` call: collects its calls, runs them on the engine.
+
+    ``submit`` only collects; the first ``retrieve_result`` (joblib asks for results in
+    order, in the caller's thread, since ``supports_retrieve_callback`` is False) runs
+    everything collected so far as one engine run, so fits share and batch as in a
+    search. Exceptions reach joblib unchanged, which re-raises them to the caller.
+    """
+
+    supports_retrieve_callback = False
+    supports_timeout = False
+
+    def __init__(self, dispatcher: DistskBackend, nesting_level=None):
+        super().__init__(nesting_level=nesting_level)
+        self.options = dispatcher
+        self._runner = None
+        self._plan = None
+        self._pending: list = []
+        self._callbacks: collections.deque = collections.deque()
+        self._draining = False
+        self.n_jobs = None
+
+    def effective_n_jobs(self, n_jobs):
+        if n_jobs == 0:
+            raise ValueError("n_jobs == 0 in Parallel has no meaning")
+        if n_jobs == 1:
+            return 1  # sklearn's "no parallelism": joblib runs the calls itself, here
+        # Never 1 otherwise, even for engine="sequential": joblib would then bypass the
+        # engine (no checkpoint). The engine's plan decides the real number of slots.
+        return max(2, n_jobs if n_jobs is not None and n_jobs > 0 else os.cpu_count() or 2)
+
+    def configure(self, n_jobs=1, parallel=None, **kwargs):
+        self.parallel = parallel
+        self.n_jobs = n_jobs
+        return self.effective_n_jobs(n_jobs)
+
+    def compute_batch_size(self):
+        return 1_000_000  # collect everything in a few joblib batches
+
+    def start_call(self):
+        self._pending = []
+
+    def submit(self, func, callback=None):
+        job = _Job()
+        self._pending.append((job, list(func.items)))
+        if callback is None:
+            return job
+        # The completion callback dispatches the next batch, which calls submit again:
+        # queued and run by the outermost submit, not nested (see CollectorBackend).
+        self._callbacks.append((callback, job))
+        if not self._draining:
+            self._draining = True
+            try:
+                while self._callbacks:
+                    done, result = self._callbacks.popleft()
+                    done(result)
+            finally:
+                self._draining = False
+        return job
+
+    def retrieve_result(self, job, timeout=None):
+        if job.results is None and job.error is None:
+            self._run_pending()
+        if job.error is not None:
+            raise job.error
+        return job.results
+
+    def _run_pending(self):
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        items = [item for _, batch in pending for item in batch]
+        fits = all(_is_fit(item) for item in items)
+        if not fits:
+            items = [(_call_plain, (func, *args), kwargs) for func, args, kwargs in items]
+        try:
+            results = self._run(items, fits)
+        except BaseException as exc:
+            for job, _ in pending:
+                job.error = exc
+            return
+        start = 0
+        for job, batch in pending:
+            chunk = results[start:start + len(batch)]
+            start += len(batch)
+            job.results = chunk if fits else [r["value"] for r in chunk]
+
+    def _run(self, items: list, fits: bool) -> list:
+        from ._checkpoint import Checkpoint
+        from ._search_engine import SearchEngine
+
+        if self._runner is None:
+            self._runner = self._make_runner(items, fits)
+        checkpoint = self.options.checkpoint if fits else None
+        store = Checkpoint(checkpoint) if checkpoint is not None else None
+        engine = SearchEngine(self._runner, share=fits, checkpoint=store)
+        results = engine.register(items)
+        try:
+            engine.run()
+        finally:
+            if store is not None:
+                store.close()
+        return results
+
+    def _make_runner(self, items: list, fits: bool):
+        from ._cluster import resolve_client
+        from ._executors import ExecutionContext, get_executor
+        from ._fit_call import FitCall
+        from ._planning import plan_search
+        from ._profile import profile_compute, profile_input
+
+        engine = self.options.engine
+        client = (resolve_client(self.options.client) if engine in ("auto", "dask")
+                  else None)
+        X = FitCall.of(items[0]).X if fits else None
+        n_jobs = self.n_jobs if self.n_jobs not in (None, -1) else None
+        self._plan = plan_search(profile_input(X), profile_compute(client), backend=engine,
+                                 n_jobs=n_jobs, n_fits=len(items), probe_seconds=None)
+        return get_executor(self._plan.executor).search_runner(
+            ExecutionContext(self._plan, client))
+
+    def abort_everything(self, ensure_ready=True):
+        if self._runner is not None:
+            self._runner.cancel()
+
+    def terminate(self):
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.close()
+
+    def get_nested_backend(self):
+        return SequentialBackend(nesting_level=(self.nesting_level or 0) + 1), None
+
+    def __reduce__(self):  # never shipped anywhere
+        return (SequentialBackend, ())
+
+
+def register() -> None:
+    """Register ``"distsk"`` with joblib (done by ``import distsk``)."""
+    from joblib import register_parallel_backend
+
+    register_parallel_backend("distsk", DistskBackend)
+
+
+def parallel_backend(backend: str = "auto", *, client=None, checkpoint=None,
+                     n_jobs: int | None = None) -> Any:
+    """Run unchanged scikit-learn code on distsk's engine: a joblib context manager.
+
+    The same as ``joblib.parallel_config(backend="distsk", engine=backend, ...)``.
+    Inside it, every ``Parallel`` call sklearn makes (``GridSearchCV``,
+    ``cross_validate``, ``permutation_importance``, ...) runs on distsk's engine: fits
+    batched, pipeline prefixes and ensemble sizes shared where exact, inner parallelism
+    pinned, data sent to each Dask worker once, results identical to plain sklearn.
+
+    Parameters
+    ----------
+    backend : {"auto", "sequential", "loky", "dask"}, default="auto"
+        Where the calls run, as ``DistributedSearchCV``'s ``backend``: "auto" uses the
+        active (or given) Dask cluster when it offers at least this machine's cores,
+        local loky processes otherwise.
+    client : None, distributed.Client or str, default=None
+        The cluster to use (None: the active client, if any).
+    checkpoint : str or path-like, default=None
+        A SQLite file keeping every finished (candidate, fold) fit; running the same
+        code again runs only the fits it does not hold.
+    n_jobs : int, default=None
+        Parallel slots for calls whose own ``n_jobs`` is None (None: all).
+
+    Returns
+    -------
+    joblib.parallel_config
+        A context manager.
+
+    Examples
+    --------
+    >>> import distsk
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> X, y = make_classification(n_samples=100, random_state=0)
+    >>> with distsk.parallel_backend("sequential"):
+    ...     search = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}).fit(X, y)
+    >>> search.best_params_
+    {'C': 1.0}
+    """
+    from joblib import parallel_config
+
+    DistskBackend(engine=backend, checkpoint=checkpoint)  # validates before use
+    return parallel_config(backend="distsk", n_jobs=n_jobs, engine=backend, client=client,
+                           checkpoint=checkpoint)
