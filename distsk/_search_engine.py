@@ -88,13 +88,18 @@ class SearchEngine:
                 # jump is these fits, not speed.
                 print(f"[distsk] {len(items) - len(todo)} of {len(items)} fits resumed from "
                       f"checkpoint {self.checkpoint.path!r}; {len(todo)} to run.", flush=True)
+        # Units started ahead of this call (a subclass's ``_idle``) that run some items.
+        carried = self._carried(items, todo)
+        if carried:
+            taken = {i for running in carried.values() for i in running.indices}
+            todo = [i for i in todo if i not in taken]
         units = plan_units([items[i] for i in todo], share=self.share)
         for unit in units:  # back to indices of all items
             unit.indices = [todo[j] for j in unit.indices]
         queue = collections.deque(units)
         self._singles = sum(1 for unit in units if unit.kind == "single")
         self.runner.prepare([items[i] for unit in units for i in unit.indices])
-        in_flight: dict[cf.Future, _Running] = {}
+        in_flight: dict[cf.Future, _Running] = dict(carried)
         speculate = self.runner.speculates and not has_callbacks(items)
         try:
             while queue or in_flight:
@@ -111,7 +116,11 @@ class SearchEngine:
                     in_flight[future] = _Running(kind, indices, batch)
                 if speculate and not queue and len(in_flight) < slots:
                     self._speculate(in_flight, slots)
-                done, _ = cf.wait(in_flight, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+                wake = ()
+                if not queue and len(in_flight) < slots:
+                    wake = self._idle(slots - len(in_flight), items, results)
+                done, _ = cf.wait([*in_flight, *wake], timeout=1.0,
+                                  return_when=cf.FIRST_COMPLETED)
                 if not done:
                     self.runner.check()
                 for future in done:
@@ -185,6 +194,22 @@ class SearchEngine:
             twin.twin, running.twin = future, copy
             in_flight[copy] = twin
             self.n_speculated += 1
+
+    def _idle(self, free: int, items: list, results: list[dict]) -> tuple:
+        """Hook: ``free`` slots idle, nothing queued, this call's other units running.
+
+        ``items`` and ``results`` are this call's (a result is empty until its unit is
+        done). A subclass may start work for a later call here, without waiting for it
+        (the halving search starts the next round's fits of likely survivors), and
+        return the futures of that work still running: the engine wakes when one ends
+        (to fill the slot it frees), and otherwise ignores them."""
+        return ()
+
+    def _carried(self, items: list, todo: list[int]) -> dict[cf.Future, _Running]:
+        """Hook: units started before this call (by ``_idle``) that run some of the
+        items at indices ``todo``, as ``{future: _Running}`` with indices into ``items``.
+        They are then waited for, and their results used, as this call's own units."""
+        return {}
 
     def _next_work(self, queue, slots):
         unit = queue.popleft()
