@@ -191,6 +191,16 @@ def measure(
             "n_fits": n_fits,
             "equal_to_sklearn": equal,
             "plan": None if plan is None else str(plan),
+            # The cost model's prediction for the engine that ran (backend="auto"), every
+            # engine's, and the actual time distsk measured for the same work (last run).
+            "predicted_s": _rounded(getattr(plan, "predicted_seconds", None)),
+            "actual_s": _rounded(getattr(plan, "actual_seconds", None)),
+            "predictions": {p.engine: _rounded(p.seconds)
+                            for p in getattr(plan, "predictions", ())} or None,
             "notes": "; ".join(notes),
         })
     return records
+
+
+def _rounded(value, digits: int = 4):
+    return None if value is None else round(value, digits)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["write_json", "markdown_table", "write_markdown", "write_chart"]
+__all__ = ["write_json", "markdown_table", "auto_table", "write_markdown", "write_chart"]
+
+#: "distsk auto" should be at most this many times the fastest contender (#16).
+AUTO_TARGET = 1.05
 
 
 def write_json(records: list[dict], path: Path) -> None:
@@ -22,8 +25,9 @@ def _equal(value) -> str:
 
 def markdown_table(records: list[dict]) -> str:
     lines = [
-        "| scenario | contender | median (s) | × baseline | fits | = sklearn | notes |",
-        "|---|---|--:|--:|--:|:-:|---|",
+        "| scenario | contender | median (s) | × baseline | fits | = sklearn | predicted (s) "
+        "| actual (s) | notes |",
+        "|---|---|--:|--:|--:|:-:|--:|--:|---|",
     ]
     for r in records:
         name = r["contender"] + (" (baseline)" if r["contender"] == r["baseline"] else "")
@@ -31,7 +35,61 @@ def markdown_table(records: list[dict]) -> str:
         lines.append(
             f"| {r['scenario']} | {name} | {_fmt(r['median_s'], '.3f')} | "
             f"{_fmt(r['ratio_to_baseline'], '.2f')} | {_fmt(r['n_fits'], 'd')} | "
-            f"{_equal(r.get('equal_to_sklearn'))} | {notes} |"
+            f"{_equal(r.get('equal_to_sklearn'))} | {_fmt(r.get('predicted_s'), '.3f', '')} | "
+            f"{_fmt(r.get('actual_s'), '.3f', '')} | {notes} |"
+        )
+    return "\n".join(lines)
+
+
+def _peers(records: list[dict], auto: dict) -> list[dict]:
+    """The contenders ``auto`` is compared with: its scenario's, and where a scenario
+    runs in phases named by a suffix ("distsk auto, + 1 slow worker"), that phase's."""
+    _, sep, phase = auto["contender"].partition(", ")
+    return [r for r in records if r["scenario"] == auto["scenario"]
+            and r["median_s"] is not None
+            and (not sep or r["contender"].endswith(sep + phase))]
+
+
+def auto_summary(records: list[dict]) -> list[dict]:
+    """Per "distsk auto" record: the fastest contender of its scenario, the ratio, and
+    the cost model's predictions beside the actual time."""
+    rows = []
+    for auto in records:
+        if not auto["contender"].startswith("distsk auto"):
+            continue
+        peers = _peers(records, auto)
+        fastest = min(peers, key=lambda r: r["median_s"], default=None)
+        ratio = (None if fastest is None or auto["median_s"] is None
+                 else round(auto["median_s"] / fastest["median_s"], 3))
+        rows.append({
+            "scenario": auto["scenario"], "contender": auto["contender"],
+            "fastest": None if fastest is None else fastest["contender"],
+            "fastest_s": None if fastest is None else fastest["median_s"],
+            "auto_s": auto["median_s"], "ratio": ratio,
+            "within_target": None if ratio is None else ratio <= AUTO_TARGET,
+            "plan": (auto.get("plan") or "").split(":")[0],
+            "predicted_s": auto.get("predicted_s"), "actual_s": auto.get("actual_s"),
+            "predictions": auto.get("predictions"),
+        })
+    return rows
+
+
+def auto_table(records: list[dict]) -> str:
+    """"distsk auto" against the fastest contender of each scenario, with the cost
+    model's predictions (every engine it considered) and the actual time of its plan."""
+    lines = [
+        f"| scenario | fastest contender | its median (s) | distsk auto (s) | auto / fastest "
+        f"| ≤ {AUTO_TARGET} | auto's plan | predicted (s) | actual (s) | every prediction (s) |",
+        "|---|---|--:|--:|--:|:-:|---|--:|--:|---|",
+    ]
+    for r in auto_summary(records):
+        preds = ", ".join(f"{k} {_fmt(v, '.3f', '?')}" for k, v in (r["predictions"] or {}).items())
+        ok = {True: "yes", False: "**no**", None: "—"}[r["within_target"]]
+        lines.append(
+            f"| {r['scenario']} | {r['fastest'] or '—'} | {_fmt(r['fastest_s'], '.3f')} | "
+            f"{_fmt(r['auto_s'], '.3f')} | {_fmt(r['ratio'], '.2f')} | {ok} | {r['plan']} | "
+            f"{_fmt(r['predicted_s'], '.3f')} | {_fmt(r['actual_s'], '.3f')} | "
+            f"{preds or '—'} |"
         )
     return "\n".join(lines)
 
@@ -53,6 +111,15 @@ def write_markdown(records: list[dict], environment: dict, path: Path, extra: st
         "scikit-learn's.",
         "",
         markdown_table(records),
+        "",
+        "## distsk auto against the fastest contender",
+        "",
+        "`predicted` is the cost model's prediction for the engine it chose and `actual` the "
+        "time distsk measured for that same work (the search's fits, without the refit) in "
+        "its last run; the wall time in `distsk auto` adds profiling, the probe fit and the "
+        "refit.",
+        "",
+        auto_table(records),
         "",
     ]
     if extra:

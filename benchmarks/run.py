@@ -22,7 +22,13 @@ if str(HERE) not in sys.path:  # imported rather than run as a script
     sys.path.insert(0, str(HERE))
 
 from harness import Context, Sizes  # noqa: E402
-from report import markdown_table, write_chart, write_json, write_markdown  # noqa: E402
+from report import (  # noqa: E402
+    auto_table,
+    markdown_table,
+    write_chart,
+    write_json,
+    write_markdown,
+)
 from scenarios import SCENARIOS  # noqa: E402
 
 DEFAULT_OUT = HERE / "results"
@@ -134,6 +140,7 @@ def main(argv=None) -> int:
     chart_note = write_chart(records, out / "results.png")
     write_markdown(records, env, out / "results.md", extra=chart_note)
     print(markdown_table(records))
+    print("\n" + auto_table(records))
     print(f"\n{chart_note}\nWrote {out / 'results.json'}, {out / 'results.md'} "
           f"({env['wall_s']:.0f} s).")
 

@@ -72,12 +72,12 @@ def grid(n_fits: int) -> dict:
     return {"C": [float(c) for c in range(1, n_fits // CV + 1)]}
 
 
-def run_distsk(client, seconds, n_fits):
+def run_distsk(client, seconds, n_fits, backend="dask"):
     from distsk import DistributedSearchCV
 
     X, y = data()
     return DistributedSearchCV(SleepyClassifier(seconds=seconds), grid(n_fits), cv=CV,
-                               backend="dask", client=client).fit(X, y)
+                               backend=backend, client=client).fit(X, y)
 
 
 def run_dask_ml(client, seconds, n_fits):

@@ -108,7 +108,8 @@ def lazy_small_lr(ctx: Context) -> list[dict]:
         return DaskMLLogisticRegression().fit(Xd, yd)
 
     contenders = [
-        Contender("distsk", lambda: DistributedEstimator(LogisticRegression()).fit(Xd, yd),
+        Contender("distsk auto",
+                  lambda: DistributedEstimator(LogisticRegression()).fit(Xd, yd),
                   n_fits=1, notes=where),
         Contender("dask-ml direct", dask_ml_direct, n_fits=1,
                   notes=f"{where}; dask-ml default solver (admm)"),
@@ -145,6 +146,8 @@ def forest_on_cluster(ctx: Context) -> list[dict]:
                   lambda: DistributedEstimator(forest(), backend="dask",
                                                client=ctx.client).fit(X, y),
                   n_fits=1),
+        Contender("distsk auto", lambda: DistributedEstimator(forest()).fit(X, y), n_fits=1,
+                  notes="no backend forced (the cluster is the default client)"),
     ]
     check = _prediction_check("loky", X[: min(len(X), 2_000)], method="predict_proba")
     return measure(ctx, "forest-on-cluster", contenders, baseline="loky", check=check)
@@ -197,6 +200,8 @@ def _search_contenders(ctx: Context, estimator, grid, X, y, *, distsk_local: str
                   notes=f"backend={distsk_local!r}"),
         Contender("distsk cluster", lambda: distsk("dask", ctx.client), n_fits=performed,
                   notes="backend='dask'"),
+        Contender("distsk auto", lambda: distsk("auto"), n_fits=performed,
+                  notes="no backend forced (the cluster is the default client)"),
     ]
     if not joblib_dask:
         contenders = [c for c in contenders if c.name != "sklearn joblib-dask"]
@@ -231,7 +236,7 @@ def tiny_grid(ctx: Context) -> list[dict]:
     s = ctx.sizes
     X, y = make_classification(s.grid_rows, s.grid_cols, random_state=0)
     grid = {"C": [float(c) for c in np.logspace(-3, 3, s.n_C)]}
-    contenders = _search_contenders(ctx, LogisticRegression(), grid, X, y, distsk_local="auto")
+    contenders = _search_contenders(ctx, LogisticRegression(), grid, X, y, distsk_local="loky")
     return measure(ctx, "tiny-grid", contenders, baseline="sklearn n_jobs=1",
                    check=_search_check())
 
@@ -446,10 +451,16 @@ def resume(ctx: Context) -> list[dict]:
         search, X, y = rf_grid_search(s.grid_rows, s.grid_cols, grid, cv)
         return GridSearchCV(search.estimator, grid, cv=cv, n_jobs=-1).fit(X, y)
 
+    def auto():
+        search, X, y = rf_grid_search(s.grid_rows, s.grid_cols, grid, cv)
+        return search.set_params(backend="auto").fit(X, y)
+
     contenders = [
         Contender("sklearn loky", sklearn_loky, n_fits=n_results),
         Contender("distsk", plain, n_fits=lambda r: r.n_fits_performed_,
                   notes="backend='loky', no checkpoint"),
+        Contender("distsk auto", auto, n_fits=lambda r: r.n_fits_performed_,
+                  notes="no backend forced, no checkpoint"),
         Contender("distsk checkpoint", checkpointed, n_fits=lambda r: r.n_fits_performed_,
                   notes="a fresh checkpoint file each run: the checkpoint's overhead"),
         Contender("distsk killed + resumed", killed_and_resumed,
@@ -523,6 +534,9 @@ def _halving_contenders(ctx: Context, sklearn_cls, distsk_cls, estimator, space,
                   n_fits=lambda r: r.n_fits_performed_, notes="backend='loky'"),
         Contender("distsk cluster", distsk("distsk cluster", "dask", ctx.client),
                   n_fits=lambda r: r.n_fits_performed_, notes="backend='dask'"),
+        Contender("distsk auto", distsk("distsk auto", "auto"),
+                  n_fits=lambda r: r.n_fits_performed_,
+                  notes="no backend forced (the cluster is the default client)"),
     ]
     return contenders, last
 
@@ -636,7 +650,9 @@ def scale_sim(ctx: Context) -> list[dict]:
                 Contender(name, (lambda name=name, s=seconds, n=counts[name]: sim.RUNNERS[name](
                     client, s, n)), n_fits=counts[name])
                 for name in counts
-            ]
+            ] + [Contender("distsk auto", (lambda s=seconds: sim.run_distsk(
+                client, s, n_fits, backend="auto")), n_fits=n_fits,
+                notes="no backend forced, client=the 64-slot cluster")]
 
             def check(name, result, results, seconds=seconds):
                 ref = results.get("dask-ml")
@@ -695,6 +711,9 @@ def stragglers(ctx: Context) -> list[dict]:
                       notes="copies of late units"),
             Contender("dask-ml, + 1 slow worker",
                       lambda: sim.run_dask_ml(client, seconds, n_fits), n_fits=n_fits),
+            Contender("distsk auto, + 1 slow worker",
+                      lambda: sim.run_distsk(client, seconds, n_fits, backend="auto"),
+                      n_fits=n_fits, notes="no backend forced, client=this cluster"),
         ]
         out = measure(ctx, "stragglers", with_slow, baseline="distsk, + 1 slow worker")
         base = records[0]["median_s"]

@@ -142,10 +142,12 @@ def _units(n_fits: int, slots: int) -> int:
     return min(n_fits, math.ceil(2 * slots * (1 + math.log(n_fits / (2 * slots)))))
 
 
-def cluster_slots(comp: ComputeProfile) -> int:
-    """Worker threads that run at once: on this machine, no more than its cores."""
+def cluster_slots(comp: ComputeProfile, cores: float | None = None) -> int:
+    """Worker threads that run at once: on this machine, no more than its ``cores``
+    (default: ``comp.local_cores``; more for fits that leave their core idle)."""
     if comp.workers_share_cores:
-        return max(1, min(comp.worker_threads, comp.local_cores))
+        cores = comp.local_cores if cores is None else cores
+        return max(1, int(min(comp.worker_threads, cores)))
     return max(1, comp.worker_threads)
 
 
@@ -158,6 +160,7 @@ def predict_search(
     probe_seconds: float,
     probe_bytes: int | None,
     loky_slots: int,
+    probe_cpu_seconds: float | None = None,
     dask_slots: int | None,
     data_on_workers: bool = False,
 ) -> tuple[Prediction, ...]:
@@ -168,8 +171,15 @@ def predict_search(
     cold, a fixed cost, one task cost per unit, and the data copied into each process.
     Dask (when a cluster is in use): the work over the worker threads that run at once,
     a fixed cost, task costs, and the data sent to each worker at the bandwidth seen.
+    Slots sharing this machine's cores run at most ``cores / CPU share`` at once, where
+    the CPU share is the probe's CPU seconds over its wall seconds (a fit that waits on
+    I/O or sleeps leaves its core to others).
     """
     nbytes = inp.nbytes or 0
+    cpu_share = 1.0
+    if probe_cpu_seconds is not None and probe_seconds > 0:
+        cpu_share = min(1.0, max(0.01, probe_cpu_seconds / probe_seconds))
+    cores = comp.local_cores / cpu_share
     work = n_fits * probe_seconds
     per_fit = (probe_bytes or 0) + FIT_DATA_COPIES * nbytes
     out = [Prediction(
@@ -178,7 +188,7 @@ def predict_search(
         peak_bytes=nbytes + per_fit, room_bytes=comp.local_available_bytes,
     )]
     s = max(1, min(loky_slots, n_fits))
-    running = min(s, comp.local_cores)
+    running = max(1, int(min(s, cores)))
     units = _units(n_fits, s)
     start = LOKY_START_SECONDS * max(0, s - costs.loky_workers) / s
     move = nbytes * s / LOCAL_BANDWIDTH
@@ -198,7 +208,7 @@ def predict_search(
     ))
     if comp.has_cluster and dask_slots is not None:
         d = max(1, min(dask_slots, n_fits))
-        running = min(d, cluster_slots(comp))
+        running = min(d, cluster_slots(comp, cores))
         units = _units(n_fits, d)
         move = 0.0 if data_on_workers else nbytes * comp.n_workers / costs.bandwidth
         dask = (work / running + costs.dask_fixed_seconds
@@ -278,25 +288,35 @@ def cheapest(predictions) -> Prediction | None:
 
 
 @contextlib.contextmanager
-def traced_peak():
-    """Peak bytes allocated (Python objects and numpy buffers, as traced by
-    ``tracemalloc``) inside the block, above what was held at its start: yields a
-    function returning it. C libraries allocating on their own (a tree's nodes) are not
-    traced, so it is a lower bound; the cost model adds the fit's copy of its rows."""
-    import tracemalloc
+def traced_peak(interval: float = 0.005):
+    """Peak growth of this process's resident memory inside the block: yields a function
+    returning it in bytes.
 
-    already = tracemalloc.is_tracing()
-    if not already:
-        tracemalloc.start(1)
-    base = tracemalloc.get_traced_memory()[0]
-    tracemalloc.reset_peak()
+    A thread samples the resident set size every ``interval`` seconds (about 20 us a
+    sample) and at the end; the fit itself is not slowed down (``tracemalloc`` made a
+    forest's fit 5-8x slower here). Allocations shorter than ``interval`` may be missed;
+    the cost model adds the fit's copy of its rows anyway.
+    """
+    import psutil
+
+    proc = psutil.Process()
+    base = proc.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(interval):
+            peak[0] = max(peak[0], proc.memory_info().rss)
+
+    thread = threading.Thread(target=sample, name="distsk-probe-memory", daemon=True)
+    thread.start()
     result = [None]
     try:
         yield lambda: result[0]
     finally:
-        result[0] = max(0, tracemalloc.get_traced_memory()[1] - base)
-        if not already:
-            tracemalloc.stop()
+        done.set()
+        thread.join()
+        result[0] = max(0, max(peak[0], proc.memory_info().rss) - base)
 
 
 # ------------------------------------------------------------------ the process's record
@@ -310,6 +330,7 @@ class _Model:
     _bandwidth: float | None = None
     _scale: dict = field(default_factory=dict)
     _rates: dict = field(default_factory=dict)
+    _from_cluster: set = field(default_factory=set)
     log: list = field(default_factory=list)
 
     def costs(self, client=None, *, measure: bool = True) -> Costs:
@@ -380,7 +401,8 @@ class _Model:
 
     def learn_fit_rate(self, estimator, kind, plan, seconds: float) -> None:
         """Single-core work of a timed fit, per byte (per tree and byte for forests);
-        ``kind`` is ``_planning.parallel_kind(estimator)``."""
+        ``kind`` is ``_planning.parallel_kind(estimator)``. Cluster fits teach only an
+        estimator type no in-process fit has taught yet."""
         inp = plan.input
         if inp is None or not inp.nbytes or seconds <= 0:
             return
@@ -397,13 +419,22 @@ class _Model:
         rate = seconds * slots / inp.nbytes / (_trees(estimator) if key[1] else 1)
         with self._lock:
             old = self._rates.get(key)
+            if plan.executor == "dask":  # its time includes sending the data
+                if old is None:
+                    self._rates[key] = rate
+                    self._from_cluster.add(key)
+                return
+            if key in self._from_cluster:
+                self._from_cluster.discard(key)
+                old = None
             self._rates[key] = rate if old is None else 0.5 * (old + rate)
 
     def reset(self) -> None:
         """Forget everything measured and learned (tests)."""
         with self._lock:
             self._loky, self._bandwidth = None, None
-            self._dask.clear(), self._scale.clear(), self._rates.clear(), self.log.clear()
+            for held in (self._dask, self._scale, self._rates, self._from_cluster, self.log):
+                held.clear()
 
 
 MODEL = _Model()

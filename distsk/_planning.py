@@ -445,12 +445,13 @@ def plan_search(
     probe_seconds: float | None,
     data: tuple[str, str] | None = None,
     probe_bytes: int | None = None,
+    probe_cpu_seconds: float | None = None,
     costs: Costs | None = None,
 ) -> Plan:
     """Decide where the candidates x folds of a search run.
 
-    ``probe_seconds`` and ``probe_bytes`` are the measured time and peak memory of one
-    in-process fit (None if not measured). ``data`` is :func:`place_data`'s answer for
+    ``probe_seconds``, ``probe_bytes`` and ``probe_cpu_seconds`` are the measured time,
+    peak memory and CPU time of one in-process fit on one thread (None if not measured). ``data`` is :func:`place_data`'s answer for
     dask input: on the workers, the search runs where its data is. ``costs`` is the cost
     model's snapshot (``_cost.MODEL.costs()``; None: its defaults). With a probe,
     ``backend="auto"`` predicts each engine's time and peak memory and takes the fastest
@@ -484,12 +485,16 @@ def plan_search(
     if backend == "auto" and probe_seconds is not None:
         preds = predict_search(
             inp, comp, costs or Costs(), n_fits=n_fits, probe_seconds=probe_seconds,
-            probe_bytes=probe_bytes, loky_slots=_slots(n_jobs, comp.local_cores),
+            probe_bytes=probe_bytes, probe_cpu_seconds=probe_cpu_seconds,
+            loky_slots=_slots(n_jobs, comp.local_cores),
             dask_slots=_slots(n_jobs, comp.worker_threads) if comp.has_cluster else None,
         )
         best = cheapest(preds)
         peak = f", peak {format_bytes(probe_bytes)}" if probe_bytes else ""
-        probe = f"one probe fit took {probe_seconds * 1e3:.1f} ms{peak}"
+        busy = ""
+        if probe_cpu_seconds is not None and probe_seconds > 0:
+            busy = f", {min(1.0, probe_cpu_seconds / probe_seconds):.0%} of it on a CPU"
+        probe = f"one probe fit took {probe_seconds * 1e3:.1f} ms{busy}{peak}"
         if best is None:  # nothing fits in memory: the least demanding, as sklearn would
             best = preds[0]
             choice = (f"{probe}; no engine's predicted peak memory fits ({_compared(preds, '')}"

@@ -184,19 +184,20 @@ n_splits_, refit_time_, multimetric_
             ParameterSampler(self.param_distributions, self.n_iter, random_state=self.random_state)
         )
 
-    def _probe(self, X, y, candidate) -> tuple[float | None, int | None]:
-        """Seconds and peak traced bytes of one in-process fit of ``candidate`` (None,
-        None if it fails); see ``distsk._cost``."""
+    def _probe(self, X, y, candidate) -> tuple[float | None, int | None, float | None]:
+        """Seconds, peak memory growth and CPU seconds of one in-process fit of
+        ``candidate`` (all None if it fails); see ``distsk._cost``."""
         try:
             est = clone(self.estimator).set_params(**clone(candidate, safe=False))
             with warnings.catch_warnings(), pinned(), traced_peak() as peak:
                 warnings.simplefilter("ignore")
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 fit_estimator(est, X, y, {})
                 seconds = time.perf_counter() - start
-            return seconds, peak()
+                cpu = time.process_time() - cpu
+            return seconds, peak(), cpu
         except Exception:
-            return None, None
+            return None, None, None
 
     def fit(self, X, y=None, **params):
         """Run fit with all sets of parameters, on the engine the plan chooses.
@@ -237,15 +238,15 @@ n_splits_, refit_time_, multimetric_
                     X, y, params = gather_inputs(X, y, params)
                     MODEL.observe_transfer(prof.nbytes, time.perf_counter() - started)
         n_fits = len(candidates) * _n_splits_hint(self.cv)
-        probe = probe_bytes = costs = None
+        probe = probe_bytes = probe_cpu = costs = None
         if (self.backend == "auto" and self.n_jobs != 1 and candidates
                 and self.checkpoint is None and not isinstance(X, OnCluster)):
-            probe, probe_bytes = self._probe(X, y, candidates[0])
+            probe, probe_bytes, probe_cpu = self._probe(X, y, candidates[0])
             costs = MODEL.costs(client)  # overheads measured once per process
         plan = plan_search(
             prof, compute, backend=self.backend, n_jobs=self.n_jobs,
             n_fits=n_fits, probe_seconds=probe, data=data, probe_bytes=probe_bytes,
-            costs=costs,
+            probe_cpu_seconds=probe_cpu, costs=costs,
         )
         if self.verbose > 0:
             print(f"[distsk] {plan}")
