@@ -49,6 +49,8 @@ NETWORK_BANDWIDTH = 2e8
 FIT_DATA_COPIES = 1
 #: A prediction off by more than this factor (either way) corrects its engine.
 WRONG_BY = 2.0
+#: Seconds the no-op round trip measuring a cluster may take (busy workers: defaults).
+MEASURE_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -345,7 +347,10 @@ class _Model:
             self._loky = _measure_loky(warm)
         if measure and client is not None and _address(client) not in self._dask:
             with _quiet():
-                self._dask[_address(client)] = _measure_dask(client)
+                try:
+                    self._dask[_address(client)] = _measure_dask(client)
+                except Exception:  # busy or failing workers: the defaults, measured later
+                    pass
         c = Costs(loky_workers=warm)
         if self._loky is not None:
             c = replace(c, loky_fixed_seconds=self._loky[0], loky_task_seconds=self._loky[1])
@@ -465,16 +470,23 @@ def _measure_loky(workers: int) -> tuple[float, float]:
 
 def _measure_dask(client) -> tuple[float, float]:
     """(fixed, per task) seconds of the cluster: one no-op task's round trip, then
-    ``4 x threads`` no-op tasks at once."""
+    ``4 x threads`` (at most 64) no-op tasks at once."""
     threads = max(1, sum(client.nthreads().values()))
     start = time.perf_counter()
-    client.submit(_noop, pure=False).result()
+    # A builtin as the task: nothing for the scheduler or the workers to import.
+    client.submit(abs, 0, pure=False).result(timeout=MEASURE_TIMEOUT)
     one = time.perf_counter() - start
-    n = 4 * threads
+    n = 4 * min(threads, 16)
     start = time.perf_counter()
-    client.gather(client.map(_noop, range(n), pure=False))
+    futures = client.map(abs, range(n), pure=False)
+    try:
+        deadline = start + MEASURE_TIMEOUT
+        for future in futures:  # each future answers through its own client
+            future.result(timeout=max(0.1, deadline - time.perf_counter()))
+    finally:
+        client.cancel(futures)
     many = time.perf_counter() - start
-    return one, max(0.0, (many - one) * threads / (n - 1))
+    return one, max(0.0, (many - one) * min(threads, 16) / (n - 1))
 
 
 @contextlib.contextmanager

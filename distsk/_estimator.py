@@ -247,12 +247,13 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         if self.backend == "auto":
             with _current(client):
                 X, prof = _measured(X, prof)
+        nested = self.backend == "auto" and inside_worker()
         plan = plan_fit(
             self.estimator, prof, profile_compute(client),
             backend=self.backend,
             max_gather_bytes=resolve_gather_limit(self.max_gather_bytes),
-            inside_worker=self.backend == "auto" and inside_worker(),
-            costs=MODEL.costs(client) if self.backend == "auto" else None,
+            inside_worker=nested,
+            costs=MODEL.costs(client) if self.backend == "auto" and not nested else None,
         )
         return plan, client, X
 

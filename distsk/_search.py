@@ -22,7 +22,7 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils.validation import check_is_fitted
 
 from ._checkpoint import Checkpoint
-from ._cluster import clone_sharing_client, portable_state, resolve_client
+from ._cluster import clone_sharing_client, inside_worker, portable_state, resolve_client
 from ._cluster_data import OnCluster, assemble_on_workers
 from ._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
 from ._cost import MODEL, traced_peak
@@ -242,7 +242,8 @@ n_splits_, refit_time_, multimetric_
         if (self.backend == "auto" and self.n_jobs != 1 and candidates
                 and self.checkpoint is None and not isinstance(X, OnCluster)):
             probe, probe_bytes, probe_cpu = self._probe(X, y, candidates[0])
-            costs = MODEL.costs(client)  # overheads measured once per process
+            # Overheads measured once per process (never from inside a worker's task).
+            costs = MODEL.costs(client, measure=not inside_worker())
         plan = plan_search(
             prof, compute, backend=self.backend, n_jobs=self.n_jobs,
             n_fits=n_fits, probe_seconds=probe, data=data, probe_bytes=probe_bytes,

@@ -1,4 +1,5 @@
-"""The decision table of "How distsk decides", tested as pure functions: nothing starts."""
+"""The rules of "How distsk decides", tested as pure functions: nothing starts (the cost
+model's choices are in test_cost_model.py)."""
 
 import pytest
 from sklearn.cluster import KMeans
@@ -95,6 +96,19 @@ def test_rule3_split_on_big_cluster_with_data_assembled_on_the_workers():
     assert (p.executor, p.strategy, p.gather, p.on_workers) == (
         "dask", "split-forest", False, True)
     assert "each worker's memory" in p.reason and "never through this process" in p.reason
+
+
+def test_on_workers_reason_is_composed_of_placement_why_and_what():
+    p = plan(RandomForestClassifier(), inp=SMALL_LAZY, comp=BIG_CLUSTER)
+    placement, why_what = p.reason.split("; ", 1)
+    assert placement.endswith("never through this process")
+    assert why_what.startswith("its workers offer more cores than this machine: the forest "
+                               "is split into 16 sub-forests")
+    forced = plan(KNeighborsClassifier(n_jobs=2), inp=SMALL_LAZY, comp=SMALL_CLUSTER,
+                  backend="dask")
+    assert forced.reason.split("; ", 1)[1] == (
+        "the estimator's own parallelism would need the data in this process, so it is fit "
+        "as one task on one worker.")
 
 
 def test_rule3_gathered_when_a_worker_cannot_hold_it():
