@@ -171,8 +171,9 @@ def _where(log):
 
 def test_fits_run_on_the_engine_with_inner_parallelism_pinned(under, tmp_path):
     log = str(tmp_path / "where.log")
-    with under():
+    with under() as config:
         cross_validate(WhereFit(log=log), X, y, cv=4)
+    assert [plan.executor for plan in config["backend"].plans] == [under.engine]
     where = _where(log)
     assert len(where) == 4
     pids = {int(pid) for pid, _ in where}
