@@ -183,6 +183,8 @@ def _cluster_why(forced: bool, predictions=()) -> str:
     chosen = cheapest(predictions)
     if chosen is not None:
         return f"the cluster is predicted fastest ({_compared(predictions, 'dask')})"
+    if predictions and not predictions[0].fits_memory:
+        return f"only a worker has the memory for the fit ({_compared(predictions, 'dask')})"
     return "its workers offer more cores than this machine"
 
 
@@ -368,6 +370,9 @@ def _fit_choice(estimator, inp, comp, costs) -> tuple[bool, tuple[Prediction, ..
     best = cheapest(preds)
     if best is not None:
         return best.engine == "dask", preds
+    fits = {p.engine: p.fits_memory for p in preds}
+    if fits.get("dask") and not fits[preds[0].engine]:
+        return True, preds  # time unknown, but only a worker has the memory for it
     return bool(cluster_jobs and comp.worker_threads > comp.local_cores), preds
 
 

@@ -107,6 +107,17 @@ def test_worker_memory_excludes_the_cluster():
     assert not dask.fits_memory and p.executor != "dask"
 
 
+def test_fit_too_big_for_this_process_goes_to_a_worker_with_room():
+    # 6 GB of input, 4 GB free here: the fit's copy cannot be made in this process.
+    big = InputProfile("numpy", (10**7, 75), 6 * GB)
+    roomy = ComputeProfile(2, 4 * GB, "tcp://10.0.0.5:8786", n_workers=2, worker_threads=2,
+                           worker_memory_bytes=64 * GB)
+    p = plan_fit(RandomForestClassifier(), big, roomy, max_gather_bytes=GB)
+    assert p.executor == "dask" and not p.predictions[0].fits_memory
+    assert "excluded: predicted peak" in p.predictions_table()
+    assert "only a worker has the memory for the fit" in p.reason
+
+
 def test_nothing_fits_runs_in_process_and_says_so():
     p = search(comp=ComputeProfile(2, GB), probe_seconds=1.0, probe_bytes=2 * GB)
     assert p.executor == "sequential" and "no engine's predicted peak memory fits" in p.reason
