@@ -462,6 +462,17 @@ def test_kmeans_predict_reads_n_threads():
     )
 
 
+def test_poisson_predict_reads_base_loss():
+    from sklearn.linear_model import PoissonRegressor
+
+    model = PoissonRegressor().fit(X, np.abs(y))
+    assert "_base_loss" in model.__dict__ and type(model._base_loss) is type(
+        PoissonRegressor()._get_loss()), relied_on(
+        "a fitted PoissonRegressor keeps _base_loss (its _get_loss()), which predict reads",
+        "distsk/_executors/_dask_ml.py (_transplant sets it on a dask-ml fit)",
+    )
+
+
 # ------------------------------------------------------------------------- joblib
 def _fill(i):
     return {"i": i}

@@ -20,8 +20,8 @@ from ..exceptions import NoFaithfulTranslationError
 from ._base import ExecutionContext, Executor
 
 __all__ = [
-    "DaskMLExecutor", "check_translation", "dask_ml_support", "require_dask_ml", "persisted",
-    "quiet_dask_ml",
+    "DaskMLExecutor", "SolverChoice", "check_translation", "choose_solver", "dask_ml_support",
+    "plan_solver", "require_dask_ml", "persisted", "quiet_dask_ml", "solver_note",
 ]
 
 
@@ -102,6 +102,14 @@ def _l2(fit_intercept):
             grad[-1] = 0.0
             return grad
 
+        def hessian(self, beta):
+            return np.diag(np.r_[np.ones(len(beta) - 1), 0.0])
+
+        def proximal_operator(self, beta, t):  # admm, proximal_grad: intercept not shrunk
+            out = np.array(beta, dtype=float, copy=True) / (1 + t)
+            out[-1] = beta[-1]
+            return out
+
     return _L2FreeIntercept()
 
 
@@ -130,6 +138,179 @@ def _poisson(p, shape):
         C=C, fit_intercept=p["fit_intercept"], max_iter=p["max_iter"], tol=p["tol"],
         solver="lbfgs", penalty=_l2(p["fit_intercept"]), solver_kwargs=_RAW,
     )
+
+
+# ------------------------------------------------------------------- the solver rule
+# Every solver below minimises sklearn's objective (the summed loss plus 1/(2C) |w|^2,
+# the intercept free); they differ in passes over the data and work per pass. dask-glm's
+# newton and gradient_descent take no penalty; its admm and proximal_grad take one (with
+# _L2FreeIntercept's proximal operator) but were measured 3-20x slower than L-BFGS and
+# stop far from the optimum at sklearn's tol. So the choice is between dask-glm's
+# L-BFGS (one pass per function evaluation, O(n p) work, 20-100 passes) and distsk's
+# Newton (one pass per iteration, O(n p^2) work and a (p+1)^2 Hessian per block, 5-15
+# passes). Measurements: benchmarks/lr_solvers.py, docs/larger_than_memory.rst.
+
+#: Newton was faster than L-BFGS at every shape measured, up to this many features,
+#: with the data spilled to disk or held in memory; beyond it L-BFGS is kept (unmeasured).
+NEWTON_MAX_FEATURES = 1_000
+#: Newton's partial Hessians in flight on a worker (a block's own and up to 8 being
+#: summed) may take this share of one worker's memory limit; more goes to L-BFGS.
+NEWTON_HESSIAN_MEMORY_FRACTION = 0.25
+
+_GLMS = ("LogisticRegression", "PoissonRegressor")
+
+
+@dataclass(frozen=True)
+class SolverChoice:
+    """The solver the dask-ml engine runs for a GLM, and why (goes into ``plan_.reason``)."""
+
+    solver: str  # "newton" (distsk's, below) or "lbfgs" (dask-glm's)
+    reason: str
+
+
+def choose_solver(name: str | None, n_features, data_bytes=None, cluster_memory_bytes=0,
+                  n_workers: int = 1) -> SolverChoice | None:
+    """Pure: the solver for ``name`` (a translated class) on data of ``n_features``
+    columns and ``data_bytes`` bytes, on ``n_workers`` workers whose memory limits add up
+    to ``cluster_memory_bytes`` (0: unknown). None for classes without a choice."""
+    if name not in _GLMS:
+        return None
+    if n_features is None or (isinstance(n_features, float) and np.isnan(n_features)):
+        return SolverChoice("lbfgs", "solver L-BFGS (dask-glm): number of features unknown")
+    spills = bool(cluster_memory_bytes) and data_bytes is not None and (
+        data_bytes > cluster_memory_bytes)
+    where = ("the data exceed the cluster's memory (each pass reads spilled blocks)"
+             if spills else "the data fit in the cluster's memory" if cluster_memory_bytes
+             else "the cluster's memory unknown")
+    if n_features > NEWTON_MAX_FEATURES:
+        return SolverChoice("lbfgs", (
+            f"solver L-BFGS (dask-glm): {n_features} features > {NEWTON_MAX_FEATURES}, "
+            f"where Newton's p x p Hessian per pass outweighs its fewer passes; {where}"))
+    hessians = 9 * 8 * (n_features + 1) ** 2
+    per_worker = cluster_memory_bytes // max(n_workers, 1) if cluster_memory_bytes else 0
+    if per_worker and hessians > NEWTON_HESSIAN_MEMORY_FRACTION * per_worker:
+        return SolverChoice("lbfgs", (
+            f"solver L-BFGS (dask-glm): Newton's partial Hessians ({hessians / 1e6:.0f} MB) "
+            f"exceed {NEWTON_HESSIAN_MEMORY_FRACTION:.0%} of a worker's memory "
+            f"({per_worker / 1e6:.0f} MB); {where}"))
+    return SolverChoice("newton", (
+        f"solver Newton (distsk's; fewest passes over the data): {n_features} features <= "
+        f"{NEWTON_MAX_FEATURES}; {where}"))
+
+
+def solver_note(estimator, inp, comp) -> str:
+    """" Solver ...: why." for ``plan_.reason`` (empty for classes with no choice); the
+    engine runs the solver named here (``DaskMLExecutor._fit`` asks the same rule)."""
+    choice = plan_solver(estimator, inp, comp)
+    return "" if choice is None else f" {choice.reason[0].upper()}{choice.reason[1:]}."
+
+
+def plan_solver(estimator, inp, comp) -> SolverChoice | None:
+    """``choose_solver`` from the plan's input and compute profiles."""
+    shape = getattr(inp, "shape", None)
+    n_features = shape[1] if shape is not None and len(shape) == 2 else None
+    return choose_solver(_sklearn_class(estimator), n_features, getattr(inp, "nbytes", None),
+                         getattr(comp, "worker_memory_bytes", 0), getattr(comp, "n_workers", 1))
+
+
+def _newton_terms(Xb, yb, w, b, family):
+    """One row block's share of the summed loss, its gradient and Hessian at (w, b),
+    packed in one vector (the intercept b last); Xb is never copied. An overshooting
+    step overflows exp to inf: expected, ``_newton`` then halves the step."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _newton_block(Xb, yb, w, b, family)
+
+
+def _newton_block(Xb, yb, w, b, family):
+    eta = Xb @ w + b
+    if family == "logistic":
+        mu = np.exp(-np.logaddexp(0.0, -eta))  # expit, without overflow
+        loss = np.sum(np.logaddexp(0.0, eta) - yb * eta)
+        d = mu * (1.0 - mu)
+    else:  # poisson, log link
+        mu = np.exp(eta)
+        loss = np.sum(mu - yb * eta)
+        d = mu
+    r = mu - yb
+    p = Xb.shape[1]
+    H = np.empty((p + 1, p + 1))
+    H[:p, :p] = Xb.T @ (Xb * d[:, None])
+    H[:p, p] = H[p, :p] = Xb.T @ d
+    H[p, p] = d.sum()
+    return np.concatenate([[loss], Xb.T @ r, [r.sum()], H.ravel()])
+
+
+def _summed(parts):
+    """Sum delayed vectors as a tree (8 at a time), so no worker holds them all."""
+    import dask
+
+    while len(parts) > 1:
+        parts = [dask.delayed(sum)(parts[i:i + 8]) for i in range(0, len(parts), 8)]
+    return parts[0]
+
+
+def _newton(X, y, *, family, lam, fit_intercept, max_iter, tol):
+    """Newton's method on dask arrays for the summed loss + lam/2 |w|^2, intercept free.
+
+    dask-glm's ``newton`` takes no penalty and takes full steps; this one adds the L2
+    penalty (the intercept unpenalised, as sklearn), halves the step when the objective
+    rises (plain Newton can overshoot from zero), and computes the loss, gradient and
+    Hessian of a row block in one task (``_newton_terms``: one read of each block per
+    iteration, no intercept column appended). Stops when no coefficient moves by more
+    than ``tol`` (dask-glm's rule). Returns ``(coef, intercept, n_iter, converged)``.
+    """
+    import dask
+
+    p = X.shape[1]
+    blocks = list(zip(X.to_delayed().ravel(), y.to_delayed().ravel()))
+    penalised = np.r_[np.ones(p), 0.0 if fit_intercept else 1.0]
+    beta = np.zeros(p + 1)  # the intercept last, held at 0 without fit_intercept
+    free = slice(None) if fit_intercept else slice(0, p)
+    step = None
+    best = np.inf
+    for n_iter in range(1, max_iter + 1):
+        total = _summed([dask.delayed(_newton_terms)(xb, yb, beta[:p], beta[p], family)
+                         for xb, yb in blocks])
+        (total,) = dask.compute(total)
+        loss = total[0] + lam / 2 * float(np.sum(penalised * beta ** 2))
+        if step is not None and not loss <= best:  # rose (or NaN): go half as far
+            step = step / 2
+            beta[free] += step
+            if np.max(np.abs(step)) <= tol:
+                return beta[:p], beta[p], n_iter, True
+            continue
+        best = loss
+        grad = (total[1:p + 2] + lam * penalised * beta)[free]
+        hess = (total[p + 2:].reshape(p + 1, p + 1) + np.diag(lam * penalised))[free, free]
+        step = np.linalg.lstsq(hess, grad, rcond=None)[0]
+        beta[free] -= step
+        if np.max(np.abs(step)) <= tol:
+            return beta[:p], beta[p], n_iter, True
+    return beta[:p], beta[p], max_iter, False
+
+
+def _fit_newton(name, kwargs, X, y):
+    """The translated GLM (``kwargs``: its dask-ml arguments) fit by ``_newton``; returns
+    an object with dask-ml's fitted attributes for ``_transplant``."""
+    from types import SimpleNamespace
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    fit_intercept = kwargs["fit_intercept"]
+    if X.chunks[1] != (X.shape[1],):
+        X = X.rechunk({1: -1})
+    y = y.rechunk((X.chunks[0],))
+    coef, intercept, n_iter, converged = _newton(
+        X, y, family="logistic" if name == "LogisticRegression" else "poisson",
+        lam=0.0 if kwargs["C"] == np.inf else 1.0 / kwargs["C"], fit_intercept=fit_intercept,
+        max_iter=kwargs["max_iter"], tol=kwargs["tol"])
+    if not converged:
+        warnings.warn(
+            f"Newton's method (distsk's dask-ml engine) did not converge in max_iter="
+            f"{kwargs['max_iter']} iterations: no coefficient step <= tol={kwargs['tol']}. "
+            "Increase max_iter.", ConvergenceWarning, stacklevel=2)
+    return SimpleNamespace(coef_=coef, intercept_=intercept if fit_intercept else 0.0,
+                           n_iter_=n_iter)
 
 
 def _kmeans_check(p):
@@ -369,8 +550,18 @@ class DaskMLExecutor(Executor):
             # dask-glm's logistic loss takes y in {0, 1}; sklearn's positive class is
             # classes_[1], whatever the labels are (other labels fit a different model).
             y = (y == classes[1]).astype(np.float64)
-        model = getattr(importlib.import_module(module), cls)(**kwargs)
-        model.fit(X) if y is None else model.fit(X, y)
+        if getattr(ctx.plan, "input", None) is not None:  # the solver plan_.reason names
+            choice = plan_solver(estimator, ctx.plan.input, ctx.plan.compute)
+        else:
+            comp = ctx.plan.compute
+            choice = choose_solver(name, int(X.shape[1]), int(X.nbytes),
+                                   getattr(comp, "worker_memory_bytes", 0),
+                                   getattr(comp, "n_workers", 1))
+        if choice is not None and choice.solver == "newton":
+            model = _fit_newton(name, kwargs, X, y)
+        else:
+            model = getattr(importlib.import_module(module), cls)(**kwargs)
+            model.fit(X) if y is None else model.fit(X, y)
         estimator = _transplant(model, estimator, X)
         if name == "LogisticRegression":
             estimator.classes_ = classes
@@ -510,6 +701,7 @@ def _transplant(model, estimator, X):
         estimator.intercept_ = float(np.asarray(estimator.intercept_)) if estimator.fit_intercept else 0.0
         if type(estimator).__name__ == "PoissonRegressor":
             estimator.n_iter_ = int(np.max(getattr(model, "n_iter_", 0) or 0))
+            estimator._base_loss = estimator._get_loss()  # read by predict (a contract test)
     elif type(estimator).__name__ == "KMeans":
         estimator._n_threads = 1
         estimator.n_iter_ = int(getattr(model, "n_iter_", 0) or 0)
