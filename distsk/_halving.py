@@ -12,24 +12,32 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from numbers import Integral
+from math import ceil, floor, log
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils import check_random_state
 
+from ._callbacks import has_callbacks, portable
+from ._checkpoint import ItemKeys
 from ._compat import (
     HalvingGridSearchCV,
     HalvingRandomSearchCV,
     Interval,
     StrOptions,
 )
+from ._fit_call import FitCall
 from ._planning import SEARCH_BACKENDS
 from ._search import DistributedSearchCV, _n_splits_hint
-from ._search_engine import SearchEngine
-from ._sharing import _ensemble_key, _shareable_call, size_param
+from ._search_engine import SearchEngine, _Running
+from ._sharing import _ensemble_key, _prefix_key, _shareable_call, size_param, with_fit
 
 __all__ = ["DistributedHalvingGridSearchCV", "DistributedHalvingRandomSearchCV"]
+
+#: Whether idle slots start the next round's fits (``_GrowingEngine._idle``); switched
+#: off only to measure what running ahead brings (benchmarks/halving_sim.py).
+RUN_AHEAD = True
 
 _DISTSK_CONSTRAINTS: dict = {
     "backend": [StrOptions({"auto", *SEARCH_BACKENDS})],
@@ -73,8 +81,11 @@ class _DistributedHalving(DistributedSearchCV):
             super().fit(X, y, **params)
         finally:
             self.__dict__.pop("_n_samples_hint", None)
+            self.__dict__.pop("_first_round", None)
             engine = self.__dict__.pop("_growing_engine", None)
         self.n_fits_grown_ = engine.n_grown
+        self.n_fits_ahead_ = engine.n_ahead
+        self.n_fits_discarded_ = engine.n_discarded
         self.n_trees_fitted_ = engine.n_trees if engine.counts_trees else None
         return self
 
@@ -105,7 +116,57 @@ class _DistributedHalving(DistributedSearchCV):
         self._release_engine()
         self.__dict__.pop("_candidate_list", None)
         halving = super(DistributedSearchCV, self)._run_search
-        return halving(evaluate_candidates, callback_ctx=callback_ctx)
+        engine = self.__dict__.get("_growing_engine")
+        if engine is None:
+            return halving(evaluate_candidates, callback_ctx=callback_ctx)
+
+        def evaluate_round(candidate_params, cv=None, more_results=None, **kwargs):
+            # Each round tells the engine how to start the next one on idle slots.
+            candidate_params = list(candidate_params)
+            cv, engine.next_round = self._round_ahead(candidate_params, cv, more_results)
+            return evaluate_candidates(candidate_params, cv, more_results, **kwargs)
+
+        return halving(evaluate_round, callback_ctx=callback_ctx)
+
+    def _round_ahead(self, candidate_params, cv, more_results):
+        """``(cv, next)``: this round's splitter and the next round (a :class:`_NextRound`),
+        from the formulas of sklearn's ``_run_search``; next is None in the last round,
+        or when the next round cannot be known now. For ``resource="n_samples"`` the
+        splitter returned records this round's base splits (splitting exactly as
+        ``cv``), from which the next round's subsamples are drawn."""
+        try:
+            (itr, *_), (n_resources, *_) = more_results["iter"], more_results["n_resources"]
+        except (TypeError, KeyError, ValueError):
+            return cv, None
+        if itr == 0:
+            self._first_round = len(candidate_params)
+        first = self.__dict__.get("_first_round")
+        if not first:
+            return cv, None
+        required = 1 + floor(log(first, self.factor))
+        possible = 1 + floor(log(self.max_resources_ // self.min_resources_, self.factor))
+        n_iterations = required if self.aggressive_elimination else min(possible, required)
+
+        def resources(itr):
+            power = max(0, itr - required + possible) if self.aggressive_elimination else itr
+            return min(int(self.factor**power * self.min_resources_), self.max_resources_)
+
+        if itr + 1 >= n_iterations or resources(itr) != n_resources:
+            return cv, None  # the last round, or sklearn's formulas have changed
+        n_keep = ceil(len(candidate_params) / self.factor)
+        if self.resource != "n_samples":
+            return cv, _NextRound(n_keep, self.resource, resources(itr + 1))
+        n_samples = getattr(self, "_n_samples_orig", None)
+        if not isinstance(self.random_state, Integral) or not hasattr(cv, "base_cv") or (
+                not n_samples):
+            # Without a seed, drawing the next subsample now would draw other rows (or
+            # draw from the user's generator).
+            return cv, None
+        recorder = _RecordingSplitter(cv.base_cv)
+        this, following = copy.copy(cv), copy.copy(cv)
+        this.base_cv = following.base_cv = recorder
+        following.fraction = resources(itr + 1) / n_samples
+        return this, _NextRound(n_keep, "n_samples", resources(itr + 1), following, recorder)
 
 
 _SHARED_DOC = """
@@ -144,6 +205,13 @@ n_possible_iterations_, n_required_iterations_
         start) instead of starting afresh: with ``resource`` the size parameter of a
         seeded forest or gradient boosting model (``n_estimators``, ``max_iter``), where
         the grown model equals a fresh fit exactly. 0 otherwise.
+    n_fits_ahead_ : int
+        Of those, fits started before their round, on slots left idle while the
+        previous round's last fits finished, for the candidates ranked best so far
+        (their results are used as they are: the same call, the same result).
+    n_fits_discarded_ : int
+        Fits started ahead whose candidate was then eliminated: discarded, in no
+        result and not in ``n_fits_performed_``.
     n_trees_fitted_ : int or None
         With ``resource`` the estimator's ``n_estimators`` / ``max_iter``: trees (or
         boosting iterations) fitted over all rounds, counting only what each grown fit
@@ -314,19 +382,84 @@ class DistributedHalvingRandomSearchCV(_DistributedHalving, HalvingRandomSearchC
             return list(ParameterSampler(self.param_distributions, n, random_state=rng))
 
 
+# ------------------------------------------------------------------- the next round
+class _NextRound:
+    """The next round, as sklearn's ``_run_search`` will make it, known one round early
+    so that idle slots can start it: how a (candidate, fold) call of this round becomes
+    that candidate's call of the next round, and how many candidates survive.
+
+    Built from sklearn's formulas (``_DistributedHalving._round_ahead``); a call made
+    here is used only when the next round's own call has the same checkpoint key, so a
+    formula that drifted from sklearn's wastes work and never changes a result.
+    """
+
+    def __init__(self, n_keep: int, resource: str, n_resources: int, cv=None, recorder=None):
+        self.n_keep, self.resource, self.n_resources = n_keep, resource, n_resources
+        self._cv, self._recorder, self._splits = cv, recorder, None
+
+    def splits(self):
+        """The next round's (train, test) per fold (resource n_samples), once this
+        round's split has been drawn; else None."""
+        if self._splits is None and self._recorder is not None and (
+                self._recorder.splits is not None):
+            self._splits = list(self._cv.split(None, None))
+        return self._splits
+
+    def call(self, call: FitCall, result: dict) -> FitCall | None:
+        """The next round's call for ``call``'s candidate and fold (None: not known)."""
+        fold = call.split_progress[0]
+        if self.resource == "n_samples":
+            splits = self.splits()
+            if splits is None:
+                return None
+            train, test = splits[fold]
+            changes: dict = {"train": train, "test": test}
+        else:
+            params = {**call.candidate_params, self.resource: self.n_resources}
+            changes = {"parameters": params}
+        if "distsk_previous" in call.kwargs:  # grown from this round's model (_growing)
+            kept = result.get("estimator")
+            model = kept[2] if kept else None
+            size = call.candidate_params[self.resource]
+            changes["distsk_previous"] = (
+                (size, model) if model is not None and size < self.n_resources else None)
+        return call.with_keywords(**changes)
+
+
+class _RecordingSplitter:
+    """A CV splitter that records its splits, then replays them: this round's base
+    splits, from which the next round's subsamples are drawn ahead."""
+
+    def __init__(self, cv):
+        self.cv, self.splits = cv, None
+
+    def split(self, X, y=None, **params):
+        if self.splits is None:
+            self.splits = list(self.cv.split(X, y, **params))
+        yield from self.splits
+
+    def get_n_splits(self, X=None, y=None, **params):
+        return self.cv.get_n_splits(X, y, **params)
+
 
 # ------------------------------------------------------------------------- growth
 class _GrowingEngine(SearchEngine):
-    """A SearchEngine that grows a survivor's ensemble from its previous round's model.
+    """The halving searches' SearchEngine: survivors grow, idle slots start next rounds.
 
-    When the halving resource is the estimator's size parameter (``n_estimators`` of a
-    seeded forest or gradient boosting, ``max_iter`` of HistGradientBoosting), a
-    candidate that survives round k has its round-k model of each fold kept; in round
-    k+1 the same (candidate, fold) fit adds only the missing trees to it (warm start),
-    which gives exactly the model a fresh fit gives for the conditions of
-    ``_sharing._ensemble_key`` (seeded, no warm start, no out-of-bag score, no early
-    stopping) and no fit parameters; anything else is fit fresh. Only the last round's
-    models are kept.
+    Growth: when the halving resource is the estimator's size parameter
+    (``n_estimators`` of a seeded forest or gradient boosting, ``max_iter`` of
+    HistGradientBoosting), a candidate that survives round k has its round-k model of
+    each fold kept; in round k+1 the same (candidate, fold) fit adds only the missing
+    trees to it (warm start), which gives exactly the model a fresh fit gives for the
+    conditions of ``_sharing._ensemble_key`` (seeded, no warm start, no out-of-bag
+    score, no early stopping) and no fit parameters; anything else is fit fresh. Only
+    the last round's models are kept.
+
+    Running ahead: at the end of a round, slots left idle while its last fits finish
+    start the next round's fits of the candidates ranked best so far (``_idle``); they
+    keep running past the round's end. The next round takes over those whose call has
+    the checkpoint key of one of its own (``_carried``) and discards the others (their
+    candidate was eliminated): their results appear nowhere.
     """
 
     def __init__(self, runner, *, resource, **options):
@@ -337,35 +470,47 @@ class _GrowingEngine(SearchEngine):
         self.n_trees = 0
         self._models: dict = {}  # growth key -> (size, fitted model), last round only
         self._pending: list = []  # (result dict, growth key) of this round's items
+        #: Set by the search before each round: how to start the next one (or None).
+        self.next_round: _NextRound | None = None
+        self.n_ahead = 0  # next-round fits run ahead whose results were used
+        self.n_discarded = 0  # ... whose candidate was eliminated
+        # Next-round fits running ahead: future -> (checkpoint key of its call, unit).
+        self._ahead: dict = {}
+        self._ahead_keys = ItemKeys()
+        self._started: set[int] = set()  # this round's items whose next call runs ahead
 
     def register(self, items):
-        items = [self._growing(item) for item in items]
+        items = [self._growing(FitCall.of(item)) for item in items]
         results = super().register([item for item, _ in items])
         self._pending.extend(zip(results, (key for _, key in items)))
         return results
 
-    def _growing(self, item):
-        f, args, kwargs = item
-        estimator, params = args[0], kwargs.get("parameters") or {}
+    def _growing(self, call: FitCall):
+        estimator, params = call.estimator, call.candidate_params
         if size_param(estimator) != self.resource or self.resource not in params:
-            return item, None
+            return call, None
         self.counts_trees = True
         key = None
-        if _shareable_call(kwargs) and not _balanced(estimator, params):
-            group = _ensemble_key(item, len(kwargs["train"]))
+        if _shareable_call(call.kwargs) and not _balanced(estimator, params):
+            group = _ensemble_key(call, len(call.train))
             if group is not None:
-                key = (group, kwargs["split_progress"][0], _fold_key(kwargs["train"]))
+                key = (group, call.split_progress[0], _fold_key(call.train))
         previous = None
         if key is not None and key in self._models:
             size, model = self._models[key]
             if size < params[self.resource]:
                 previous = (size, model)
-        return (_fit_and_keep, args, {**kwargs, "distsk_previous": previous,
-                                      "distsk_keep": key is not None}), key
+        grown = FitCall(_fit_and_keep, call.args, {
+            **call.kwargs, "distsk_previous": previous, "distsk_keep": key is not None})
+        return grown, key
 
     def run(self):
         pending, self._pending = self._pending, []
-        super().run()
+        self._started = set()
+        try:
+            super().run()
+        finally:
+            self.next_round = None
         models = {}
         for result, key in pending:
             kept = result.pop("estimator", None)
@@ -377,6 +522,98 @@ class _GrowingEngine(SearchEngine):
             if model is not None:
                 models[key] = (getattr(model, self.resource), model)
         self._models = models  # the previous round's models are no longer needed
+
+    def _idle(self, free, items, results):
+        """Start the next round's fits of the best-ranked candidates on ``free`` slots.
+
+        Candidates are ranked by the mean test score of their finished folds (sklearn
+        keeps the ``n_keep`` best by the mean over all folds); for each of the best
+        ``n_keep``, best first, each fold's next call is started (one that grows the
+        fold's model, once that model is there). Returns the fits ahead still running.
+        """
+        ahead = self.next_round
+        running = [future for future in self._ahead if not future.done()]
+        if ahead is None or not RUN_AHEAD or self.runner.slots < 2 or not items:
+            return running
+        if has_callbacks(items) or FitCall.of(items[0]).verbose > 9:
+            # A fit run ahead would report to the wrong round's callbacks; sklearn's
+            # most verbose output names the candidate's place in its round.
+            self.next_round = None
+            return running
+        free -= len(running)
+        if free > 0:
+            self._start_ahead(ahead, free, items, results)
+        return [future for future in self._ahead if not future.done()]
+
+    def _start_ahead(self, ahead, free, items, results):
+        folds: dict[int, list[int]] = {}  # one dict of parameters per candidate
+        for i, item in enumerate(items):
+            folds.setdefault(id(FitCall.of(item).parameters), []).append(i)
+        ranked = []
+        for indices in folds.values():
+            done = [i for i in indices if results[i]]
+            scores = [results[i].get("test_scores") for i in done]
+            if not scores or not all(isinstance(v, Real) for v in scores):
+                continue  # nothing finished yet, or several metrics
+            mean = float(np.mean(scores))
+            ranked.append((-np.inf if np.isnan(mean) else mean, done, indices))
+        ranked.sort(key=lambda entry: entry[0], reverse=True)
+        for _, _done, indices in ranked[: ahead.n_keep]:
+            # A fold's next fit that grows its model waits for it; others start at once.
+            for i in indices:
+                if free <= 0:
+                    return
+                if i in self._started or (results[i].get("fit_error") is not None):
+                    continue
+                if not results[i] and "distsk_previous" in FitCall.of(items[i]).kwargs:
+                    continue
+                self._started.add(i)
+                call = ahead.call(FitCall.of(items[i]), results[i])
+                if call is None or self._shared(call):
+                    continue
+                batch = portable([call]) if self.runner.remote else [call]
+                future = self.runner.submit("single", batch)
+                self._ahead[future] = (self._ahead_keys.key(call), _Running("single", [], batch))
+                free -= 1
+
+    def _shared(self, call: FitCall) -> bool:
+        """Whether the next round would share this fit's work with other candidates'
+        (a pipeline prefix, an ensemble's sizes): it is then left to the round, where
+        it costs less, rather than run ahead alone. (A round's candidates all have the
+        same size resource: growing fits never form an ensemble.)"""
+        if not self.share or not _shareable_call(call.kwargs):
+            return False
+        if _prefix_key(call) is not None:
+            return True
+        param = size_param(call.estimator)
+        return (param is not None and param != self.resource
+                and _ensemble_key(call, len(call.train)) is not None)
+
+    def _carried(self, items, todo):
+        ahead, self._ahead = self._ahead, {}
+        if not ahead:
+            return {}
+        by_key = {key: (future, running) for future, (key, running) in ahead.items()}
+        carried = {}
+        for i in todo:
+            hit = by_key.pop(self._ahead_keys.key(items[i]), None)
+            if hit is not None:
+                future, running = hit
+                running.indices = [i]
+                carried[future] = running
+        self._discard(future for future, _ in by_key.values())
+        self.n_ahead += len(carried)
+        return carried
+
+    def _discard(self, futures):
+        for future in futures:
+            self.runner.discard(future)
+            self.n_discarded += 1
+
+    def close(self):
+        ahead, self._ahead = self._ahead, {}
+        self._discard(ahead)
+        super().close()
 
 
 def _balanced(estimator, params) -> bool:
@@ -399,37 +636,23 @@ def _fit_and_keep(estimator, X, y, *, distsk_previous=None, distsk_keep=False, *
     """
     from ._compat import _fit_and_score
 
+    call = FitCall(_fit_and_score, (estimator, X, y), kwargs)
     param = size_param(estimator)
     grown_from = None
     if distsk_previous is not None:
         grown_from, model = distsk_previous
-        grown = _grown_class(type(estimator)).__new__(_grown_class(type(estimator)))
-        grown.__dict__.update(estimator.__dict__)
-        grown._distsk_previous = model
-        estimator = grown
-    result = _fit_and_score(estimator, X, y, return_estimator=True, **kwargs)
+        estimator = with_fit(estimator, _grow_fit, _distsk_previous=model)
+    result = call.with_keywords(return_estimator=True).run(estimator)
     model = result.pop("estimator", None)
-    size = (kwargs.get("parameters") or {})[param]
+    size = call.candidate_params[param]
     keep = distsk_keep and result.get("fit_error") is None and model is not None
     result["estimator"] = (grown_from, size - (grown_from or 0), model if keep else None)
     return result
 
 
-_GROWN_CLASSES: dict[type, type] = {}
-
-
-def _grown_class(base: type) -> type:
-    cls = _GROWN_CLASSES.get(base)
-    if cls is None:
-        cls = _GROWN_CLASSES[base] = type(base.__name__, (base,), {
-            "fit": _grow_fit, "__module__": base.__module__,
-            "__qualname__": base.__qualname__,
-        })
-    return cls
-
-
 def _grow_fit(self, X, y=None, **params):
-    """Add the missing trees to the previous round's model (warm start), as ``base``."""
+    """Add the missing trees to the previous round's model (warm start), as the
+    estimator's own class does."""
     base = type(self).__mro__[1]
     previous = self.__dict__.pop("_distsk_previous")
     own = set(self.get_params(deep=False))

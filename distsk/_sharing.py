@@ -234,12 +234,9 @@ def _run_ensemble(items):
         big = _candidate(biggest).fit(X_train, y_train)
     except Exception:
         return None
-    cls = _shared_ensemble_class(type(big))
     results = []
     for call in calls:
-        shared = cls.__new__(cls)
-        shared.__dict__.update(call.estimator.__dict__)
-        shared._distsk_big = big
+        shared = with_fit(call.estimator, _fit_from_big, _distsk_big=big)
         results.append(call.run(shared))
     return results, 1
 
@@ -255,17 +252,27 @@ class _SharedPrefixPipeline(Pipeline):
         return Xt
 
 
-_SHARED_CLASSES: dict[type, type] = {}
+_FIT_CLASSES: dict[tuple[type, object], type] = {}
 
 
-def _shared_ensemble_class(base: type) -> type:
-    cls = _SHARED_CLASSES.get(base)
+def with_fit(estimator, fit, **attributes):
+    """A copy of the unfitted ``estimator`` whose ``fit`` is ``fit``, with ``attributes``.
+
+    Its class is a subclass named as the estimator's own (so sklearn's scorers, tags and
+    messages see the user's class); ``fit`` receives what the estimator's fit would. Used
+    for an ensemble taken from a shared larger fit, and (``_halving``) one grown from
+    the previous round's model.
+    """
+    base = type(estimator)
+    cls = _FIT_CLASSES.get((base, fit))
     if cls is None:
-        cls = _SHARED_CLASSES[base] = type(base.__name__, (base,), {
-            "fit": _fit_from_big, "__module__": base.__module__,
-            "__qualname__": base.__qualname__,
+        cls = _FIT_CLASSES[(base, fit)] = type(base.__name__, (base,), {
+            "fit": fit, "__module__": base.__module__, "__qualname__": base.__qualname__,
         })
-    return cls
+    copy = cls.__new__(cls)
+    copy.__dict__.update(estimator.__dict__)
+    copy.__dict__.update(attributes)
+    return copy
 
 
 def _fit_from_big(self, X, y=None, **params):
