@@ -726,3 +726,97 @@ def stragglers(ctx: Context) -> list[dict]:
         client.close()
         lc.close()
     return records
+
+
+# ------------------------------------------------------------------- one-line (#15)
+def _cv_results_check(reference: str):
+    """Equal when every cv_results_ key but the timings is identical to the reference's."""
+    timing = {"mean_fit_time", "std_fit_time", "mean_score_time", "std_score_time"}
+
+    def check(name, result, results):
+        if reference not in results:
+            return None, f"not compared: {reference!r} failed"
+        ref, got = results[reference].cv_results_, result.cv_results_
+        if set(ref) != set(got):
+            return False, f"cv_results_ keys differ from {reference!r}'s"
+        for key in set(ref) - timing:
+            a, b = ref[key], got[key]
+            same = a == b if key == "params" else np.array_equal(
+                np.ma.getdata(a), np.ma.getdata(b))
+            if not same:
+                return False, f"cv_results_[{key!r}] differs from {reference!r}'s"
+        return True, ""
+
+    return check
+
+
+def _one_line_contenders(ctx: Context, make_search):
+    """One unchanged sklearn search under joblib backends: "loky" (plain), "dask" (the
+    recipe distsk grew from), and "distsk" (auto, and each engine named)."""
+    from joblib import parallel_config
+
+    def under(backend, **options):
+        def run():
+            with parallel_config(backend=backend, **options) as config:
+                search = make_search().fit()
+            plans = getattr(config["backend"], "plans", None)
+            if plans:  # where distsk ran the fits (the table's plan column)
+                search.plan_ = plans[-1]
+            return search
+        return run
+
+    return [
+        Contender("loky", under("loky"), notes="GridSearchCV(n_jobs=-1), joblib's default"),
+        Contender("dask", under("dask", client=ctx.client),
+                  notes="parallel_config(backend='dask'): the recipe"),
+        Contender("distsk", under("distsk"),
+                  notes="parallel_config(backend='distsk'): engine 'auto' (the cluster is "
+                        "the default client)"),
+        Contender("distsk engine=loky", under("distsk", engine="loky")),
+        Contender("distsk engine=dask", under("distsk", engine="dask", client=ctx.client)),
+    ]
+
+
+class _Search:
+    """A GridSearchCV with its data: ``fit()`` fits a fresh clone of it (n_jobs=-1)."""
+
+    def __init__(self, estimator, grid, X, y, cv):
+        self.estimator, self.grid, self.X, self.y, self.cv = estimator, grid, X, y, cv
+
+    def fit(self):
+        from sklearn.base import clone
+        from sklearn.model_selection import GridSearchCV
+
+        return GridSearchCV(clone(self.estimator), self.grid, cv=self.cv,
+                            n_jobs=-1).fit(self.X, self.y)
+
+
+@scenario("one-line")
+def one_line(ctx: Context) -> list[dict]:
+    """The rf-grid and pipeline-grid searches written with sklearn's own GridSearchCV,
+    unchanged, under joblib's "loky", "dask" and distsk's "distsk" backends."""
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.kernel_approximation import Nystroem
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import distsk  # noqa: F401  (registers the "distsk" joblib backend)
+
+    s = ctx.sizes
+    X, y = make_classification(n_samples=s.grid_rows, n_features=s.grid_cols,
+                               n_informative=2, n_redundant=0, random_state=0)
+    rf = _Search(RandomForestClassifier(random_state=0), s.rf_grid, X, y, s.cv)
+    Xp, yp = make_classification(s.pipe_rows, s.pipe_cols, random_state=0)
+    pipe = make_pipeline(StandardScaler(),
+                         Nystroem(n_components=s.pipe_components, random_state=0),
+                         LogisticRegression(max_iter=1000))
+    grid = {"nystroem__gamma": [0.005, 0.02],
+            "logisticregression__C": [0.01, 0.1, 1.0, 10.0, 100.0]}
+    pipeline = _Search(pipe, grid, Xp, yp, s.pipe_cv)
+    records = []
+    for name, search in (("one-line rf-grid", rf), ("one-line pipeline-grid", pipeline)):
+        records += measure(ctx, name, _one_line_contenders(ctx, lambda s=search: s),
+                           baseline="loky", check=_cv_results_check("loky"))
+    return records
