@@ -214,6 +214,33 @@ def test_ensemble_sizes_are_shared_as_in_distributedsearchcv(tmp_path):
     assert_same_cv_results(_search(ours), _search(ref))
 
 
+class CountingScaler(StandardScaler):
+    """A StandardScaler that appends a line to ``log`` for every fit."""
+
+    def __init__(self, log=None):
+        super().__init__()
+        self.log = log
+
+    def fit(self, X, y=None, sample_weight=None):
+        with open(self.log, "a") as f:
+            f.write("fit\n")
+        return super().fit(X, y, sample_weight)
+
+
+def test_pipeline_prefixes_are_shared_as_in_distributedsearchcv(tmp_path):
+    # Candidates differing only in the final step share the scaler fit of each fold.
+    grid = {"logisticregression__C": [0.1, 1.0, 10.0]}
+    ref_log, log = str(tmp_path / "ref.log"), str(tmp_path / "ours.log")
+    ref = GridSearchCV(make_pipeline(CountingScaler(ref_log), LogisticRegression()),
+                       grid, cv=3).fit(X, y)
+    with distsk.parallel_backend("sequential"):
+        ours = GridSearchCV(make_pipeline(CountingScaler(log), LogisticRegression()),
+                            grid, cv=3).fit(X, y)
+    assert_same_cv_results(_search(ours), _search(ref))
+    with open(ref_log) as f, open(log) as g:
+        assert (len(f.readlines()), len(g.readlines())) == (9 + 1, 3 + 1)  # + the refit
+
+
 # ------------------------------------------------------------------- other calls
 def _square(i, *, offset=0):
     return i * i + offset
@@ -231,6 +258,9 @@ def test_user_functions_run_in_order(under):
     assert out == [i * i + 1 for i in range(25)]
     assert plain == [math.factorial(i) for i in range(8)]
     assert kwargs_only == [{"a": 0}, {"a": 1}, {"a": 2}]
+    named = joblib.Parallel(backend="distsk", n_jobs=2)(
+        joblib.delayed(_square)(i) for i in range(5))
+    assert named == [i * i for i in range(5)]
 
 
 def test_work_for_threads_runs_on_local_threads(under):
