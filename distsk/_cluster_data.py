@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["OnCluster", "assemble_on_workers", "ASSEMBLE_TIMEOUT", "sending_input"]
+__all__ = ["OnCluster", "assemble_on_workers", "ASSEMBLE_TIMEOUT", "sending_input", "gather"]
 
 #: Seconds the blocks of a dask collection may take to be computed and assembled.
 ASSEMBLE_TIMEOUT = 600.0
@@ -126,3 +126,170 @@ def assemble_on_workers(client, X, kind: str) -> OnCluster:
             f.release()
     columns = list(X.columns) if kind == "dask-dataframe" else None
     return OnCluster(assembled, shape, dtype, columns, kind, tokenize(X))
+
+
+def _distributed_client():
+    """The ``distributed.Client`` that ``dask.compute`` would use now, or None."""
+    import dask.base
+
+    if "distributed" not in __import__("sys").modules:
+        return None
+    from distributed import Client
+
+    owner = getattr(dask.base.get_scheduler(), "__self__", None)
+    return owner if isinstance(owner, Client) else None
+
+
+def _is_dask_collection(value) -> bool:
+    return hasattr(value, "__dask_graph__") and hasattr(value, "to_delayed")
+
+
+def gather(*values):
+    """``dask.compute(*values)``, but no block is ever concatenated on a worker.
+
+    ``dask.compute`` on a Dask cluster concatenates a collection's blocks in one
+    "finalize" task on a worker, which fails when the data are larger than a worker's
+    memory even though this process could hold them. Here each dask array or dataframe
+    among ``values`` is computed as its separate blocks: every block travels to this
+    process as soon as it is done and is released on the cluster at once (workers hold
+    only the blocks not fetched yet, and spill them if they must), and the blocks are
+    assembled here -- a dask array with known chunks straight into its final numpy
+    array, so this process holds the result plus one block. Other values (and
+    everything without a distributed client) go through ``dask.compute`` unchanged.
+    """
+    import dask
+
+    client = _distributed_client()
+    if client is None:
+        with sending_input():
+            return dask.compute(*values)
+    out = list(values)
+    lazy = [i for i, v in enumerate(values) if _is_dask_collection(v)]
+    rest = [i for i in range(len(values)) if i not in lazy]
+    for i, v in zip(lazy, _gather_blocks(client, [values[i] for i in lazy])):
+        out[i] = v
+    if rest:
+        with sending_input():
+            computed = dask.compute(*[values[i] for i in rest])
+        for i, v in zip(rest, computed):
+            out[i] = v
+    return tuple(out)
+
+
+class _Assembly:
+    """One collection being received block by block."""
+
+    def __init__(self, collection):
+        self.is_array = hasattr(collection, "chunks")
+        if self.is_array:
+            blocks = collection.to_delayed()
+            self.index = list(np.ndindex(blocks.shape))
+            self.parts = [blocks[i] for i in self.index]
+            self.numblocks = collection.numblocks
+        else:  # dask DataFrame / Series: row partitions
+            self.parts = list(collection.to_delayed())
+            self.index = list(range(len(self.parts)))
+        known = self.is_array and not any(
+            np.isnan(c) for dim in collection.chunks for c in dim)
+        dense = self.is_array and isinstance(getattr(collection, "_meta", None), np.ndarray)
+        self.result = np.empty(collection.shape, collection.dtype) if known and dense else None
+        self.starts = ([np.concatenate([[0], np.cumsum(c)]).astype(int)
+                        for c in collection.chunks] if self.result is not None else None)
+        self.pieces: list = [None] * len(self.parts)
+        itemsize = getattr(getattr(collection, "dtype", None), "itemsize", 8)
+        if self.is_array and known:
+            rows = max(collection.chunks[0]) if collection.chunks[0] else 0
+            width = max(collection.chunks[1]) if collection.ndim > 1 else 1
+            self.block_bytes = int(rows * width * itemsize)
+        else:
+            self.block_bytes = 0
+
+    def put(self, n, block):
+        if self.result is not None:
+            at = tuple(slice(self.starts[d][k], self.starts[d][k + 1])
+                       for d, k in enumerate(self.index[n]))
+            self.result[at] = block
+        else:
+            self.pieces[n] = block
+
+    def value(self):
+        if self.result is not None:
+            return self.result
+        if not self.is_array:
+            return _concatenate(self.pieces) if len(self.pieces) > 1 else self.pieces[0]
+        return _assemble(self.pieces, self.index, self.numblocks)
+
+
+def _holds_arrays(collections) -> bool:
+    """Whether the graphs carry in-memory arrays (``da.from_array`` on numpy): those are
+    sent once, with every block asked for at once, instead of once per window."""
+    for c in collections:
+        for task in dict(c.__dask_graph__()).values():
+            value = getattr(task, "value", task)
+            if getattr(value, "nbytes", 0) > 1 << 20:
+                return True
+    return False
+
+
+def _window(client, assemblies) -> int:
+    """Blocks asked for at once: a quarter of the workers' memory limit in the largest
+    blocks, at least two per worker thread (all of them with no memory limit)."""
+    info = client.scheduler_info(n_workers=-1)["workers"].values()
+    threads = sum(w.get("nthreads", 1) for w in info) or 1
+    memory = sum(w.get("memory_limit") or 0 for w in info)
+    block = max((a.block_bytes for a in assemblies), default=0)
+    if not memory or not block:
+        return 1 << 30
+    return max(2 * threads, int(memory * 0.25 // block))
+
+
+def _gather_blocks(client, collections):
+    from distributed import as_completed
+
+    assemblies = [_Assembly(c) for c in collections]
+    where = [(a, n) for a in assemblies for n in range(len(a.parts))]
+    # One graph per window: shared inputs (y made from X) are computed once per window.
+    window = len(where) if _holds_arrays(collections) else _window(client, assemblies)
+    order = sorted(range(len(where)), key=lambda i: where[i][1])  # row blocks together
+    waiting = as_completed()
+    position, live, next_i = {}, [], 0
+
+    def ask(k):
+        nonlocal next_i
+        batch = order[next_i:next_i + k]
+        next_i += len(batch)
+        if not batch:
+            return
+        with sending_input():
+            futures = client.compute([where[i][0].parts[where[i][1]] for i in batch])
+        for f, i in zip(futures, batch):
+            position[f.key] = where[i]
+            live.append(f)
+            waiting.add(f)
+
+    try:
+        ask(window)
+        for future in waiting:
+            assembly, n = position[future.key]
+            block = future.result()  # the block's own error, as dask.compute raises it
+            future.release()
+            assembly.put(n, block)
+            del block
+            if next_i < len(order) and waiting.count() <= window // 2:
+                ask(window - waiting.count())
+    finally:
+        for f in live:
+            f.release()
+    return [a.value() for a in assemblies]
+
+
+def _assemble(pieces, index, numblocks):
+    """Blocks of an array whose chunk sizes are unknown (or sparse), in block order."""
+    import dask.array.core as dac
+
+    nested = np.empty(numblocks, dtype=object)
+    for piece, at in zip(pieces, index):
+        nested[at] = piece
+    if len(numblocks) == 1:
+        return _concatenate(list(nested))
+    return dac.concatenate3(nested.tolist())
