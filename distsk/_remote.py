@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pickle
 
-__all__ = ["Ref", "pack", "unpack", "call", "run_batch", "run_suspect"]
+__all__ = ["Ref", "pack", "unpack", "call", "run_batch", "run_suspect", "drop_topics"]
 
 
 class Ref:
@@ -84,3 +84,16 @@ def run_suspect(kind, blob, data, capture_stdout, topic):
     from ._worker import run_unit_isolated
 
     return run_unit_isolated(kind, unpack(blob, data), capture_stdout, topic)
+
+
+def drop_topics(prefix, dask_scheduler=None):
+    """Forget the scheduler's event topics named ``prefix...`` (run on the scheduler).
+
+    Distributed keeps every topic ever logged to and offers no call to drop one; a
+    search's per-batch topics of kept fits would otherwise stay for the scheduler's
+    life. ``Scheduler._broker._topics`` is private: tests/test_contracts.py checks it.
+    """
+    topics = dask_scheduler._broker._topics
+    for name in [n for n in topics if n.startswith(prefix)]:
+        del topics[name]
+    return None

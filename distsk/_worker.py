@@ -200,10 +200,10 @@ KEPT_TIMEOUT = 10.0
 KEPT_MAX_BYTES = 64_000
 
 
-def _kept_path(topic):
-    from distributed import get_worker
-
-    return ["distsk-fits", topic, str(get_worker().get_current_task())]
+def kept_topic(topic: str, key: str) -> str:
+    """The Dask event topic where a batch's finished fits are kept; every one of a
+    search's starts with ``kept_topic(topic, "")`` (the runner drops them at its end)."""
+    return f"{topic}-fits-{key}"
 
 
 def _run_fits_kept(tasks, capture_stdout, topic) -> UnitResult:
@@ -211,21 +211,23 @@ def _run_fits_kept(tasks, capture_stdout, topic) -> UnitResult:
 
     Distributed re-runs elsewhere the tasks still running on a worker that leaves --
     gracefully retired ones too (its retirement waits for data to be copied, not for
-    tasks to finish). So each fit of the batch but the last is kept on the scheduler
-    (its task metadata, one small message) as it ends, and a re-run of the batch takes
-    those results from there instead of fitting again: no finished fit runs twice. A
-    fit still running when its worker leaves starts again. The batch's entry is dropped
-    when it ends; the runner drops the search's at its end.
+    tasks to finish). So each fit of the batch but the last is kept on the scheduler as
+    it ends (a Dask event on the batch's own topic: a few microseconds of scheduler time,
+    no round trip), and a batch asks for those first (one round trip): a re-run takes
+    their results instead of fitting again, so no finished fit runs twice. A fit still
+    running when its worker leaves starts again.
     """
     from distributed import get_worker
     from distributed.utils import sync
 
     from ._fit_call import FitCall
 
-    worker, path = get_worker(), _kept_path(topic)
+    worker = get_worker()
+    name = kept_topic(topic, str(worker.get_current_task()))
     try:
-        kept = sync(worker.loop, worker.scheduler.get_metadata, keys=path, default=None,
-                    callback_timeout=KEPT_TIMEOUT) or {}
+        events = sync(worker.loop, worker.scheduler.events, topic=name,
+                      callback_timeout=KEPT_TIMEOUT)
+        kept = dict(pickle.loads(blob) for _, blob in events)
     except Exception:  # the scheduler is unreachable: fit everything, as without this
         kept = {}
     out = io.StringIO()
@@ -234,22 +236,20 @@ def _run_fits_kept(tasks, capture_stdout, topic) -> UnitResult:
     with redirect, warnings.catch_warnings(record=True) as caught, pinned():
         warnings.simplefilter("always")
         for i, item in enumerate(tasks):
-            if i and not _wanted(worker, path[-1]):
-                raise Abandoned(f"batch {path[-1]} stopped after {i} fits: its worker is "
+            if i and not _wanted(worker, str(worker.get_current_task())):
+                raise Abandoned(f"batch {name} stopped after {i} fits: its worker is "
                                 "leaving or its task was cancelled")
-            if str(i) in kept:
-                result, fit_warnings, printed = pickle.loads(kept[str(i)])
+            if i in kept:
+                result, fit_warnings, printed = kept[i]
                 out.write(printed)
             else:
                 mark, start = len(caught), out.tell()
                 result = FitCall.of(item).run()
                 fit_warnings = [(w.message, w.category) for w in caught[mark:]]
                 if i < len(tasks) - 1:
-                    _keep(worker, [*path, str(i)],
-                          (result, fit_warnings, out.getvalue()[start:]))
+                    _keep(worker, name, i, (result, fit_warnings, out.getvalue()[start:]))
             results.append(result)
             recorded.extend(fit_warnings)
-    worker.loop.add_callback(_forget, worker, path)
     return UnitResult(results, len(tasks), recorded, out.getvalue())
 
 
@@ -275,23 +275,13 @@ def _wanted(worker, key) -> bool:
     return task is not None and task.state not in ("cancelled", "released", "forgotten")
 
 
-def _keep(worker, path, outcome):
+def _keep(worker, name, i, outcome):
     try:
-        blob = pickle.dumps(outcome)
+        blob = pickle.dumps((i, outcome))
     except Exception:
-        return
+        return  # not kept: a re-run fits it again
     if len(blob) <= KEPT_MAX_BYTES:
-        # Sent without waiting: the fits go on while the message travels.
-        worker.loop.add_callback(_set_metadata, worker, path, blob)
-
-
-async def _set_metadata(worker, path, value):
-    with contextlib.suppress(Exception):  # not kept: a re-run would fit it again
-        await worker.scheduler.set_metadata(keys=path, value=value)
-
-
-async def _forget(worker, path):
-    await _set_metadata(worker, path, None)
+        worker.log_event(name, blob)
 
 
 def run_unit_isolated(kind, tasks, capture_stdout, topic):

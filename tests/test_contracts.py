@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures.process
 import inspect
+import time
 
 import numpy as np
 import pytest
@@ -577,6 +578,39 @@ def test_future_cancelled_error_takes_a_reason():
     assert isinstance(err, Exception) and "lost dependencies" in str(err), relied_on(
         "distributed.client.FutureCancelledError(key, reason=...)",
         "distsk/_executors/_dask.py (DaskRunner: tasks cancelled for lost inputs)")
+
+
+def test_scheduler_keeps_event_topics_in_a_dict_and_answers_events(client):
+    from distsk._remote import drop_topics
+
+    by = "distsk/_remote.py (drop_topics) and distsk/_worker.py (_run_fits_kept)"
+    client.log_event("distsk-contract-fits-a", b"kept")
+    time.sleep(0.2)
+    assert client.run_on_scheduler(
+        lambda dask_scheduler: [e for _, e in dask_scheduler.get_events("distsk-contract-fits-a")]
+    ) == [b"kept"], relied_on("events logged to a topic come back from Scheduler.get_events "
+                              "(the 'events' handler a worker calls)", by)
+    topics = client.run_on_scheduler(
+        lambda dask_scheduler: sorted(n for n in dask_scheduler._broker._topics
+                                      if n.startswith("distsk-contract")))
+    assert topics == ["distsk-contract-fits-a"], relied_on(
+        "Scheduler._broker._topics is a dict of every topic logged to", by)
+    client.run_on_scheduler(drop_topics, "distsk-contract-")
+    assert client.run_on_scheduler(
+        lambda dask_scheduler: [n for n in dask_scheduler._broker._topics
+                                if n.startswith("distsk-contract")]) == []
+
+
+def test_worker_exposes_its_status_and_task_states(client):
+    from distributed.core import Status
+
+    def probe(dask_worker):
+        return (dask_worker.status == Status.running,
+                isinstance(dask_worker.state.tasks, dict))
+
+    assert all(all(v) for v in client.run(probe).values()), relied_on(
+        "Worker.status (distributed.core.Status) and Worker.state.tasks[key].state",
+        "distsk/_worker.py (_wanted: a batch stops once its worker leaves)")
 
 
 # ------------------------------------------------------------- one place for private names

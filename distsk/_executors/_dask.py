@@ -27,9 +27,10 @@ from sklearn.base import clone
 
 from .._cluster_data import OnCluster
 from .._fit_call import FitCall
-from .._remote import call, pack, run_batch, run_suspect
+from .._remote import call, drop_topics, pack, run_batch, run_suspect
 from .._worker import (
     ChildDied,
+    kept_topic,
     merged,
     run_recording,
     wants_stdout,
@@ -557,10 +558,10 @@ class DaskRunner(Runner):
             self.client.unsubscribe_topic(self._topic)
         self.cancel()
         if self.client.status == "running":
-            # The fits workers kept on the scheduler for re-runs (_worker._run_fits_kept).
+            # The fits batches kept on the scheduler for re-runs (_worker._run_fits_kept).
             with contextlib.suppress(Exception):
-                _bounded(functools.partial(self.client.set_metadata,
-                                           ["distsk-fits", self._topic], None), 5.0)
+                _bounded(functools.partial(self.client.run_on_scheduler, drop_topics,
+                                           kept_topic(self._topic, "")), 5.0)
         with self._lock:
             scattered, self._scattered = [f for _, f in self._scattered.values()], {}
             self._small = {}
