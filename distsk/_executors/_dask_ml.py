@@ -557,7 +557,8 @@ class DaskMLExecutor(Executor):
             choice = choose_solver(name, int(X.shape[1]), int(X.nbytes),
                                    getattr(comp, "worker_memory_bytes", 0),
                                    getattr(comp, "n_workers", 1))
-        if choice is not None and choice.solver == "newton":
+        # _newton_terms is written for numpy blocks; sparse blocks keep dask-glm's L-BFGS.
+        if choice is not None and choice.solver == "newton" and type(X._meta) is np.ndarray:
             model = _fit_newton(name, kwargs, X, y)
         else:
             model = getattr(importlib.import_module(module), cls)(**kwargs)
