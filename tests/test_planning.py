@@ -151,10 +151,17 @@ def test_rule4_large_lazy_goes_to_dask_ml(est, executor, strategy):
     assert "over the gather limit" in p.reason
 
 
-def test_rule4_xgboost_goes_to_xgboost_dask():
+def test_rule4_xgboost_goes_to_xgboost_dask_when_the_workers_hold_the_data():
     xgboost = pytest.importorskip("xgboost", reason="needs the distsk[xgboost] extra")
-    p = plan(xgboost.XGBClassifier(), inp=BIG_LAZY, comp=SMALL_CLUSTER)
+    p = plan(xgboost.XGBClassifier(), inp=BIG_LAZY, comp=BIG_CLUSTER)  # 16 GB of 64 GB
     assert (p.executor, p.strategy) == ("xgboost", "xgboost-dask")
+
+
+def test_rule4_xgboost_beyond_the_workers_memory_trains_from_external_memory():
+    xgboost = pytest.importorskip("xgboost", reason="needs the distsk[xgboost] extra")
+    p = plan(xgboost.XGBClassifier(), inp=BIG_LAZY, comp=SMALL_CLUSTER)  # 16 GB of 8 GB
+    assert (p.executor, p.strategy) == ("xgboost-external-memory", "external-memory")
+    assert "external memory" in p.reason
 
 
 def test_rule4_anything_else_is_an_error_naming_options():

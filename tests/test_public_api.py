@@ -17,7 +17,8 @@ def test_all_is_sorted_and_importable():
 
 
 def test_backends_listed():
-    assert distsk.BACKENDS == ("sequential", "loky", "dask", "dask-ml", "xgboost")
+    assert distsk.BACKENDS == ("sequential", "loky", "dask", "dask-ml", "xgboost",
+                               "xgboost-external-memory")
 
 
 def test_halving_searches_are_sklearns_classes():

@@ -42,6 +42,8 @@ ENGINES = (
     Engine("dask", "._dask", "DaskExecutor", runs_searches=True, needs_cluster=True),
     Engine("dask-ml", "._dask_ml", "DaskMLExecutor", needs_cluster=True),
     Engine("xgboost", "._xgboost", "XGBoostExecutor", needs_cluster=True),
+    Engine("xgboost-external-memory", "._xgboost_extmem", "XGBoostExternalMemoryExecutor",
+           needs_cluster=True),
 )
 
 _BY_NAME = {engine.name: engine for engine in ENGINES}

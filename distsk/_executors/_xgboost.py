@@ -60,7 +60,7 @@ class XGBoostExecutor(Executor):
         return plain
 
 
-def _check_input(estimator, X, y):
+def _check_input(estimator, X, y, found=None):
     """Raise what the plain xgboost model's ``fit`` raises, before xgboost.dask starts.
 
     xgboost.dask does not check y's classes or length itself, and bad values fail in
@@ -100,6 +100,8 @@ def _check_input(estimator, X, y):
     )
     if classifier:
         classes = np.unique(np.asarray(classes))
+        if found is not None:  # the caller's dict receives the classes of y
+            found["classes"] = classes
         expected = np.arange(len(classes))
         if classes.shape != expected.shape or not (classes == expected).all():
             # The plain model checks classes first thing in fit: its own ValueError.

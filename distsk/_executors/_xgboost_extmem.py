@@ -1,0 +1,391 @@
+"""xgboost beyond the workers' memory: external-memory training on every worker.
+
+xgboost.dask needs the whole training set in the workers' memory (its ``DaskDMatrix``
+persists every partition). xgboost itself trains from external memory: an
+``ExtMemQuantileDMatrix`` reads batches from a ``xgboost.DataIter`` and keeps only the
+quantised pages, cached on disk. This engine runs that on a Dask cluster, as xgboost's
+own distributed external-memory tests do (``tests/test_distributed/test_with_dask/
+test_external_memory.py``; tutorial "external_memory", "Distributed Training"):
+
+- the dask collection's row blocks are split into one contiguous share per worker;
+- one task per worker, pinned there (``workers=[address]``, no other worker allowed),
+  joins xgboost's collective (``xgboost.collective.CommunicatorContext``, a
+  ``RabitTracker`` started on the scheduler as xgboost.dask does) and builds an
+  ``ExtMemQuantileDMatrix`` over a ``DataIter`` that computes its blocks one at a time
+  from the dask graph (files, generators, persisted data: whatever the graph holds),
+  the next block computing while xgboost reads the current one;
+- ``xgboost.train`` runs the boosting rounds with the histograms all-reduced across the
+  workers; every worker ends with the same booster, rank 0's is returned.
+
+Limits: ``tree_method`` "hist" only (the only method external memory has), CPU only,
+no evaluation sets, callbacks, custom objectives or metrics, early stopping or
+categorical data (each is refused naming it); y (and sample_weight) travel with their
+row blocks. If a worker leaves during training, the fit fails with
+``ClusterUnavailableError`` naming it (the collective cannot finish without it) instead
+of waiting: the other tasks are cancelled.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+import warnings
+
+from ..exceptions import ClusterUnavailableError, NoFaithfulTranslationError
+from ._base import ExecutionContext, Executor
+from ._xgboost import _check_input, _require_xgboost
+
+__all__ = [
+    "XGBoostExternalMemoryExecutor", "check_external_memory_params", "external_memory_reason",
+    "XGBOOST_DASK_MEMORY_FRACTION", "TRAIN_TIMEOUT",
+]
+
+#: xgboost.dask holds the whole training set in the workers' memory (persisted blocks, its
+#: quantised matrix, gradients): over this share of the workers' total memory limit, the
+#: planner trains xgboost models through external memory on the workers instead.
+XGBOOST_DASK_MEMORY_FRACTION = 0.5
+
+#: Seconds the collective waits for a peer in one operation (xgboost's ``dmlc_timeout``)
+#: and the tracker for the workers to join: a lost worker ends the fit, never a hang.
+COLLECTIVE_TIMEOUT = 300
+#: Seconds between the client's checks that every training worker is still there.
+POLL_SECONDS = 0.5
+#: Seconds a failed training task waits for the scheduler to report a lost worker.
+LOST_GRACE = 3.0
+#: Seconds a whole training may take before the fit is abandoned (None: no limit).
+TRAIN_TIMEOUT = None
+
+# Fit parameters with a meaning here; anything else is refused.
+_FIT_PARAMS = ("sample_weight", "verbose")
+
+
+def check_external_memory_params(estimator, fit_params=()) -> None:
+    """Raise ``NoFaithfulTranslationError`` for what external-memory training cannot do.
+
+    Pure and cheap: called at plan time, before any cluster work.
+    """
+    name = type(estimator).__name__
+    params = estimator.get_params()
+
+    def refuse(param, why, fix):
+        return NoFaithfulTranslationError(
+            f"{name}({param}={params.get(param)!r}) cannot train through xgboost's external "
+            f"memory on the workers ({why}); distsk does not fit a different model. Options: "
+            f"{fix}, gather the data (raise max_gather_bytes), use backend='xgboost' "
+            "(xgboost.dask, when the workers can hold the data), or fit on a subsample."
+        )
+
+    if params.get("tree_method") not in (None, "hist"):
+        raise refuse("tree_method", "external memory builds histograms only",
+                     "tree_method='hist' or None")
+    if params.get("booster") not in (None, "gbtree", "dart"):
+        raise refuse("booster", "external memory trains trees only", "booster='gbtree'")
+    if params.get("device") not in (None, "cpu"):
+        raise refuse("device", "this engine trains on the workers' CPUs", "device='cpu'")
+    for param in ("objective", "eval_metric"):
+        value = params.get(param)
+        values = value if isinstance(value, list | tuple) else [value]
+        if any(callable(v) for v in values):
+            raise refuse(param, "a Python function cannot run inside the collective "
+                         "training here", "a built-in name")
+    for param in ("callbacks", "early_stopping_rounds", "feature_weights"):
+        if params.get(param) is not None:
+            raise refuse(param, "it needs evaluation sets or per-feature data this engine "
+                         "does not pass", f"{param}=None")
+    if params.get("enable_categorical"):
+        raise refuse("enable_categorical", "categories would have to be encoded alike in "
+                     "every block", "enable_categorical=False with encoded columns")
+    unknown = sorted(set(fit_params) - set(_FIT_PARAMS))
+    if unknown:
+        raise NoFaithfulTranslationError(
+            f"fit parameters {unknown} are not passed to {name}'s external-memory training "
+            f"(it takes {list(_FIT_PARAMS)}); gather the data (raise max_gather_bytes) or "
+            "use backend='xgboost' to use them."
+        )
+
+
+def external_memory_reason(estimator, inp, comp, forced) -> str | None:
+    """The planner's rule (pure): why an xgboost model on dask data too large to gather
+    trains through external memory, or None when xgboost.dask takes it.
+
+    External memory when requested (``forced``), or, with ``backend="auto"``, when the
+    data are over ``XGBOOST_DASK_MEMORY_FRACTION`` of the workers' total memory limit.
+    What it cannot train is refused here (``NoFaithfulTranslationError``), at plan time.
+    """
+    from .._profile import format_bytes
+
+    room = int(comp.worker_memory_bytes * XGBOOST_DASK_MEMORY_FRACTION)
+    if forced == "xgboost-external-memory":
+        check_external_memory_params(estimator)
+        return ("trained through xgboost's external memory on the workers, as requested "
+                f"({comp.describe()})")
+    if forced is not None or inp.nbytes is None or not comp.worker_memory_bytes \
+            or inp.nbytes <= room:
+        return None
+    check_external_memory_params(estimator)
+    return (f"over {format_bytes(room)}, {XGBOOST_DASK_MEMORY_FRACTION:.0%} of the workers' "
+            f"{format_bytes(comp.worker_memory_bytes)} memory limit, which xgboost.dask needs "
+            f"to hold it: trained through xgboost's external memory on the "
+            f"{comp.n_workers} workers ({comp.describe()}), one task per worker reading its "
+            "blocks one at a time")
+
+
+class _Blocks:
+    """Row blocks as dask Delayed objects, kept opaque so ``submit`` does not compute them."""
+
+    def __init__(self, parts):
+        self.parts = parts  # [(x, y, weight or None), ...] Delayed
+
+
+def _start_tracker(n_workers: int, host: str | None, timeout: int) -> dict:
+    """On the scheduler: a RabitTracker for ``n_workers`` ranks; its worker arguments."""
+    import threading
+
+    from xgboost.tracker import RabitTracker
+
+    tracker = RabitTracker(n_workers=n_workers, host_ip=host, sortby="task", timeout=timeout)
+    tracker.start()
+    threading.Thread(target=tracker.wait_for, daemon=True).start()
+    return tracker.worker_args()
+
+
+def _train_on_worker(rank: int, blocks: _Blocks, params: dict, n_rounds: int,
+                     comm_args: dict, missing) -> dict | None:
+    """One worker's share: external-memory matrix over its blocks, collective training."""
+    import os
+    import tempfile
+
+    import numpy as np
+    import xgboost
+    from distributed import get_worker, worker_client
+
+    worker = get_worker()
+    n_threads = worker.state.nthreads
+    local = dict(params, nthread=n_threads, n_jobs=n_threads)
+
+    class BlockIter(xgboost.DataIter):
+        def __init__(self, client, parts, prefix):
+            super().__init__(cache_prefix=prefix, release_data=True)
+            self._client, self._parts = client, parts
+            self._i, self._ahead = 0, None
+
+        def _compute(self, i):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sending large graph")
+                return self._client.compute([p for p in self._parts[i] if p is not None])
+
+        def next(self, input_data) -> bool:
+            if self._i >= len(self._parts):
+                return False
+            futures = self._ahead if self._ahead is not None else self._compute(self._i)
+            self._ahead = None
+            X, y, *w = self._client.gather(futures)
+            w = w[0] if w else None
+            for f in futures:
+                f.release()
+            if self._i + 1 < len(self._parts):  # the next block computes meanwhile
+                self._ahead = self._compute(self._i + 1)
+            if hasattr(X, "to_numpy"):
+                X = X.to_numpy()
+            input_data(data=np.asarray(X), label=np.asarray(y),
+                       weight=None if w is None else np.asarray(w))
+            self._i += 1
+            return True
+
+        def reset(self) -> None:
+            for f in self._ahead or ():
+                f.release()
+            self._ahead = None
+            self._i = 0
+
+    cache = tempfile.mkdtemp(prefix="distsk-xgb-extmem-", dir=worker.local_directory)
+    try:
+        # Seceded: the blocks compute on worker threads, this one included.
+        with worker_client() as client, \
+                xgboost.collective.CommunicatorContext(
+                    dmlc_task_id=f"[distsk-{rank:06d}]", **comm_args):
+            it = BlockIter(client, blocks.parts, os.path.join(cache, "cache"))
+            Xy = xgboost.ExtMemQuantileDMatrix(it, missing=missing, nthread=n_threads,
+                                               max_bin=local.get("max_bin") or 256)
+            booster = xgboost.train(local, Xy, num_boost_round=n_rounds, verbose_eval=False)
+            it.reset()
+            raw = booster.save_raw(raw_format="ubj")
+            del Xy, booster
+    finally:
+        import shutil
+
+        shutil.rmtree(cache, ignore_errors=True)
+    return {"rank": rank, "booster": bytes(raw)}
+
+
+def _row_blocks(X, y, w):
+    """Delayed row blocks of X with y's (and w's) rows aligned to them."""
+    import dask.array as da
+
+    if hasattr(X, "npartitions") and not hasattr(X, "chunks"):  # dask DataFrame
+        divisions = None
+        xs = X.to_delayed()
+        lengths = None
+        if hasattr(y, "npartitions") and y.npartitions == X.npartitions:
+            ys = y.to_delayed()
+        else:
+            lengths = X.map_partitions(len).compute()
+            divisions = tuple(int(n) for n in lengths)
+            ys = _as_array(y).rechunk((divisions,)).to_delayed().ravel().tolist()
+        if w is None:
+            ws = [None] * len(xs)
+        elif hasattr(w, "npartitions") and w.npartitions == X.npartitions:
+            ws = w.to_delayed()
+        else:
+            if divisions is None:
+                divisions = tuple(int(n) for n in X.map_partitions(len).compute())
+            ws = _as_array(w).rechunk((divisions,)).to_delayed().ravel().tolist()
+        return list(zip(xs, ys, ws))
+    X = _as_array(X)
+    if X.ndim == 2 and X.numblocks[1] > 1:
+        X = X.rechunk({1: -1})
+    rows = X.chunks[0]
+    y = _as_array(y)
+    y = y.rechunk((rows,) + tuple((n,) for n in y.shape[1:]))
+    xs = X.to_delayed().ravel().tolist()
+    ys = y.to_delayed().ravel().tolist() if y.ndim == 1 else y.to_delayed()[:, 0].tolist()
+    if w is None:
+        ws = [None] * len(xs)
+    else:
+        ws = _as_array(w).rechunk((rows,)).to_delayed().ravel().tolist()
+    del da
+    return list(zip(xs, ys, ws))
+
+
+def _as_array(v):
+    import dask.array as da
+    import numpy as np
+
+    if isinstance(v, da.Array):
+        return v
+    if hasattr(v, "to_dask_array"):
+        return v.to_dask_array(lengths=True)
+    return da.from_array(np.asarray(v), chunks=-1)
+
+
+def _shares(parts: list, n_workers: int) -> list[list]:
+    """Contiguous shares of the blocks, one per worker, sizes differing by at most one."""
+    n = min(n_workers, len(parts))
+    q, r = divmod(len(parts), n)
+    out, start = [], 0
+    for i in range(n):
+        stop = start + q + (1 if i < r else 0)
+        out.append(parts[start:stop])
+        start = stop
+    return out
+
+
+class XGBoostExternalMemoryExecutor(Executor):
+    name = "xgboost-external-memory"
+
+    def fit(self, estimator, X, y, fit_params, ctx: ExecutionContext):
+        _require_xgboost()
+        import xgboost
+        from distributed import comm
+
+        if not isinstance(estimator, xgboost.XGBClassifier | xgboost.XGBRegressor) or \
+                isinstance(estimator, xgboost.XGBRFClassifier | xgboost.XGBRFRegressor):
+            raise TypeError(
+                f"{type(estimator).__name__} has no external-memory training here; use "
+                "XGBClassifier or XGBRegressor, or gather the data."
+            )
+        check_external_memory_params(estimator, fit_params)
+        client = ctx.client
+        if y is None:
+            raise ValueError(f"{type(estimator).__name__}.fit needs y; got y=None.")
+        if not hasattr(X, "dask"):
+            X = _as_array(X)
+        if not hasattr(y, "dask"):
+            y = _as_array(y)
+        found: dict = {}
+        X, y = _check_input(estimator, X, y, found)  # the plain model's errors, one pass
+        plain = type(estimator)(**estimator.get_params())
+        params = plain.get_xgb_params()
+        for key in ("n_jobs", "nthread", "missing", "n_estimators"):
+            params.pop(key, None)
+        if isinstance(estimator, xgboost.XGBClassifier):
+            # As xgboost.dask's classifier sets them from y's classes.
+            n_classes = len(found["classes"])
+            if n_classes > 2:
+                params["objective"], params["num_class"] = "multi:softprob", n_classes
+            else:
+                params["objective"] = "binary:logistic"
+        if params.get("max_bin") is None:
+            params.pop("max_bin", None)
+        params["tree_method"] = "hist"
+
+        parts = _row_blocks(X, y, fit_params.get("sample_weight"))
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        if not workers:
+            raise ClusterUnavailableError(
+                f"The Dask cluster at {client.scheduler.address} has no workers. Start "
+                "workers (`dask worker <address>`) or gather the data."
+            )
+        shares = _shares(parts, len(workers))
+        workers = workers[:len(shares)]
+        try:
+            host = comm.get_address_host(client.scheduler.address).strip("/:")
+        except Exception:
+            host = None
+        comm_args = client.run_on_scheduler(_start_tracker, len(workers), host,
+                                            COLLECTIVE_TIMEOUT)
+        comm_args = dict(comm_args, dmlc_timeout=COLLECTIVE_TIMEOUT)
+        tag = uuid.uuid4().hex[:8]
+        futures = [
+            client.submit(_train_on_worker, rank, _Blocks(share), params,
+                          plain.get_num_boosting_rounds(), comm_args, plain.missing,
+                          workers=[address], allow_other_workers=False, pure=False,
+                          retries=0, key=f"distsk-xgboost-extmem-{tag}-{rank}")
+            for rank, (address, share) in enumerate(zip(workers, shares))
+        ]
+        try:
+            result = _wait(client, futures, workers)
+        finally:
+            for f in futures:
+                f.cancel()
+        out = type(estimator)(**estimator.get_params())
+        out.load_model(bytearray(result["booster"]))
+        return out
+
+
+def _gone(client, workers) -> list:
+    present = set(client.scheduler_info(n_workers=-1)["workers"])
+    return [w for w in workers if w not in present]
+
+
+def _wait(client, futures, workers):
+    """Rank 0's result; ClusterUnavailableError if a training worker left (whatever the
+    other tasks then raise: the collective broken by the lost peer), else the first
+    task error as it was raised."""
+    started = time.monotonic()
+    while True:
+        failed = next((f for f in futures if f.status == "error"), None)
+        gone = _gone(client, workers)
+        # A peer's death reaches the survivors' collective about when it reaches the
+        # scheduler: give the scheduler a moment to tell which it was.
+        waited = time.monotonic()
+        while failed is not None and not gone and time.monotonic() - waited < LOST_GRACE:
+            time.sleep(POLL_SECONDS)
+            gone = _gone(client, workers)
+        if gone:
+            cause = failed.exception() if failed is not None else None
+            raise ClusterUnavailableError(
+                f"Worker(s) {gone} left the Dask cluster during xgboost's external-memory "
+                f"training; the collective across the {len(workers)} training workers cannot "
+                "finish without them, so the fit was stopped (the other workers' tasks are "
+                "cancelled). Fit again once the cluster is stable."
+            ) from cause
+        if failed is not None:
+            failed.result()  # raises the task's own exception
+        if all(f.status == "finished" for f in futures):
+            return futures[0].result()
+        if TRAIN_TIMEOUT is not None and time.monotonic() - started > TRAIN_TIMEOUT:
+            raise TimeoutError(
+                f"xgboost's external-memory training took over {TRAIN_TIMEOUT} s; stopped."
+            )
+        time.sleep(POLL_SECONDS)
