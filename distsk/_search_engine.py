@@ -107,13 +107,16 @@ class SearchEngine:
                 # Until one fit's duration is known, one unit per slot; then two per
                 # slot, so a slot never waits for the client between units.
                 limit = (2 if self.seconds_per_fit else 1) * slots
-                while queue and len(in_flight) < limit:
+                starting = []
+                while queue and len(in_flight) + len(starting) < limit:
                     kind, indices = self._next_work(queue, slots)
                     batch = [items[i] for i in indices]
                     if self.runner.remote:
                         batch = portable(batch)
-                    future = self.runner.submit(kind, batch)
-                    in_flight[future] = _Running(kind, indices, batch)
+                    starting.append(_Running(kind, indices, batch))
+                if starting:  # all at once: one message to a Dask scheduler
+                    futures = self.runner.submit_many([(r.kind, r.batch) for r in starting])
+                    in_flight.update(zip(futures, starting))
                 if speculate and not queue and len(in_flight) < slots:
                     self._speculate(in_flight, slots)
                 wake = ()

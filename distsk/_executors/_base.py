@@ -122,8 +122,8 @@ class Runner(abc.ABC):
     list of collected ``_fit_and_score`` calls (``FitCall``). A runner must implement
     :meth:`submit`; every other method is a hook with a no-op default, and the class
     flags say what the engine may ask of it. ``SearchEngine`` calls, in order:
-    ``prepare`` once with every item to run, ``submit`` (and ``check`` while it waits)
-    until every unit is done, ``flush``; on an error ``cancel`` then ``lost``; and
+    ``prepare`` once with every item to run, ``submit_many`` / ``submit`` (and
+    ``check`` while it waits) until every unit is done, ``flush``; on an error ``cancel`` then ``lost``; and
     ``close`` at the end of the search.
     """
 
@@ -148,6 +148,11 @@ class Runner(abc.ABC):
         passed when ``speculates``): the future of a running copy of this unit, whose
         place this copy must avoid; return None when there is no other place.
         """
+
+    def submit_many(self, units: list[tuple[str, list]]) -> list[cf.Future]:
+        """Start several ``(kind, items)`` units at once; a runner for which one
+        request is cheaper than many (one graph to a Dask scheduler) overrides this."""
+        return [self.submit(kind, items) for kind, items in units]
 
     def prepare(self, items: list) -> None:  # noqa: B027 (a no-op hook on purpose)
         """Called once before any unit is submitted, with every item to run: check
