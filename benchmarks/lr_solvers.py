@@ -110,13 +110,20 @@ def main(argv=None) -> int:
     ap.add_argument("--features", type=int, nargs="*", default=None)
     ap.add_argument("--clusters", nargs="*", default=None)
     ap.add_argument("--slow", action="store_true", help="admm, proximal_grad, gradient_descent")
+    ap.add_argument("--total-mb", type=float, default=None, help="data size (default 160)")
+    ap.add_argument("--spilled-limit", default="100MB", help="spilled cluster's memory_limit")
+    ap.add_argument("--penalised-only", action="store_true", help="C=1 only")
+    ap.add_argument("--stem", default=None, help="output file name stem")
     args = ap.parse_args(argv)
     total = TOTAL_BYTES / 4 if args.quick or args.slow else TOTAL_BYTES
+    total = total if args.total_mb is None else args.total_mb * 1e6
     features = args.features or ((20, 100) if args.quick or args.slow else SHAPES_FEATURES)
     clusters = args.clusters or (["spilled"] if args.slow else ["spilled", "in memory"])
     cases = (("l2", 1.0, SLOW_PENALISED), (None, np.inf, SLOW_UNPENALISED)) if args.slow else (
         ("l2", 1.0, PENALISED), (None, np.inf, UNPENALISED))
-    limits = {"spilled": "100MB", "in memory": "2GB"}
+    limits = {"spilled": args.spilled_limit, "in memory": "2GB"}
+    if args.penalised_only:
+        cases = cases[:1]
     records = []
     for where in clusters:
         lc, client = cluster(limits[where])
@@ -143,7 +150,7 @@ def main(argv=None) -> int:
             lc.close()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "lr_solvers_slow" if args.slow else "lr_solvers"
+    stem = args.stem or ("lr_solvers_slow" if args.slow else "lr_solvers")
     (out / f"{stem}.json").write_text(json.dumps(records, indent=1))
     lines = ["| cluster | rows x features | penalty | solver | seconds | max coef error / max coef |",
              "|---|---|---|---|---|---|"]
