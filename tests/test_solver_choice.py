@@ -187,3 +187,13 @@ def test_cluster_memory_moves_the_rule(client):
     assert "Hessians" in tight.plan_.reason and "exceed the cluster's memory" in tight.plan_.reason
     assert_allclose(roomy.estimator_.coef_, ref.coef_, rtol=1e-6, atol=1e-6)
     assert_allclose(tight.estimator_.coef_, ref.coef_, rtol=1e-3, atol=1e-3)
+
+
+def test_newton_takes_blocks_split_by_columns_and_unaligned_labels(client):
+    # Newton's tasks need whole rows and y cut like X: both are rechunked first.
+    dX = da.from_array(X, chunks=(300, 2))
+    dy = da.from_array(Y["binary"], chunks=700)
+    ours = big(LogisticRegression(), client).fit(dX, dy)
+    assert "Solver Newton" in ours.plan_.reason
+    ref = optimum(LogisticRegression(), X, Y["binary"])
+    assert_allclose(ours.estimator_.coef_, ref.coef_, rtol=1e-6, atol=1e-6)
