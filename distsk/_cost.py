@@ -28,7 +28,8 @@ from ._profile import ComputeProfile, InputProfile, format_bytes
 
 __all__ = [
     "Costs", "Prediction", "MODEL", "predict_search", "predict_fit", "fit_work_key",
-    "WRONG_BY", "cheapest", "traced_peak",
+    "WRONG_BY", "cheapest", "traced_peak", "subsample", "PROBE_SUBSAMPLE",
+    "PROBE_ERROR",
 ]
 
 #: Seconds to start a cold loky pool of two processes (measured: 0.9 s on 2 cores).
@@ -287,6 +288,36 @@ def cheapest(predictions) -> Prediction | None:
     """The fastest prediction that fits in memory (None if none is known and fits)."""
     known = [p for p in predictions if p.seconds is not None and p.fits_memory]
     return min(known, key=lambda p: p.seconds) if known else None
+
+
+#: A search's probe first fits on 1/PROBE_SUBSAMPLE of the rows (when there are at least
+#: PROBE_SUBSAMPLE x PROBE_MIN_ROWS): its time x PROBE_SUBSAMPLE decides when the plan is
+#: the same with that time x each factor of PROBE_ERROR; otherwise a full probe decides.
+PROBE_SUBSAMPLE = 8
+PROBE_MIN_ROWS = 200
+PROBE_ERROR = (1 / 3, 3.0)
+
+
+def subsample(estimator, X, y, every: int):
+    """1/``every`` of the rows of ``X`` and ``y`` (stratified for classifiers), or None
+    when there are too few rows (or the rows cannot be counted) for a scaled probe."""
+    from sklearn.base import is_classifier
+    from sklearn.utils import resample
+
+    try:
+        n = X.shape[0]
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if every <= 1 or n < every * PROBE_MIN_ROWS:
+        return None
+    stratify = y if (y is not None and is_classifier(estimator)) else None
+    try:
+        out = resample(X, y, replace=False, n_samples=n // every, random_state=0,
+                       stratify=stratify) if y is not None else (resample(
+                           X, replace=False, n_samples=n // every, random_state=0), None)
+    except (ValueError, TypeError):  # a class too rare to stratify, odd input: no subsample
+        return None
+    return tuple(out)
 
 
 @contextlib.contextmanager

@@ -33,10 +33,12 @@ class Plan:
     Attributes
     ----------
     executor : str
-        Engine name: "sequential", "loky", "dask", "dask-ml" or "xgboost".
+        Engine name: "sequential", "loky", "dask", "dask-ml", "xgboost" or
+        "xgboost-external-memory".
     strategy : str
         How that engine runs it: "in-process", "split-forest", "joblib-dask",
-        "single-task", "translated", "incremental", "xgboost-dask", "candidates".
+        "single-task", "translated", "incremental", "xgboost-dask", "external-memory",
+        "candidates".
     reason : str
         One human sentence naming the facts that decided it.
     gather : bool
@@ -210,14 +212,15 @@ def _compared(predictions, chosen: str) -> str:
 def _large_lazy_plan(estimator, inp, comp, limit, forced=None) -> Plan:
     from ._executors import dask_ml_support, is_xgboost_model
     from ._executors._dask_ml import solver_note
+    from ._executors._xgboost_extmem import external_memory_reason
 
     size = "of unknown size" if inp.nbytes is None else f"of {format_bytes(inp.nbytes)}"
     over = f"{inp.describe()} is over the gather limit of {format_bytes(limit)}" if inp.nbytes else (
         f"{inp.kind} {size}"
     )
-    if forced == "xgboost" and not is_xgboost_model(estimator):
+    if forced in ("xgboost", "xgboost-external-memory") and not is_xgboost_model(estimator):
         raise ValueError(
-            f"backend='xgboost' trains xgboost models only; got {type(estimator).__name__}. "
+            f"backend={forced!r} trains xgboost models only; got {type(estimator).__name__}. "
             "Use backend='auto' or 'dask-ml', or wrap an xgboost.XGBClassifier/XGBRegressor."
         )
     if forced == "dask-ml" and dask_ml_support(estimator) is None:
@@ -226,7 +229,7 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None) -> Plan:
             "LogisticRegression, LinearRegression, PoissonRegressor, KMeans, PCA, TruncatedSVD, "
             "StandardScaler, MinMaxScaler, and estimators with partial_fit. Use backend='auto'."
         )
-    if (forced in (None, "xgboost")) and is_xgboost_model(estimator):
+    if forced in (None, "xgboost", "xgboost-external-memory") and is_xgboost_model(estimator):
         if not comp.has_cluster:
             from .exceptions import ClusterUnavailableError
 
@@ -235,6 +238,11 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None) -> Plan:
                 f"Dask cluster, but {comp.describe()}. Create a distributed.Client, pass "
                 "client=..., or raise max_gather_bytes to gather the data."
             )
+        external = external_memory_reason(estimator, inp, comp, forced)
+        if external is not None:
+            return Plan("xgboost-external-memory", "external-memory",
+                        f"{over}: {external}; estimator_ is the equivalent plain xgboost model.",
+                        input=inp, compute=comp)
         return Plan(
             "xgboost", "xgboost-dask",
             f"{over}: trained where the data lives with xgboost.dask "
@@ -314,7 +322,7 @@ def plan_fit(
         else:
             p = replace(p, executor="loky")
         return replace(p, gather=inp.lazy)
-    if backend in ("dask-ml", "xgboost"):
+    if backend in ("dask-ml", "xgboost", "xgboost-external-memory"):
         return _large_lazy_plan(estimator, inp, comp, max_gather_bytes, forced=backend)
     if backend == "dask":
         if inp.lazy:
@@ -451,12 +459,14 @@ def plan_search(
     data: tuple[str, str] | None = None,
     probe_bytes: int | None = None,
     probe_cpu_seconds: float | None = None,
+    probe_rows: float = 1.0,
     costs: Costs | None = None,
 ) -> Plan:
     """Decide where the candidates x folds of a search run.
 
     ``probe_seconds``, ``probe_bytes`` and ``probe_cpu_seconds`` are the measured time,
-    peak memory and CPU time of one in-process fit on one thread (None if not measured). ``data`` is :func:`place_data`'s answer for
+    peak memory and CPU time of one in-process fit on one thread (None if not measured);
+    ``probe_rows`` < 1: they were measured on that share of the rows and scaled up. ``data`` is :func:`place_data`'s answer for
     dask input: on the workers, the search runs where its data is. ``costs`` is the cost
     model's snapshot (``_cost.MODEL.costs()``; None: its defaults). With a probe,
     ``backend="auto"`` predicts each engine's time and peak memory and takes the fastest
@@ -500,6 +510,9 @@ def plan_search(
         if probe_cpu_seconds is not None and probe_seconds > 0:
             busy = f", {min(1.0, probe_cpu_seconds / probe_seconds):.0%} of it on a CPU"
         probe = f"one probe fit took {probe_seconds * 1e3:.1f} ms{busy}{peak}"
+        if probe_rows < 1:
+            probe = (f"one probe fit on 1/{round(1 / probe_rows)} of the rows, scaled to all "
+                     f"of them, took {probe_seconds * 1e3:.1f} ms{busy}{peak}")
         if best is None:  # nothing fits in memory: the least demanding, as sklearn would
             best = preds[0]
             choice = (f"{probe}; no engine's predicted peak memory fits ({_compared(preds, '')}"

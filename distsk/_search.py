@@ -25,7 +25,7 @@ from ._checkpoint import Checkpoint
 from ._cluster import clone_sharing_client, inside_worker, portable_state, resolve_client
 from ._cluster_data import OnCluster, assemble_on_workers
 from ._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
-from ._cost import MODEL, traced_peak
+from ._cost import MODEL, PROBE_ERROR, PROBE_SUBSAMPLE, subsample, traced_peak
 from ._estimator import (
     _blockwise,
     _current,
@@ -239,16 +239,36 @@ n_splits_, refit_time_, multimetric_
                     MODEL.observe_transfer(prof.nbytes, time.perf_counter() - started)
         n_fits = len(candidates) * _n_splits_hint(self.cv)
         probe = probe_bytes = probe_cpu = costs = None
+        plan = None
+
+        def planned(seconds, nbytes, cpu, rows=1.0):
+            return plan_search(prof, compute, backend=self.backend, n_jobs=self.n_jobs,
+                               n_fits=n_fits, data=data, probe_seconds=seconds,
+                               probe_bytes=nbytes, probe_cpu_seconds=cpu, probe_rows=rows,
+                               costs=costs)
+
         if (self.backend == "auto" and self.n_jobs != 1 and candidates
                 and self.checkpoint is None and not isinstance(X, OnCluster)):
-            probe, probe_bytes, probe_cpu = self._probe(X, y, candidates[0])
             # Overheads measured once per process (never from inside a worker's task).
             costs = MODEL.costs(client, measure=not inside_worker())
-        plan = plan_search(
-            prof, compute, backend=self.backend, n_jobs=self.n_jobs,
-            n_fits=n_fits, probe_seconds=probe, data=data, probe_bytes=probe_bytes,
-            probe_cpu_seconds=probe_cpu, costs=costs,
-        )
+            # A probe on 1/8 of the rows, scaled, decides when the choice is the same
+            # for a fit 3x faster or slower; otherwise a probe on all rows does (a probe
+            # is work whose result no one keeps).
+            part = subsample(self.estimator, X, y, PROBE_SUBSAMPLE)
+            if part is not None:
+                sub, sub_bytes, sub_cpu = self._probe(*part, candidates[0])
+                if sub is not None:
+                    k = PROBE_SUBSAMPLE
+                    plan = planned(sub * k, sub_bytes * k, sub_cpu * k, 1 / k)
+                    if all(planned(sub * k * f, sub_bytes * k, sub_cpu * k * f, 1 / k).executor
+                           == plan.executor for f in PROBE_ERROR):
+                        probe = sub * k
+                    else:
+                        plan = None
+            if plan is None:
+                probe, probe_bytes, probe_cpu = self._probe(X, y, candidates[0])
+        if plan is None:
+            plan = planned(probe, probe_bytes, probe_cpu)
         if self.verbose > 0:
             print(f"[distsk] {plan}")
         store = Checkpoint(self.checkpoint) if self.checkpoint is not None else None
@@ -278,10 +298,10 @@ n_splits_, refit_time_, multimetric_
                 X.future.release()
             engine.close()
         # The actual time beside the prediction; a prediction > 2x off corrects the model
-        # (compared for the fits run, after sharing; not for halving's growing rounds).
+        # (not when the search shared fits, or for halving's growing rounds: work the
+        # probe does not predict).
         self.plan_, note = MODEL.learn(
-            plan, spent, share=engine.n_fits / n_fits if n_fits else 1.0,
-            calibrate=type(engine) is SearchEngine)
+            plan, spent, calibrate=type(engine) is SearchEngine and engine.n_fits == n_fits)
         if note and self.verbose > 0:
             print(f"[distsk] cost model: {note}")
         self.n_fits_performed_ = engine.n_fits

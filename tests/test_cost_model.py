@@ -225,3 +225,29 @@ def test_bandwidth_seen_replaces_the_default():
     assert model.costs(measure=False).bandwidth == pytest.approx(200 * 2**20)
     model.observe_transfer(1000, 1.0)  # too small to tell
     assert model.costs(measure=False).bandwidth == pytest.approx(200 * 2**20)
+
+
+def test_subsample_keeps_an_eighth_of_the_rows_and_every_class():
+    from distsk._cost import subsample
+
+    X, y = make_classification(1600, 4, weights=[0.9], random_state=0)
+    Xs, ys = subsample(LogisticRegression(), X, y, 8)
+    assert Xs.shape == (200, 4) and set(ys) == {0, 1}
+    assert abs(ys.mean() - y.mean()) < 0.01  # stratified
+    assert subsample(LogisticRegression(), X[:1000], y[:1000], 8) is None  # too few rows
+
+
+def test_probe_on_a_subsample_decides_when_the_choice_is_clear(tmp_path):
+    from .counting import CountingClassifier, fits
+
+    # 40 fits that sleep 50 ms: parallel wins whatever the probe's error, so the probe on
+    # 200 of the 1,600 rows decides and no probe runs on all rows.
+    X, y = make_classification(1600, 4, random_state=0)
+    counter = tmp_path / "fits.txt"
+    search = DistributedSearchCV(CountingClassifier(counter=str(counter), sleep=0.05),
+                                 {"C": [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0]}, cv=5,
+                                 backend="auto").fit(X, y)
+    assert search.plan_.executor != "sequential"
+    assert "one probe fit on 1/8 of the rows" in search.plan_.reason
+    rows = [int(line.split()[1]) for line in fits(counter)]
+    assert 200 in rows and 1600 not in rows[:-1]  # the last one is the refit
