@@ -365,7 +365,7 @@ class DaskRunner(Runner):
         func = run_suspect if isolated else run_batch
         args, keys = [], []
         for kind, items, _ in sends:
-            blob, data = pack(items, share=self._share)
+            blob, data = pack(items, share=self._share, same_estimators=True)
             args.append((kind, blob, data, wants_stdout(items), self._topic))
             # One random id per search, a counter per task (uuid4 per task read
             # urandom once per task: measurable at thousands of tasks a second).
