@@ -81,14 +81,11 @@ def _measured(X, prof: InputProfile):
 
 
 def gather_inputs(X, y, params: dict):
-    """Compute every dask collection among ``X, y, params`` in one pass."""
-    import dask
-
-    from ._cluster_data import sending_input
+    """Compute every dask collection among ``X, y, params``, block by block into here."""
+    from ._cluster_data import gather
 
     keys = list(params)
-    with sending_input():
-        computed = dask.compute(X, y, *[params[k] for k in keys])
+    computed = gather(X, y, *[params[k] for k in keys])
     X, y, *values = (_own(v) for v in computed)
     return X, y, dict(zip(keys, values))
 
@@ -190,11 +187,14 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
     ----------
     estimator : estimator object
         The scikit-learn (or xgboost) estimator to fit. It is cloned.
-    backend : {"auto", "sequential", "loky", "dask", "dask-ml", "xgboost"}, default="auto"
-        The engine. "auto" decides from the data and compute (see "How distsk decides");
+    backend : str, default="auto"
+        The engine: "auto" or one of ``distsk.BACKENDS`` ("sequential", "loky", "dask",
+        "dask-ml", "xgboost", "xgboost-external-memory"). "auto" decides from the data and compute (see "How distsk decides");
         "sequential" fits in this process with inner parallelism off; "loky" fits in this
         process with the estimator's own ``n_jobs``; "dask" fits in-memory data on the
-        cluster; "dask-ml" and "xgboost" train on dask collections where they live.
+        cluster; "dask-ml" and "xgboost" train on dask collections where they live;
+        "xgboost-external-memory" trains xgboost models on dask data larger than the
+        workers' memory (xgboost's external memory, one task per worker).
     client : None, distributed.Client or str, default=None
         The cluster. None uses the active client if there is one (a client is never
         started silently); a string is a scheduler address to connect to.
