@@ -588,7 +588,11 @@ def explain(estimator, X, y=None, client=None) -> Plan:
     Returns
     -------
     plan : Plan
-        With ``executor``, ``strategy`` and a one-sentence ``reason``.
+        With ``executor``, ``strategy``, a one-sentence ``reason`` naming what each
+        engine was predicted to take, and ``predictions``: one entry per engine
+        considered, with its predicted seconds (None until a fit of the estimator's
+        type was timed in this process), predicted peak memory and the memory there;
+        ``plan.predictions_table()`` prints them. See "How distsk decides".
 
     Examples
     --------
@@ -597,6 +601,8 @@ def explain(estimator, X, y=None, client=None) -> Plan:
     >>> from distsk import explain
     >>> explain(LogisticRegression(), np.zeros((100, 4))).executor
     'sequential'
+    >>> [p.engine for p in explain(LogisticRegression(), np.zeros((100, 4))).predictions]
+    ['sequential']
     """
     if not isinstance(estimator, DistributedEstimator):
         estimator = DistributedEstimator(estimator, client=client)
