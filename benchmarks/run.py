@@ -30,6 +30,7 @@ from report import (  # noqa: E402
     write_markdown,
 )
 from scenarios import SCENARIOS  # noqa: E402
+import xgboost_memory  # noqa: E402,F401  (registers xgboost-larger-than-memory)
 
 DEFAULT_OUT = HERE / "results"
 N_WORKERS = 2
