@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # imported rather than run as a script
     sys.path.insert(0, str(HERE))
 
+import xgboost_memory  # noqa: E402,F401  (registers xgboost-larger-than-memory)
 from harness import Context, Sizes  # noqa: E402
 from report import (  # noqa: E402
     auto_table,
@@ -30,7 +31,6 @@ from report import (  # noqa: E402
     write_markdown,
 )
 from scenarios import SCENARIOS  # noqa: E402
-import xgboost_memory  # noqa: E402,F401  (registers xgboost-larger-than-memory)
 
 DEFAULT_OUT = HERE / "results"
 N_WORKERS = 2
