@@ -124,6 +124,23 @@ def test_one_worker_trains_the_plain_models_exact_model(one_worker, classes):
 
 
 @pytest.mark.timeout(180)
+def test_dask_dataframe_gives_the_plain_models_exact_model(one_worker):
+    """A dask DataFrame and Series: the plain model's column names and predictions."""
+    dd = pytest.importorskip("dask.dataframe", reason="needs the distsk[dask] extra")
+    pd = pytest.importorskip("pandas", reason="needs pandas (distsk[dask] extra)")
+
+    X, y = _data(n=3000, classes=3)
+    frame = pd.DataFrame(X.compute(scheduler="threads"), columns=[f"f{i}" for i in range(8)])
+    labels = pd.Series(y.compute(scheduler="threads"), name="label")
+    Xd, yd = dd.from_pandas(frame, npartitions=5), dd.from_pandas(labels, npartitions=5)
+    est = DistributedEstimator(xgboost.XGBClassifier(**PARAMS), client=one_worker,
+                               backend="xgboost-external-memory").fit(Xd, yd)
+    ref = xgboost.XGBClassifier(**PARAMS).fit(frame, labels)
+    assert list(est.estimator_.feature_names_in_) == list(ref.feature_names_in_)
+    np.testing.assert_array_equal(est.estimator_.predict_proba(frame), ref.predict_proba(frame))
+
+
+@pytest.mark.timeout(180)
 @CLASSES
 def test_two_workers_train_one_model_in_xgboosts_collective(client, classes):
     """Two workers, half the blocks each: one model (xgboost's collective), a plain one,

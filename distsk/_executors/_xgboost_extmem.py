@@ -185,9 +185,8 @@ def _train_on_worker(rank: int, blocks: _Blocks, params: dict, n_rounds: int,
                 f.release()
             if self._i + 1 < len(self._parts):  # the next block computes meanwhile
                 self._ahead = self._compute(self._i + 1)
-            if hasattr(X, "to_numpy"):
-                X = X.to_numpy()
-            input_data(data=np.asarray(X), label=np.asarray(y),
+            # DataFrames as they are: xgboost records their column names, as in fit.
+            input_data(data=X if hasattr(X, "columns") else np.asarray(X), label=np.asarray(y),
                        weight=None if w is None else np.asarray(w))
             self._i += 1
             return True
