@@ -206,51 +206,116 @@ def kept_topic(topic: str, key: str) -> str:
     return f"{topic}-fits-{key}"
 
 
+#: The event a batch logs on its topic when it starts: ``(STARTED, worker address)``.
+STARTED = -1
+
+
 def _run_fits_kept(tasks, capture_stdout, topic) -> UnitResult:
     """A batch of independent fits whose finished fits outlive their worker.
 
     Distributed re-runs elsewhere the tasks still running on a worker that leaves --
     gracefully retired ones too (its retirement waits for data to be copied, not for
-    tasks to finish). So each fit of the batch but the last is kept on the scheduler as
-    it ends (a Dask event on the batch's own topic: a few microseconds of scheduler time,
-    no round trip), and a batch asks for those first (one round trip): a re-run takes
-    their results instead of fitting again, so no finished fit runs twice. A fit still
-    running when its worker leaves starts again.
+    tasks to finish). So a batch logs on its own topic (Dask events: a few microseconds
+    of scheduler time, no round trip) that it started and, as each fit but the last
+    ends, that fit's result; it reads its topic first (one round trip). A re-run thus
+    takes the finished fits instead of fitting again. The fit its retired worker was
+    running finishes there (a worker's close waits for its threads) and is sent on a
+    connection of its own; the re-run does that fit last, waiting for it if needed. So
+    no fit runs twice when a worker is retired; when one dies, its running fit starts
+    again (nothing will come from it).
     """
     from distributed import get_worker
-    from distributed.utils import sync
 
     from ._fit_call import FitCall
 
     worker = get_worker()
-    name = kept_topic(topic, str(worker.get_current_task()))
-    try:
-        events = sync(worker.loop, worker.scheduler.events, topic=name,
-                      callback_timeout=KEPT_TIMEOUT)
-        kept = dict(pickle.loads(blob) for _, blob in events)
-    except Exception:  # the scheduler is unreachable: fit everything, as without this
-        kept = {}
+    key = str(worker.get_current_task())
+    name = kept_topic(topic, key)
+    kept, started = _read_kept(worker, name)
+    worker.log_event(name, pickle.dumps((STARTED, worker.address)))
+    order, awaited = list(range(len(tasks))), None
+    missing = [i for i in order if i not in kept]
+    if started and missing and _retired(worker, started[-1]):
+        awaited = missing[0]  # running on the retired worker: it may still come
+        order = [i for i in order if i != awaited] + [awaited]
+    outcomes = {}
     out = io.StringIO()
     redirect = contextlib.redirect_stdout(out) if capture_stdout else contextlib.nullcontext()
-    results, recorded = [], []
     with redirect, warnings.catch_warnings(record=True) as caught, pinned():
         warnings.simplefilter("always")
-        for i, item in enumerate(tasks):
-            if i and not _wanted(worker, str(worker.get_current_task())):
-                raise Abandoned(f"batch {name} stopped after {i} fits: its worker is "
+        for n, i in enumerate(order):
+            if n and not _wanted(worker, key):
+                raise Abandoned(f"batch {name} stopped after {n} fits: its worker is "
                                 "leaving or its task was cancelled")
+            if i == awaited and i not in kept:
+                kept.update(_wait_for(worker, name, i, kept)[0])
             if i in kept:
-                result, fit_warnings, printed = kept[i]
-                out.write(printed)
-            else:
-                mark, start = len(caught), out.tell()
-                result = FitCall.of(item).run()
-                fit_warnings = [(w.message, w.category) for w in caught[mark:]]
-                if i < len(tasks) - 1:
-                    _keep(worker, name, i, (result, fit_warnings, out.getvalue()[start:]))
-            results.append(result)
-            recorded.extend(fit_warnings)
-    return UnitResult(results, len(tasks), recorded, out.getvalue())
+                outcomes[i] = kept[i]
+                continue
+            mark, start = len(caught), out.tell()
+            result = FitCall.of(tasks[i]).run()
+            outcomes[i] = (result, [(w.message, w.category) for w in caught[mark:]],
+                           out.getvalue()[start:])
+            if n < len(order) - 1 or not _running(worker):
+                _keep(worker, name, i, outcomes[i])
+    return UnitResult(
+        [outcomes[i][0] for i in range(len(tasks))], len(tasks),
+        [w for i in range(len(tasks)) for w in outcomes[i][1]],
+        "".join(outcomes[i][2] for i in range(len(tasks))),
+    )
+
+
+def _events(worker, topic):
+    from distributed.utils import sync
+
+    return sync(worker.loop, worker.scheduler.events, topic=topic,
+                callback_timeout=KEPT_TIMEOUT)
+
+
+def _read_kept(worker, name):
+    """``({index: outcome}, [addresses of the workers that started this batch before])``."""
+    kept, started = {}, []
+    try:
+        events = _events(worker, name)
+    except Exception:  # the scheduler is unreachable: fit everything, as without this
+        return kept, started
+    for _, blob in events:
+        i, value = pickle.loads(blob)
+        if i == STARTED:
+            started.append(value)
+        else:
+            kept[i] = value
+    return kept, started
+
+
+def _retired(worker, address) -> bool:
+    """Whether the worker at ``address`` left gracefully (retired, not dead): the
+    scheduler logs its removal, ``expected``, before it re-runs the worker's tasks."""
+    try:
+        events = _events(worker, address)
+    except Exception:
+        return False
+    return any(isinstance(msg, dict) and msg.get("action") == "remove-worker"
+               and msg.get("expected") for _, msg in events)
+
+
+def _wait_for(worker, name, i, kept):
+    """Poll the batch's topic until fit ``i`` is there, for at most twice the longest
+    fit seen in the batch, plus 2 s (then it is fitted here)."""
+    times = [o[0].get("fit_time", 0.0) + o[0].get("score_time", 0.0) for o in kept.values()
+             if isinstance(o[0], dict) and isinstance(o[0].get("fit_time"), float)]
+    deadline = time.monotonic() + min(60.0, 2.0 * max(times, default=1.0) + 2.0)
+    while True:
+        found = _read_kept(worker, name)
+        if i in found[0] or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def _running(worker) -> bool:
+    from distributed.core import Status
+
+    return worker.status in (Status.running, Status.paused)
 
 
 class Abandoned(Exception):
@@ -280,8 +345,23 @@ def _keep(worker, name, i, outcome):
         blob = pickle.dumps((i, outcome))
     except Exception:
         return  # not kept: a re-run fits it again
-    if len(blob) <= KEPT_MAX_BYTES:
+    if len(blob) > KEPT_MAX_BYTES:
+        return
+    if _running(worker):
         worker.log_event(name, blob)
+        return
+    # Leaving: the worker's own link to the scheduler is closing or closed.
+    import asyncio
+
+    from distributed.core import rpc
+
+    async def send():
+        async with rpc(worker.scheduler.address,
+                       connection_args=worker.connection_args) as scheduler:
+            await scheduler.log_event(topic=name, msg=blob)
+
+    with contextlib.suppress(Exception):  # not kept: a re-run fits it again
+        asyncio.run(asyncio.wait_for(send(), KEPT_TIMEOUT))
 
 
 def run_unit_isolated(kind, tasks, capture_stdout, topic):
