@@ -47,7 +47,16 @@ def _peers(records: list[dict], auto: dict) -> list[dict]:
     _, sep, phase = auto["contender"].partition(", ")
     return [r for r in records if r["scenario"] == auto["scenario"]
             and r["median_s"] is not None
-            and (not sep or r["contender"].endswith(sep + phase))]
+            and (not sep or r["contender"].endswith(sep + phase))
+            and not _subset(r, auto)]
+
+
+def _subset(record: dict, auto: dict) -> bool:
+    """Whether ``record`` ran only part of the work (scale-sim's sklearn under joblib's
+    Dask backend runs 640 of 2,000 fits): not comparable by time. Shared fits make a
+    contender's count smaller too, but never by half against "distsk auto"'s."""
+    mine, theirs = auto.get("n_fits"), record.get("n_fits")
+    return mine is not None and theirs is not None and theirs < mine / 2
 
 
 def auto_summary(records: list[dict]) -> list[dict]:
