@@ -77,9 +77,11 @@ class DistributedSearchCV(BaseSearchCV):
         a live progress bar (fits done of total, resumed, elapsed and remaining time) in
         a terminal or a notebook, from every engine; it is drawn with ``rich``.
     backend : {"auto", "sequential", "loky", "dask"}, default="auto"
-        Where candidates x folds run. "auto" uses the cluster when a client is active and
-        offers at least this machine's cores, loky otherwise, and this process when one
-        probe fit shows the whole search is too small to pay for parallel workers.
+        Where candidates x folds run. "auto" times one probe fit and predicts the
+        search's time in this process, on loky and on the cluster (if a client is in
+        use), overheads and data transfer included, and takes the fastest whose
+        predicted peak memory fits; ``plan_.predictions`` keeps every prediction and
+        the actual time (see "How distsk decides").
     client : None, distributed.Client or str, default=None
         As for :class:`DistributedEstimator`.
     max_gather_bytes : "auto", int or str, default="auto"
