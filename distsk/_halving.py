@@ -474,7 +474,7 @@ class _GrowingEngine(SearchEngine):
         self.next_round: _NextRound | None = None
         self.n_ahead = 0  # next-round fits run ahead whose results were used
         self.n_discarded = 0  # ... whose candidate was eliminated
-        # Next-round fits running ahead: future -> (checkpoint key of its call, unit).
+        # Next-round fits running ahead: future -> (hint, checkpoint key of its call, unit).
         self._ahead: dict = {}
         self._ahead_keys = ItemKeys()
         self._started: set[int] = set()  # this round's items whose next call runs ahead
@@ -573,7 +573,8 @@ class _GrowingEngine(SearchEngine):
                     continue
                 batch = portable([call]) if self.runner.remote else [call]
                 future = self.runner.submit("single", batch)
-                self._ahead[future] = (self._ahead_keys.key(call), _Running("single", [], batch))
+                self._ahead[future] = (_hint(call), self._ahead_keys.key(call),
+                                       _Running("single", [], batch))
                 free -= 1
 
     def _shared(self, call: FitCall) -> bool:
@@ -593,9 +594,14 @@ class _GrowingEngine(SearchEngine):
         ahead, self._ahead = self._ahead, {}
         if not ahead:
             return {}
-        by_key = {key: (future, running) for future, (key, running) in ahead.items()}
+        # The checkpoint key decides; a cheap hint first spares hashing every call of
+        # a large round (an estimator's fingerprint takes ~0.1 ms).
+        hints = {hint for hint, _, _ in ahead.values()}
+        by_key = {key: (future, running) for future, (_, key, running) in ahead.items()}
         carried = {}
         for i in todo:
+            if _hint(items[i]) not in hints:
+                continue
             hit = by_key.pop(self._ahead_keys.key(items[i]), None)
             if hit is not None:
                 future, running = hit
@@ -614,6 +620,13 @@ class _GrowingEngine(SearchEngine):
         ahead, self._ahead = self._ahead, {}
         self._discard(ahead)
         super().close()
+
+
+def _hint(item) -> tuple:
+    """A cheap stand-in for a call's checkpoint key: equal keys have equal hints."""
+    call = FitCall.of(item)
+    fold = call.split_progress[0] if call.split_progress else None
+    return fold, repr(sorted(call.candidate_params.items(), key=lambda kv: kv[0]))
 
 
 def _balanced(estimator, params) -> bool:
