@@ -819,4 +819,45 @@ def one_line(ctx: Context) -> list[dict]:
     for name, search in (("one-line rf-grid", rf), ("one-line pipeline-grid", pipeline)):
         records += measure(ctx, name, _one_line_contenders(ctx, lambda s=search: s),
                            baseline="loky", check=_cv_results_check("loky"))
-    return records
+    return records + _one_line_forest(ctx)
+
+
+def _one_line_forest(ctx: Context) -> list[dict]:
+    """One forest fit (no search) under the backends: its per-tree jobs ask for threads.
+
+    "distsk" runs them on local threads, as joblib's default does; the alternative,
+    per-tree jobs as calls on distsk's engine (batched into Dask tasks), is measured
+    here with a variant of the backend that ignores ``prefer="threads"``.
+    """
+    from joblib import parallel_config, register_parallel_backend
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    from distsk._joblib_backend import DistskBackend
+
+    class TreesOnEngine(DistskBackend):
+        def configure(self, n_jobs=1, parallel=None, prefer=None, **kwargs):
+            return super().configure(n_jobs, parallel, prefer=None, **kwargs)
+
+    register_parallel_backend("distsk-trees-on-engine", TreesOnEngine)
+    s = ctx.sizes
+    X, y = make_classification(s.forest_rows, s.forest_cols, random_state=0)
+
+    def under(backend, **options):
+        def run():
+            with parallel_config(backend=backend, **options):
+                return RandomForestClassifier(n_estimators=s.forest_trees, random_state=0,
+                                              n_jobs=-1).fit(X, y)
+        return run
+
+    contenders = [
+        Contender("loky", under("loky"), n_fits=1, notes="threads, joblib's default"),
+        Contender("dask", under("dask", client=ctx.client), n_fits=1,
+                  notes="the recipe: one Dask task per tree"),
+        Contender("distsk", under("distsk"), n_fits=1, notes="per-tree jobs on local threads"),
+        Contender("distsk, trees on the engine",
+                  under("distsk-trees-on-engine", engine="dask", client=ctx.client),
+                  n_fits=1, notes="the alternative: per-tree jobs batched into Dask tasks"),
+    ]
+    check = _prediction_check("loky", X[: min(len(X), 2_000)], method="predict_proba")
+    return measure(ctx, "one-line forest", contenders, baseline="loky", check=check)
