@@ -77,6 +77,12 @@ def test_solver_rule(name, features, data, memory, workers, solver):
         features is not None and bool(memory) and data > memory)
 
 
+def test_rule_says_what_it_does_not_know():
+    assert "the data's size unknown" in choose_solver("LogisticRegression", 20, None, GB, 2).reason
+    assert "memory unknown" in choose_solver("LogisticRegression", 20, 160 * MB, 0, 0).reason
+    assert "the data fit" in choose_solver("LogisticRegression", 20, 160 * MB, GB, 2).reason
+
+
 def test_rule_applies_to_glms_only():
     for name in ("KMeans", "PCA", "LinearRegression", "StandardScaler", None):
         assert choose_solver(name, 4, 100, 1_000, 1) is None

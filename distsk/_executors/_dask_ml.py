@@ -180,8 +180,9 @@ def choose_solver(name: str | None, n_features, data_bytes=None, cluster_memory_
     spills = bool(cluster_memory_bytes) and data_bytes is not None and (
         data_bytes > cluster_memory_bytes)
     where = ("the data exceed the cluster's memory (each pass reads spilled blocks)"
-             if spills else "the data fit in the cluster's memory" if cluster_memory_bytes
-             else "the cluster's memory unknown")
+             if spills else "the cluster's memory unknown" if not cluster_memory_bytes
+             else "the data's size unknown" if data_bytes is None
+             else "the data fit in the cluster's memory")
     if n_features > NEWTON_MAX_FEATURES:
         return SolverChoice("lbfgs", (
             f"solver L-BFGS (dask-glm): {n_features} features > {NEWTON_MAX_FEATURES}, "
