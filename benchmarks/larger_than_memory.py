@@ -122,9 +122,11 @@ def larger_than_memory_lr(ctx: Context) -> list[dict]:
         lc.close()
 
 
-if __name__ != "__main__":  # as a script, the import below registers it (once)
+# Registered by the module under its own name only: run as a script (``__main__``, or
+# ``__mp_main__`` in the workers spawn starts) it is registered by the import below.
+if __name__ == "larger_than_memory":
     scenario("larger-than-memory-lr")(larger_than_memory_lr)
-else:
+elif __name__ == "__main__":
     import larger_than_memory  # noqa: F401
     import run
 

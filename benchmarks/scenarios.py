@@ -861,3 +861,7 @@ def _one_line_forest(ctx: Context) -> list[dict]:
     ]
     check = _prediction_check("loky", X[: min(len(X), 2_000)], method="predict_proba")
     return measure(ctx, "one-line forest", contenders, baseline="loky", check=check)
+
+
+# Scenarios kept in their own modules register themselves when imported.
+import larger_than_memory  # noqa: E402, F401  (larger-than-memory-lr, #12)
