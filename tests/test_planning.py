@@ -151,6 +151,26 @@ def test_rule4_large_lazy_goes_to_dask_ml(est, executor, strategy):
     assert "over the gather limit" in p.reason
 
 
+@pytest.mark.parametrize(
+    "est, inp, solver, where",
+    [
+        # 16 GB on workers with 8 GB in all: spilled; 20 features: Newton (#12).
+        (LogisticRegression(), BIG_LAZY, "Solver Newton", "exceed the cluster's memory"),
+        (LogisticRegression(), InputProfile("dask-array", (10**6, 2_000), 16 * 10**9),
+         "Solver L-BFGS", "2000 features > 1000"),
+        (LogisticRegression(), UNKNOWN_LAZY, "Solver Newton", "the data's size unknown"),
+        (KMeans(), BIG_LAZY, None, None),
+    ],
+)
+def test_rule4_glm_reason_names_the_dask_ml_solver(est, inp, solver, where):
+    p = plan(est, inp=inp, comp=SMALL_CLUSTER, max_gather_bytes=10)
+    assert (p.executor, p.strategy) == ("dask-ml", "translated")
+    if solver is None:
+        assert "Solver" not in p.reason
+    else:
+        assert solver in p.reason and where in p.reason
+
+
 def test_rule4_xgboost_goes_to_xgboost_dask_when_the_workers_hold_the_data():
     xgboost = pytest.importorskip("xgboost", reason="needs the distsk[xgboost] extra")
     p = plan(xgboost.XGBClassifier(), inp=BIG_LAZY, comp=BIG_CLUSTER)  # 16 GB of 64 GB
