@@ -267,6 +267,22 @@ def _as_array(v):
     return da.from_array(np.asarray(v), chunks=-1)
 
 
+def _where_held(client, parts: list, workers: list) -> dict | None:
+    """``{worker: its blocks}`` when every X block is already in a worker's memory
+    (persisted), in ``workers`` order; None otherwise (blocks still to compute)."""
+    keys = [getattr(x, "key", None) for x, _, _ in parts]
+    if any(k is None for k in keys):
+        return None
+    who = client.who_has()  # every key held (it takes futures, not keys)
+    held = [who.get(k) or who.get(str(k)) for k in keys]
+    if not all(held):
+        return None
+    by: dict = {w: [] for w in workers}
+    for part, holders in zip(parts, held):
+        by.setdefault(holders[0], []).append(part)
+    return {w: share for w, share in by.items() if share}
+
+
 def _shares(parts: list, n_workers: int) -> list[list]:
     """Contiguous shares of the blocks, one per worker, sizes differing by at most one."""
     n = min(n_workers, len(parts))
@@ -319,14 +335,21 @@ class XGBoostExternalMemoryExecutor(Executor):
         params["tree_method"] = "hist"
 
         parts = _row_blocks(X, y, fit_params.get("sample_weight"))
-        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        info = client.scheduler_info(n_workers=-1)["workers"]
+        # Ranks in the order xgboost.dask gives them (worker names), so that the same
+        # blocks on the same workers give the same model.
+        workers = sorted(info, key=lambda a: (str(info[a].get("name", a)), a))
         if not workers:
             raise ClusterUnavailableError(
                 f"The Dask cluster at {client.scheduler.address} has no workers. Start "
                 "workers (`dask worker <address>`) or gather the data."
             )
-        shares = _shares(parts, len(workers))
-        workers = workers[:len(shares)]
+        placed = _where_held(client, parts, workers)
+        if placed is not None:  # persisted blocks train where they are, as xgboost.dask does
+            workers, shares = list(placed), list(placed.values())
+        else:
+            shares = _shares(parts, len(workers))
+            workers = workers[:len(shares)]
         try:
             host = comm.get_address_host(client.scheduler.address).strip("/:")
         except Exception:
