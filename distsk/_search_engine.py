@@ -29,6 +29,9 @@ __all__ = ["CollectorBackend", "SearchEngine"]
 
 #: Target duration of one batch of small fits (seconds).
 BATCH_SECONDS = 2.0
+#: A search of at most this many fits per slot is sent whole at once, one fit per unit:
+#: batching cannot shorten it, and each round trip to the client costs a slot a wait.
+SMALL_WAVES = 4
 #: A unit running this many times longer than its fits should take is run a second
 #: time on an idle slot (and never before STRAGGLER_MIN_SECONDS).
 STRAGGLER_FACTOR = 2.0
@@ -107,6 +110,8 @@ class SearchEngine:
                 # Until one fit's duration is known, one unit per slot; then two per
                 # slot, so a slot never waits for the client between units.
                 limit = (2 if self.seconds_per_fit else 1) * slots
+                if len(queue) + len(in_flight) <= SMALL_WAVES * slots:
+                    limit = len(queue) + len(in_flight)  # a small search: all at once
                 starting = []
                 while queue and len(in_flight) + len(starting) < limit:
                     kind, indices = self._next_work(queue, slots)
