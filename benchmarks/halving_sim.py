@@ -156,9 +156,11 @@ def write(records, out: Path, args) -> None:
     lines = [
         "# Successive halving on simulated slots (sleeping fits)", "",
         f"HalvingRandomSearchCV, {args.candidates} candidates, factor 3, cv 3, "
-        f"min_resources='exhaust', {args.rows} rows, fits sleep "
-        f"{args.seconds_per_row * 1e3:g} ms per 1,000 training rows x (1 + 3 slowness); "
-        "LocalCluster of 4 processes. Efficiency = (fits' sleep / slots) / wall.", "",
+        f"min_resources='exhaust', {args.rows} rows, refit=False; fits sleep "
+        f"{args.seconds_per_row * 1e3:g} ms per training row x (1 + 3 slowness); "
+        "LocalCluster of 4 processes. Ideal = the fits' own time (fit + score, from "
+        "cv_results_) / slots; efficiency = ideal / wall; idle slot-s = slots x wall - "
+        "the fits' own time. Contenders run one after another on the same cluster.", "",
         "| slots | contender | wall (s) | ideal (s) | efficiency | idle slot-s | "
         "x sklearn | rounds | ahead used / discarded | = sklearn |",
         "|--:|---|--:|--:|--:|--:|--:|---|--:|:-:|",
