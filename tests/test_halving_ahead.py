@@ -64,8 +64,8 @@ def test_idle_slots_start_the_next_round_and_results_stay_sklearns(backend, requ
         CountingClassifier(counter=counter), GRID, cv=3, random_state=0, n_jobs=4,
         backend=backend, client=client).fit(X, y)
     _compare(ours, ref)
-    # The best quick candidates' next-round fits ran while the slow candidate's last
-    # fold did, and were used; the third's were discarded once the slow one came in.
+    # The best quick candidates' next-round fits ran while the slow candidate's folds
+    # did, and were used; the third's were discarded once the slow one came in.
     assert ours.n_fits_ahead_ >= 3, (ours.n_fits_ahead_, ours.n_fits_discarded_)
     assert ours.n_fits_discarded_ >= 1, (ours.n_fits_ahead_, ours.n_fits_discarded_)
     assert ours.n_fits_performed_ == sum(ref.n_candidates_) * ref.n_splits_
