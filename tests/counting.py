@@ -6,7 +6,6 @@ import time
 import zlib
 
 import numpy as np
-
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
