@@ -160,6 +160,28 @@ def test_two_workers_train_one_model_in_xgboosts_collective(client, classes):
         assert est.estimator_.n_classes_ == classes
 
 
+@pytest.mark.timeout(60)
+def test_persisted_blocks_train_on_the_worker_holding_them(active_client):
+    """Blocks in a worker's memory go to that worker's share (as xgboost.dask trains
+    them); blocks still to compute are left to contiguous shares."""
+    from distributed import wait
+
+    from distsk._executors._xgboost_extmem import _row_blocks, _where_held
+
+    X, y = _data(n=4000)
+    client = active_client
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    assert _where_held(client, _row_blocks(X, y, None), workers) is None  # lazy
+    Xp, yp = client.persist([X, y])
+    wait([Xp, yp])
+    placed = _where_held(client, _row_blocks(Xp, yp, None), workers)
+    held = client.who_has()
+    assert placed is not None and sum(len(s) for s in placed.values()) == X.numblocks[0]
+    for worker, share in placed.items():
+        for x, _, _ in share:
+            assert worker in held[x.key]
+
+
 @pytest.mark.timeout(180)
 def test_sample_weight_and_xgboosts_own_errors(client):
     X, y = _data(n=3000)
