@@ -17,6 +17,19 @@ import pytest
 CONNECT_TIMEOUT = 30
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cost_model_corrections():
+    """Each test plans as a fresh process would after its overheads were measured:
+    corrections and fit rates learned by earlier tests (distsk/_cost.py's MODEL, kept
+    for the process) would otherwise make backend="auto" choose by test order."""
+    from distsk._cost import MODEL
+
+    with MODEL._lock:
+        for learned in (MODEL._scale, MODEL._rates, MODEL._from_cluster):
+            learned.clear()
+    yield
+
+
 @pytest.fixture(scope="session")
 def local_cluster():
     from distributed import LocalCluster

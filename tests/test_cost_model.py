@@ -2,6 +2,8 @@
 that excludes a plan, corrections learned from wrong predictions, and that real fits and
 searches record their predictions beside the actual time."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
@@ -31,6 +33,12 @@ def search(inp=TINY, comp=LAPTOP, costs=None, **kw):
     kw.setdefault("n_fits", 100)
     kw.setdefault("probe_seconds", 0.0019)
     return plan_search(inp, comp, backend="auto", costs=costs, **kw)
+
+
+def _cold(model):
+    """``model``'s costs as if no loky pool were running: ``costs()`` reads the live
+    pool, which earlier tests in this process may have left warm."""
+    return replace(model.costs(measure=False), loky_workers=0)
 
 
 @pytest.fixture
@@ -125,39 +133,39 @@ def test_nothing_fits_runs_in_process_and_says_so():
 
 def test_prediction_off_by_more_than_2x_corrects_that_engine_for_later_plans():
     model = _Model()
-    plan = search(costs=model.costs(measure=False))
+    plan = search(costs=_cold(model))
     assert plan.executor == "sequential"
     learned, note = model.learn(plan, plan.predicted_seconds * 3)
     assert learned.actual_seconds == pytest.approx(plan.predicted_seconds * 3)
     assert learned.predictions[0].actual_seconds == learned.actual_seconds
     assert "(3.00x)" in note and "scaled by 3.00" in note
-    again = search(costs=model.costs(measure=False))
+    again = search(costs=_cold(model))
     assert again.predictions[0].seconds == pytest.approx(3 * plan.predictions[0].seconds)
     # Single fits keep their own correction.
-    assert model.costs(measure=False).factor("sequential", "fit") == 1.0
+    assert _cold(model).factor("sequential", "fit") == 1.0
 
 
 def test_prediction_within_2x_or_of_unpredictable_work_changes_nothing():
     model = _Model()
-    plan = search(costs=model.costs(measure=False))
+    plan = search(costs=_cold(model))
     assert model.learn(plan, plan.predicted_seconds * 1.9)[1] is None
     assert model.learn(plan, plan.predicted_seconds * 10, calibrate=False)[1] is None
     # Work shared by the search (a fifth of the fits run) is compared as such.
     assert model.learn(plan, plan.predicted_seconds / 5, share=0.2)[1] is None
-    assert model.costs(measure=False).scale == ()
+    assert _cold(model).scale == ()
 
 
 def test_fit_time_learned_from_a_timed_fit_predicts_the_next_fit():
     model = _Model()
     forest = RandomForestClassifier(n_estimators=100, n_jobs=-1)
     big = InputProfile("numpy", (10**6, 20), 160 * 10**6)
-    first = plan_fit(forest, big, REMOTE, max_gather_bytes=GB, costs=model.costs(measure=False))
+    first = plan_fit(forest, big, REMOTE, max_gather_bytes=GB, costs=_cold(model))
     assert [q.seconds for q in first.predictions] == [None, None]
     assert "no fit of this estimator type timed" in str(first.predictions[0])
     # 100 trees on 160 MB took 60 s on 2 cores: 120 s of work, 1.2 s a tree.
     model.learn_fit_rate(forest, "forest", plan_fit(forest, big, LAPTOP, max_gather_bytes=GB),
                          60.0)
-    costs = model.costs(measure=False)
+    costs = _cold(model)
     nxt = plan_fit(forest, big, REMOTE, max_gather_bytes=GB, costs=costs)
     local, dask = nxt.predictions
     assert local.seconds == pytest.approx(60.0)
@@ -222,9 +230,9 @@ def test_overheads_are_measured_once_per_cluster_and_warm_pool(model_state, clie
 def test_bandwidth_seen_replaces_the_default():
     model = _Model()
     model.observe_transfer(100 * 2**20, 0.5)
-    assert model.costs(measure=False).bandwidth == pytest.approx(200 * 2**20)
+    assert _cold(model).bandwidth == pytest.approx(200 * 2**20)
     model.observe_transfer(1000, 1.0)  # too small to tell
-    assert model.costs(measure=False).bandwidth == pytest.approx(200 * 2**20)
+    assert _cold(model).bandwidth == pytest.approx(200 * 2**20)
 
 
 def test_subsample_keeps_an_eighth_of_the_rows_and_every_class():

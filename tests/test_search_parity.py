@@ -190,6 +190,15 @@ def test_malformed_grid_gets_sklearns_error():
 
 
 def test_auto_runs_tiny_search_in_process():
+    # With no loky pool running (its start would cost more than the 6 fits): in process.
+    # A warm pool may win (tests/test_cost_model.py), so earlier tests' pool is stopped.
+    from joblib.externals.loky import reusable_executor
+
+    from distsk._compat import loky_workers
+
+    if reusable_executor._executor is not None:
+        reusable_executor._executor.shutdown(wait=True)
+    assert loky_workers() == 0
     ours = DistributedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(X, y)
     assert ours.plan_.executor == "sequential" and "probe fit" in ours.plan_.reason
 
