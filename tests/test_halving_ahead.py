@@ -25,7 +25,7 @@ HALVING_ATTRS = (
 # is idle, and the best three quick candidates, ranked first, start their next round
 # there. When the slow one comes in it outranks the third, whose fits are discarded.
 FAST = [1e-5, 1e-4, 1e-3, 0.01, 0.03, 0.3]
-GRID = [{"C": [0.1], "sleep": [2.0]}, {"C": FAST}]
+GRID = [{"C": [0.1], "sleep": [3.0]}, {"C": FAST}]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,11 @@ def test_idle_slots_start_the_next_round_and_results_stay_sklearns(backend, requ
     ref = HalvingGridSearchCV(CountingClassifier(counter=ref_counter), GRID, cv=3,
                               random_state=0).fit(X, y)
     assert ref.n_candidates_ == [7, 3]
-    assert {"C": 0.1, "sleep": 2.0} in list(ref.cv_results_["params"][7:])
+    assert {"C": 0.1, "sleep": 3.0} in list(ref.cv_results_["params"][7:])
+    # Workers started and warm first: the quick fits must all end while the slow ones
+    # sleep (a cold loky pool on a loaded machine took longer).
+    DistributedHalvingGridSearchCV(CountingClassifier(), {"C": FAST}, cv=3, n_jobs=4,
+                                   backend=backend, client=client).fit(X, y)
     ours = DistributedHalvingGridSearchCV(
         CountingClassifier(counter=counter), GRID, cv=3, random_state=0, n_jobs=4,
         backend=backend, client=client).fit(X, y)
