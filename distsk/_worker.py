@@ -28,8 +28,8 @@ from typing import NamedTuple
 from joblib import parallel_config
 
 __all__ = [
-    "UnitResult", "merged", "pinned", "run_recording", "run_unit_remote", "wants_stdout",
-    "ChildDied", "run_in_child", "run_unit_on_worker", "run_unit_isolated", "main",
+    "COPY_SUFFIX", "UnitResult", "merged", "pinned", "run_recording", "run_unit_remote",
+    "wants_stdout", "ChildDied", "run_in_child", "run_unit_on_worker", "run_unit_isolated", "main",
 ]
 
 
@@ -208,6 +208,9 @@ def kept_topic(topic: str, key: str) -> str:
 
 #: The event a batch logs on its topic when it starts: ``(STARTED, worker address)``.
 STARTED = -1
+#: The key of a straggling batch's copy is the batch's key and this: the copy shares
+#: the batch's topic of kept fits.
+COPY_SUFFIX = "-copy"
 
 
 def _run_fits_kept(tasks, capture_stdout, topic) -> UnitResult:
@@ -230,12 +233,18 @@ def _run_fits_kept(tasks, capture_stdout, topic) -> UnitResult:
 
     worker = get_worker()
     key = str(worker.get_current_task())
-    name = kept_topic(topic, key)
+    original = key.removesuffix(COPY_SUFFIX)
+    name = kept_topic(topic, original)
     kept, started = _read_kept(worker, name)
     worker.log_event(name, pickle.dumps((STARTED, worker.address)))
     order, awaited = list(range(len(tasks))), None
     missing = [i for i in order if i not in kept]
-    if started and missing and _retired(worker, started[-1]):
+    copy = original != key
+    if copy:
+        # A straggler's copy: the straggler goes on from the front, this copy from
+        # the back, taking what the straggler has finished meanwhile (one read a fit).
+        order.reverse()
+    elif started and missing and _retired(worker, started[-1]):
         awaited = missing[0]  # running on the retired worker: it may still come
         order = [i for i in order if i != awaited] + [awaited]
     outcomes = {}
@@ -249,6 +258,8 @@ def _run_fits_kept(tasks, capture_stdout, topic) -> UnitResult:
                                 "leaving or its task was cancelled")
             if i == awaited and i not in kept:
                 kept.update(_wait_for(worker, name, i, kept)[0])
+            elif copy and n and i not in kept:
+                kept.update(_read_kept(worker, name)[0])
             if i in kept:
                 outcomes[i] = kept[i]
                 continue

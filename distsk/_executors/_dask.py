@@ -29,6 +29,7 @@ from .._cluster_data import OnCluster
 from .._fit_call import FitCall
 from .._remote import call, drop_topics, pack, run_batch, run_suspect
 from .._worker import (
+    COPY_SUFFIX,
     ChildDied,
     kept_topic,
     merged,
@@ -327,7 +328,9 @@ class DaskRunner(Runner):
             if not workers:
                 return None
         result: cf.Future = cf.Future()
-        self._send(kind, items, result, attempts=MAX_RESUBMITS, workers=workers)
+        copy_of = getattr(avoid, "distsk_key", None) if avoid is not None else None
+        self._send(kind, items, result, attempts=MAX_RESUBMITS, workers=workers,
+                   copy_of=copy_of)
         return result
 
     def _other_workers(self, result):
@@ -354,14 +357,17 @@ class DaskRunner(Runner):
         return results
 
     def _send(self, kind, items, result, attempts, *, isolated=False,
-              confirmations=KILLED_CONFIRMATIONS, workers=None):
-        """Run ``items`` as one task; ``isolated``: in a child process of the worker."""
+              confirmations=KILLED_CONFIRMATIONS, workers=None, copy_of=None):
+        """Run ``items`` as one task; ``isolated``: in a child process of the worker;
+        ``copy_of``: the key of the running unit this one copies (a straggler's)."""
         self._send_many([(kind, items, result)], attempts, isolated=isolated,
-                        confirmations=confirmations, workers=workers)
+                        confirmations=confirmations, workers=workers, copy_of=copy_of)
 
     def _send_many(self, sends, attempts, *, isolated=False,
-                   confirmations=KILLED_CONFIRMATIONS, workers=None):
-        """Run each ``(kind, items, result)`` of ``sends`` as one task."""
+                   confirmations=KILLED_CONFIRMATIONS, workers=None, copy_of=None):
+        """Run each ``(kind, items, result)`` of ``sends`` as one task. A straggler's
+        copy is keyed after it (``COPY_SUFFIX``): it takes the fits the straggler has
+        finished from its kept fits instead of fitting them again."""
         func = run_suspect if isolated else run_batch
         args, keys = [], []
         for kind, items, _ in sends:
@@ -369,7 +375,8 @@ class DaskRunner(Runner):
             args.append((kind, blob, data, wants_stdout(items), self._topic))
             # One random id per search, a counter per task (uuid4 per task read
             # urandom once per task: measurable at thousands of tasks a second).
-            keys.append(f"distsk-{'suspect' if isolated else 'batch'}-{kind}-{len(items)}-"
+            keys.append(f"{copy_of}{COPY_SUFFIX}" if copy_of and len(sends) == 1 else
+                        f"distsk-{'suspect' if isolated else 'batch'}-{kind}-{len(items)}-"
                         f"{self._id}-{next(self._counter)}")
         if len(sends) == 1:
             futures = [self.client.submit(func, *args[0], key=keys[0], pure=False,
