@@ -14,7 +14,6 @@ per tree and a generator stays lazy.
 
 from __future__ import annotations
 
-import collections
 import os
 import time
 from typing import Any
@@ -27,6 +26,7 @@ from ._compat import (
     ThreadingBackend,
     _fit_and_score,
 )
+from ._search_engine import QueuedCallbacks
 
 __all__ = ["DistskBackend", "parallel_backend", "register"]
 
@@ -151,8 +151,7 @@ class _EngineCall(ParallelBackendBase):
         self._runner = None
         self._plan = None
         self._pending: list = []
-        self._callbacks: collections.deque = collections.deque()
-        self._draining = False
+        self._callbacks = QueuedCallbacks()
         self.n_jobs = None
 
     def effective_n_jobs(self, n_jobs):
@@ -178,19 +177,8 @@ class _EngineCall(ParallelBackendBase):
     def submit(self, func, callback=None):
         job = _Job()
         self._pending.append((job, list(func.items)))
-        if callback is None:
-            return job
-        # The completion callback dispatches the next batch, which calls submit again:
-        # queued and run by the outermost submit, not nested (see CollectorBackend).
-        self._callbacks.append((callback, job))
-        if not self._draining:
-            self._draining = True
-            try:
-                while self._callbacks:
-                    done, result = self._callbacks.popleft()
-                    done(result)
-            finally:
-                self._draining = False
+        if callback is not None:
+            self._callbacks.answer(callback, job)
         return job
 
     def retrieve_result(self, job, timeout=None):

@@ -273,6 +273,32 @@ class _Running:
         self.group = group if group is not None else {"settled": False}
 
 
+class QueuedCallbacks:
+    """joblib completion callbacks answered one after another, never nested.
+
+    joblib's completion callback dispatches the next batch, which calls ``submit``
+    again: answered synchronously, every batch would add frames to the stack
+    (RecursionError past ~50 batches, i.e. a 50 x 5 grid on 64 slots). A backend that
+    completes jobs inside ``submit`` queues them here; the outermost call runs them.
+    """
+
+    def __init__(self):
+        self._queue: collections.deque = collections.deque()
+        self._draining = False
+
+    def answer(self, callback, job) -> None:
+        self._queue.append((callback, job))
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._queue:
+                done, result = self._queue.popleft()
+                done(result)
+        finally:
+            self._draining = False
+
+
 class CollectorBackend(ParallelBackendBase):
     """A joblib backend that collects the calls of one ``Parallel`` for a SearchEngine.
 
@@ -286,8 +312,7 @@ class CollectorBackend(ParallelBackendBase):
     def __init__(self, engine: SearchEngine, **kwargs):
         super().__init__(**kwargs)
         self.engine = engine
-        self._callbacks: collections.deque = collections.deque()
-        self._draining = False
+        self._callbacks = QueuedCallbacks()
 
     def effective_n_jobs(self, n_jobs):
         if n_jobs == 0:
@@ -305,21 +330,8 @@ class CollectorBackend(ParallelBackendBase):
     def submit(self, func, callback=None):
         future = cf.Future()
         future.set_result(self.engine.register(func.items))
-        if callback is None:
-            return future
-        # joblib's completion callback dispatches the next batch, which calls submit
-        # again: answered synchronously, every batch would add frames to the stack
-        # (RecursionError past ~50 batches, i.e. a 50 x 5 grid on 64 slots). Callbacks
-        # are queued instead and run one after another by the outermost submit.
-        self._callbacks.append((callback, future))
-        if not self._draining:
-            self._draining = True
-            try:
-                while self._callbacks:
-                    done, result = self._callbacks.popleft()
-                    done(result)
-            finally:
-                self._draining = False
+        if callback is not None:
+            self._callbacks.answer(callback, future)
         return future
 
     def retrieve_result_callback(self, future):
