@@ -105,6 +105,9 @@ class SearchEngine:
         self._singles = sum(1 for unit in units if unit.kind == "single")
         self.runner.prepare([items[i] for unit in units for i in unit.indices])
         in_flight: dict[cf.Future, _Running] = dict(carried)
+        # A small search goes out whole (decided once: the tail of a large one keeps
+        # the bound of 2 units per slot).
+        small = len(queue) + len(in_flight) <= SMALL_WAVES * max(1, self.runner.slots)
         speculate = self.runner.speculates and not has_callbacks(items)
         try:
             while queue or in_flight:
@@ -112,8 +115,8 @@ class SearchEngine:
                 # Until one fit's duration is known, one unit per slot; then two per
                 # slot, so a slot never waits for the client between units.
                 limit = (2 if self.seconds_per_fit else 1) * slots
-                if len(queue) + len(in_flight) <= SMALL_WAVES * slots:
-                    limit = len(queue) + len(in_flight)  # a small search: all at once
+                if small:
+                    limit = len(queue) + len(in_flight)
                 starting = []
                 while queue and len(in_flight) + len(starting) < limit:
                     kind, indices = self._next_work(queue, slots)
