@@ -104,6 +104,18 @@ def check_external_memory_params(estimator, fit_params=()) -> None:
         )
 
 
+def unsupported() -> str | None:
+    """Why the installed xgboost cannot train from external memory, or None (it has
+    ``ExtMemQuantileDMatrix``: xgboost >= 3.0; distsk[xgboost]'s floor is older)."""
+    try:
+        import xgboost
+    except ImportError:
+        return "xgboost is not installed (pip install 'distsk[xgboost]')"
+    if not hasattr(xgboost, "ExtMemQuantileDMatrix"):
+        return f"xgboost {xgboost.__version__} has no ExtMemQuantileDMatrix"
+    return None
+
+
 def external_memory_reason(estimator, inp, comp, forced) -> str | None:
     """The planner's rule (pure): why an xgboost model on dask data too large to gather
     trains through external memory, or None when xgboost.dask takes it.
@@ -115,12 +127,16 @@ def external_memory_reason(estimator, inp, comp, forced) -> str | None:
     from .._profile import format_bytes
 
     room = int(comp.worker_memory_bytes * XGBOOST_DASK_MEMORY_FRACTION)
+    missing = unsupported()
     if forced == "xgboost-external-memory":
+        if missing:
+            raise ImportError(f"backend='xgboost-external-memory' needs xgboost >= 3.0: "
+                              f"{missing}. Install it: pip install 'xgboost>=3.0'.")
         check_external_memory_params(estimator)
         return ("trained through xgboost's external memory on the workers, as requested "
                 f"({comp.describe()})")
     if forced is not None or inp.nbytes is None or not comp.worker_memory_bytes \
-            or inp.nbytes <= room:
+            or inp.nbytes <= room or missing:
         return None
     check_external_memory_params(estimator)
     return (f"over {format_bytes(room)}, {XGBOOST_DASK_MEMORY_FRACTION:.0%} of the workers' "
