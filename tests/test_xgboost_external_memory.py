@@ -67,7 +67,6 @@ def test_backend_names_the_engine_and_refuses_other_models():
 @pytest.mark.parametrize("param, value", [
     ("tree_method", "exact"), ("booster", "gblinear"), ("device", "cuda"),
     ("objective", lambda y, p: (p, p)), ("callbacks", []), ("early_stopping_rounds", 3),
-    ("enable_categorical", True),
 ])
 def test_what_external_memory_cannot_do_is_refused_at_plan_time(param, value):
     model = xgboost.XGBRegressor(**{param: value})
@@ -106,6 +105,22 @@ def one_worker():
 
 PARAMS = dict(n_estimators=20, max_depth=4, learning_rate=0.3, random_state=0)
 CLASSES = pytest.mark.parametrize("classes", [None, 2, 3], ids=["regressor", "binary", "3-class"])
+
+
+@pytest.mark.timeout(120)
+def test_categorical_columns_are_refused_before_any_cluster_work(one_worker):
+    # enable_categorical (xgboost >= 3.1's default) is refused only for data that have
+    # categorical columns: categories would have to be encoded alike in every block.
+    dd = pytest.importorskip("dask.dataframe", reason="needs the distsk[dask] extra")
+    pd = pytest.importorskip("pandas", reason="needs pandas (distsk[dask] extra)")
+
+    frame = pd.DataFrame({"a": np.arange(40.0), "c": pd.Categorical(["x", "y"] * 20)})
+    Xd = dd.from_pandas(frame, npartitions=2)
+    yd = dd.from_pandas(pd.Series(np.arange(40) % 2), npartitions=2)
+    est = DistributedEstimator(xgboost.XGBClassifier(enable_categorical=True, n_estimators=2),
+                               client=one_worker, backend="xgboost-external-memory")
+    with pytest.raises(NoFaithfulTranslationError, match="enable_categorical=True"):
+        est.fit(Xd, yd)
 
 
 @pytest.mark.timeout(180)

@@ -59,10 +59,12 @@ TRAIN_TIMEOUT = None
 _FIT_PARAMS = ("sample_weight", "verbose")
 
 
-def check_external_memory_params(estimator, fit_params=()) -> None:
+def check_external_memory_params(estimator, fit_params=(), numeric=False) -> None:
     """Raise ``NoFaithfulTranslationError`` for what external-memory training cannot do.
 
-    Pure and cheap: called at plan time, before any cluster work.
+    Pure and cheap: called at plan time, before any cluster work. ``numeric``: the data
+    hold no categorical column (a dask array), so ``enable_categorical`` changes nothing
+    (xgboost >= 3.1 sets it by default).
     """
     name = type(estimator).__name__
     params = estimator.get_params()
@@ -92,7 +94,7 @@ def check_external_memory_params(estimator, fit_params=()) -> None:
         if params.get(param) is not None:
             raise refuse(param, "it needs evaluation sets or per-feature data this engine "
                          "does not pass", f"{param}=None")
-    if params.get("enable_categorical"):
+    if params.get("enable_categorical") and not numeric:
         raise refuse("enable_categorical", "categories would have to be encoded alike in "
                      "every block", "enable_categorical=False with encoded columns")
     unknown = sorted(set(fit_params) - set(_FIT_PARAMS))
@@ -132,13 +134,14 @@ def external_memory_reason(estimator, inp, comp, forced) -> str | None:
         if missing:
             raise ImportError(f"backend='xgboost-external-memory' needs xgboost >= 3.0: "
                               f"{missing}. Install it: pip install 'xgboost>=3.0'.")
-        check_external_memory_params(estimator)
+        # Categorical columns are checked at fit, where a dask DataFrame's dtypes are known.
+        check_external_memory_params(estimator, numeric=True)
         return ("trained through xgboost's external memory on the workers, as requested "
                 f"({comp.describe()})")
     if forced is not None or inp.nbytes is None or not comp.worker_memory_bytes \
             or inp.nbytes <= room or missing:
         return None
-    check_external_memory_params(estimator)
+    check_external_memory_params(estimator, numeric=True)
     return (f"over {format_bytes(room)}, {XGBOOST_DASK_MEMORY_FRACTION:.0%} of the workers' "
             f"{format_bytes(comp.worker_memory_bytes)} memory limit, which xgboost.dask needs "
             f"to hold it: trained through xgboost's external memory on the "
@@ -325,7 +328,10 @@ class XGBoostExternalMemoryExecutor(Executor):
                 f"{type(estimator).__name__} has no external-memory training here; use "
                 "XGBClassifier or XGBRegressor, or gather the data."
             )
-        check_external_memory_params(estimator, fit_params)
+        dtypes = getattr(X, "dtypes", None)
+        numeric = dtypes is None or not any(str(t) == "category" for t in
+                                            getattr(dtypes, "values", [dtypes]))
+        check_external_memory_params(estimator, fit_params, numeric=numeric)
         client = ctx.client
         if y is None:
             raise ValueError(f"{type(estimator).__name__}.fit needs y; got y=None.")
