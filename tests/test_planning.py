@@ -180,16 +180,24 @@ def test_rule4_xgboost_goes_to_xgboost_dask_when_the_workers_hold_the_data():
 def test_rule4_xgboost_beyond_the_workers_memory_trains_from_external_memory():
     xgboost = pytest.importorskip("xgboost", reason="needs the distsk[xgboost] extra")
     p = plan(xgboost.XGBClassifier(), inp=BIG_LAZY, comp=SMALL_CLUSTER)  # 16 GB of 8 GB
-    if hasattr(xgboost, "ExtMemQuantileDMatrix"):
-        assert (p.executor, p.strategy) == ("xgboost-external-memory", "external-memory")
-        assert "external memory" in p.reason
-        return
-    # xgboost < 3.0 (distsk[xgboost]'s floor) has no external memory: xgboost.dask, as
-    # before, and a clear error when the engine is forced.
+    assert (p.executor, p.strategy) == ("xgboost-external-memory", "external-memory")
+    assert "external memory" in p.reason
+
+
+@pytest.mark.parametrize("backend", ["auto", "xgboost-external-memory"])
+def test_rule4_external_memory_with_an_xgboost_older_than_distsk_requires_is_an_import_error(
+        backend, monkeypatch):
+    # distsk[xgboost] requires xgboost >= 3.0, but pip keeps an older one installed before
+    # distsk: what it lacks is ExtMemQuantileDMatrix.
+    xgboost = pytest.importorskip("xgboost", reason="needs the distsk[xgboost] extra")
+    monkeypatch.delattr(xgboost, "ExtMemQuantileDMatrix")
+    monkeypatch.setattr(xgboost, "__version__", "2.1.4")
+    with pytest.raises(ImportError, match=r"needs xgboost >= 3\.0.*xgboost 2\.1\.4 is "
+                                          r"installed.*pip install -U 'distsk\[xgboost\]'"):
+        plan(xgboost.XGBClassifier(), inp=BIG_LAZY, comp=SMALL_CLUSTER, backend=backend)
+    # Data the workers hold never need it: xgboost.dask, whatever the xgboost.
+    p = plan(xgboost.XGBClassifier(), inp=BIG_LAZY, comp=BIG_CLUSTER)
     assert (p.executor, p.strategy) == ("xgboost", "xgboost-dask")
-    with pytest.raises(ImportError, match=r"needs xgboost >= 3\.0.*ExtMemQuantileDMatrix"):
-        plan(xgboost.XGBClassifier(), inp=BIG_LAZY, comp=SMALL_CLUSTER,
-             backend="xgboost-external-memory")
 
 
 def test_rule4_anything_else_is_an_error_naming_options():

@@ -12,11 +12,6 @@ import pytest
 
 xgboost = pytest.importorskip("xgboost", reason="needs the distsk[xgboost] extra")
 da = pytest.importorskip("dask.array", reason="needs the distsk[dask] extra")
-if not hasattr(xgboost, "ExtMemQuantileDMatrix"):
-    # distsk[xgboost]'s floor (2.1.4) predates it: the engine is never chosen there and
-    # refuses when forced (tests/test_planning.py checks that on any xgboost).
-    pytest.skip(f"the xgboost-external-memory engine needs xgboost >= 3.0 (installed "
-                f"{xgboost.__version__}: no ExtMemQuantileDMatrix)", allow_module_level=True)
 
 from distsk import DistributedEstimator, NoFaithfulTranslationError  # noqa: E402
 from distsk._planning import plan_fit  # noqa: E402

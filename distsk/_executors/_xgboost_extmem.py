@@ -107,15 +107,25 @@ def check_external_memory_params(estimator, fit_params=(), numeric=False) -> Non
 
 
 def unsupported() -> str | None:
-    """Why the installed xgboost cannot train from external memory, or None (it has
-    ``ExtMemQuantileDMatrix``: xgboost >= 3.0; distsk[xgboost]'s floor is older)."""
+    """Why the installed xgboost cannot train from external memory, or None.
+
+    ``distsk[xgboost]`` requires xgboost >= 3.0 (``ExtMemQuantileDMatrix``), but pip keeps
+    an older xgboost that was installed before distsk without the extra."""
     try:
         import xgboost
     except ImportError:
-        return "xgboost is not installed (pip install 'distsk[xgboost]')"
+        return "xgboost is not installed"
     if not hasattr(xgboost, "ExtMemQuantileDMatrix"):
-        return f"xgboost {xgboost.__version__} has no ExtMemQuantileDMatrix"
+        return f"xgboost {xgboost.__version__} is installed (no ExtMemQuantileDMatrix)"
     return None
+
+
+def _require_external_memory() -> None:
+    missing = unsupported()
+    if missing:
+        raise ImportError(f"the xgboost-external-memory engine needs xgboost >= 3.0, which "
+                          f"distsk[xgboost] requires, but {missing}. Upgrade it: "
+                          "pip install -U 'distsk[xgboost]'.")
 
 
 def external_memory_reason(estimator, inp, comp, forced) -> str | None:
@@ -129,18 +139,16 @@ def external_memory_reason(estimator, inp, comp, forced) -> str | None:
     from .._profile import format_bytes
 
     room = int(comp.worker_memory_bytes * XGBOOST_DASK_MEMORY_FRACTION)
-    missing = unsupported()
     if forced == "xgboost-external-memory":
-        if missing:
-            raise ImportError(f"backend='xgboost-external-memory' needs xgboost >= 3.0: "
-                              f"{missing}. Install it: pip install 'xgboost>=3.0'.")
+        _require_external_memory()
         # Categorical columns are checked at fit, where a dask DataFrame's dtypes are known.
         check_external_memory_params(estimator, numeric=True)
         return ("trained through xgboost's external memory on the workers, as requested "
                 f"({comp.describe()})")
     if forced is not None or inp.nbytes is None or not comp.worker_memory_bytes \
-            or inp.nbytes <= room or missing:
+            or inp.nbytes <= room:
         return None
+    _require_external_memory()
     check_external_memory_params(estimator, numeric=True)
     return (f"over {format_bytes(room)}, {XGBOOST_DASK_MEMORY_FRACTION:.0%} of the workers' "
             f"{format_bytes(comp.worker_memory_bytes)} memory limit, which xgboost.dask needs "
