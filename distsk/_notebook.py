@@ -11,6 +11,8 @@ import html
 
 from sklearn.utils import estimator_html_repr
 
+from ._executors import engine_names
+
 __all__ = ["html_repr_with_plan", "dashboard_link"]
 
 
@@ -25,7 +27,7 @@ def html_repr_with_plan(estimator) -> str:
         ("why", html.escape(plan.reason)),
     ]
     address = getattr(plan.compute, "client_address", None)
-    if plan.executor in ("dask", "dask-ml", "xgboost") and address is not None:
+    if plan.executor in engine_names(needs_cluster=True) and address is not None:
         link = dashboard_link(estimator, address)
         where = f"Dask scheduler {html.escape(address)}"
         if link is not None:

@@ -180,6 +180,22 @@ def test_search_run_on_a_cluster_links_its_dashboard(client):
     assert isinstance(search, DistributedSearchCV)
 
 
+@pytest.mark.parametrize("engine", ["dask", "dask-ml", "xgboost", "xgboost-external-memory"])
+def test_every_cluster_engine_names_its_scheduler_in_the_plan(engine):
+    # No cluster needed: the plan is what the repr reads.
+    from dataclasses import replace
+
+    from distsk._executors import engine_names
+
+    assert set(engine_names(needs_cluster=True)) == {"dask", "dask-ml", "xgboost",
+                                                      "xgboost-external-memory"}
+    est = DistributedEstimator(LogisticRegression(), backend="sequential").fit(X, y)
+    address = "tcp://127.0.0.1:1"
+    est.plan_ = replace(est.plan_, executor=engine,
+                        compute=replace(est.plan_.compute, client_address=address))
+    assert f"Dask scheduler {address}" in est._repr_html_()
+
+
 # ---------------------------------------------------------------------------- warnings
 @pytest.fixture(scope="module")
 def big():
