@@ -26,12 +26,16 @@ from ._compat import (
     ThreadingBackend,
     _fit_and_score,
 )
+from ._executors._base import SEQUENTIAL_OPTION
 from ._search_engine import QueuedCallbacks
 
 __all__ = ["DistskBackend", "parallel_backend", "register"]
 
 #: The ``engine=`` values: where the collected calls run.
 ENGINE_OPTIONS = ("auto", "sequential", "loky", "dask")
+#: The in-process engine as this backend's users ask for it (in error messages).
+SEQUENTIAL = ("engine='sequential' (joblib.parallel_config(backend='distsk', "
+              "engine='sequential') or distsk.parallel_backend('sequential'))")
 
 
 def _unwrapped(func):
@@ -218,9 +222,11 @@ class _EngineCall(ParallelBackendBase):
         store = Checkpoint(checkpoint) if checkpoint is not None else None
         engine = SearchEngine(self._runner, share=fits, checkpoint=store)
         results = engine.register(items)
+        option = SEQUENTIAL_OPTION.set(SEQUENTIAL)
         try:
             engine.run()
         finally:
+            SEQUENTIAL_OPTION.reset(option)
             if store is not None:
                 store.close()
         return results

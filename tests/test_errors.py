@@ -3,11 +3,14 @@
 import os
 import time
 
+import joblib
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
 
+import distsk
 from distsk import ClusterUnavailableError, DistributedEstimator, DistributedSearchCV, explain
 
 from .conftest import free_port
@@ -103,6 +106,26 @@ def test_unpicklable_parameter_is_named_before_work_starts(backend, request):
     if client is not None:
         with pytest.raises(TypeError, match="Parameter 'conn'.*cannot be sent to the Dask"):
             DistributedEstimator(est, backend="dask", client=client).fit(X, y)
+
+
+def test_unpicklable_parameter_message_names_the_option_of_its_context():
+    # distsk's estimators choose the engine with backend=, the joblib backend with engine=.
+    est = _HoldsConnection(conn=_Connection())
+    with pytest.raises(TypeError, match="Parameter 'conn'") as ours:
+        DistributedSearchCV(est, {"C": [0.1, 1.0]}, cv=2, backend="loky").fit(X, y)
+    assert str(ours.value).endswith("or use backend='sequential'.")
+    # (joblib's parallel_config takes effect when made, so each is made at its ``with``.)
+    for under in (lambda: joblib.parallel_config(backend="distsk", engine="loky"),
+                  lambda: distsk.parallel_backend("loky")):
+        with under(), pytest.raises(TypeError, match="Parameter 'conn'") as joblibs:
+            GridSearchCV(est, {"C": [0.1, 1.0]}, cv=2).fit(X, y)
+        assert "backend='sequential'" not in str(joblibs.value)
+        assert ("or use engine='sequential' (joblib.parallel_config(backend='distsk', "
+                "engine='sequential') or distsk.parallel_backend('sequential'))."
+                ) in str(joblibs.value)
+    # ... and back to backend= once the joblib backend's call is over.
+    with pytest.raises(TypeError, match=r"or use backend='sequential'\.$"):
+        DistributedSearchCV(est, {"C": [0.1, 1.0]}, cv=2, backend="loky").fit(X, y)
 
 
 def test_unpicklable_candidate_value_is_named():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import concurrent.futures as cf
 import warnings
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,14 @@ from .._worker import UnitResult, merged, pinned, run_recording, run_unit_remote
 __all__ = [
     "ExecutionContext", "Executor", "pinned", "run_recording", "reemit", "fit_estimator",
     "run_unit_remote", "InProcessRunner", "check_picklable", "Runner", "UnitResult", "merged",
+    "SEQUENTIAL_OPTION",
 ]
+
+#: How the user asks for the in-process engine, as error messages tell it: distsk's
+#: estimators take ``backend=``; the joblib backend, whose option is ``engine=``, sets
+#: this while its calls run (runners check picklability in the caller's thread).
+SEQUENTIAL_OPTION: ContextVar[str] = ContextVar("distsk_sequential_option",
+                                                default="backend='sequential'")
 
 
 @dataclass(frozen=True)
@@ -76,11 +84,11 @@ def check_picklable(estimator, parameters=(), *, where: str) -> None:
                 f"{type(value).__name__} ({value!r:.80}), which cannot be sent to {where}: "
                 f"{type(exc).__name__}: {exc}. Estimators travel to workers as pickles; pass "
                 "something picklable (a path rather than an open file, a seed rather than "
-                "a generator), or use backend='sequential'."
+                f"a generator), or use {SEQUENTIAL_OPTION.get()}."
             ) from exc
     raise TypeError(
         f"{type(estimator).__name__} cannot be sent to {where}: "
-        f"{type(cause).__name__}: {cause}. Use backend='sequential'."
+        f"{type(cause).__name__}: {cause}. Use {SEQUENTIAL_OPTION.get()}."
     ) from cause
 
 
