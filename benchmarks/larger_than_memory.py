@@ -22,6 +22,7 @@ if str(HERE) not in sys.path:
 
 from harness import Contender, Context, measure  # noqa: E402
 from scenarios import _as_numpy, scenario  # noqa: E402
+from spilling import spilling_cluster  # noqa: E402
 
 
 def _coef_check(reference: str, tolerance: float = 1e-4):
@@ -55,21 +56,14 @@ def larger_than_memory_lr(ctx: Context) -> list[dict]:
     Coefficients are compared with sklearn's optimum (lbfgs, tol=1e-10) on the same data
     gathered block by block, to 1e-4 x the largest coefficient.
     """
-    import dask
     import dask.array as da
-    from distributed import Client, LocalCluster, wait
+    from distributed import Client, wait
     from sklearn.linear_model import LogisticRegression
 
     from distsk import DistributedEstimator
 
     rows, cols = (50_000, 20) if ctx.smoke else (500_000, 20)
-    with dask.config.set({"distributed.worker.memory.target": 0.6,
-                          "distributed.worker.memory.spill": False,
-                          "distributed.worker.memory.pause": False,
-                          "distributed.worker.memory.terminate": False}):
-        lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          memory_limit="25MB", host="127.0.0.1", dashboard_address=None,
-                          worker_dashboard_address=None)
+    lc = spilling_cluster(n_workers=2, memory_limit="25MB")
     client = Client(lc, set_as_default=False)
     try:
         rs = da.random.RandomState(0)

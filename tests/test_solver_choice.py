@@ -170,8 +170,9 @@ def test_cluster_memory_moves_the_rule(client):
     """The same fit on a cluster with GBs per worker (Newton) and on one whose worker's
     memory limit (4 MB) cannot take Newton's Hessians at 150 features (L-BFGS, data
     spilled); both fit sklearn's model."""
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from benchmarks.spilling import spilling_cluster
 
     p = 150  # 9 partial Hessians: 1.6 MB, over 25% of 4 MB
     Xw = np.random.RandomState(2).normal(size=(4_000, p)) + 0.5  # 4.8 MB
@@ -180,13 +181,7 @@ def test_cluster_memory_moves_the_rule(client):
     ref = optimum(LogisticRegression(), Xw, yw)
     roomy = big(LogisticRegression(), client).fit(dX, dy)
     assert "Solver Newton" in roomy.plan_.reason
-    with dask.config.set({"distributed.worker.memory.target": 0.6,
-                          "distributed.worker.memory.spill": False,
-                          "distributed.worker.memory.pause": False,
-                          "distributed.worker.memory.terminate": False}):
-        lc = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                          memory_limit="4MB", host="127.0.0.1", dashboard_address=None,
-                          worker_dashboard_address=None)
+    lc = spilling_cluster(n_workers=1, memory_limit="4MB")
     with lc, Client(lc, set_as_default=False) as small:
         tight = big(LogisticRegression(), small).fit(dX, dy)
     assert "Solver L-BFGS" in tight.plan_.reason
