@@ -29,7 +29,7 @@ from ._profile import ComputeProfile, InputProfile, format_bytes
 __all__ = [
     "Costs", "Prediction", "MODEL", "predict_search", "predict_fit", "fit_work_key",
     "WRONG_BY", "cheapest", "traced_peak", "subsample", "PROBE_SUBSAMPLE",
-    "PROBE_ERROR",
+    "PROBE_ERROR", "LargeWork", "predict_large",
 ]
 
 #: Seconds to start a cold loky pool of two processes (measured: 0.9 s on 2 cores).
@@ -52,6 +52,70 @@ FIT_DATA_COPIES = 1
 WRONG_BY = 2.0
 #: Seconds the no-op round trip measuring a cluster may take (busy workers: defaults).
 MEASURE_TIMEOUT = 10.0
+
+# Dask input over the gather limit (``predict_large``). Measured on 2026-12-01 on the same
+# machine, LocalCluster of 2 worker processes x 1 thread (3 GB each), while other sessions'
+# tests ran (single timings varied by up to 1.5x), with data persisted on the workers.
+#: Bytes per second one worker thread reads of persisted blocks in a pass (column sums:
+#: 80 MB in 10 blocks 35 ms, 160 MB in 20 blocks 54 ms, 80 MB in 50 blocks 72 ms on 2).
+MEMORY_PASS_BYTES_PER_SECOND = 4e9
+#: The same when the data exceed what the workers keep in memory (each pass reads spilled
+#: blocks back): benchmarks/results/larger-than-memory, 80 MB on 2 workers x 25 MB, Newton
+#: took 1.21 s against 0.62 s in memory, 0.1 s more per pass of 80 MB on 2 threads.
+SPILLED_PASS_BYTES_PER_SECOND = 4e8
+#: Share of a worker's memory limit dask keeps in memory before spilling to disk (dask's
+#: ``distributed.worker.memory.target``).
+DASK_SPILL_FRACTION = 0.6
+#: Block size assumed for dask input (dask's default ``array.chunk-size``): the profile
+#: does not count blocks, and each block costs tasks on every pass.
+BLOCK_BYTES = 128 * 2**20
+#: Seconds per block and pass on one worker thread in dask-ml's iterations (tasks of the
+#: block, its partial sums, scheduling): LogisticRegression by Newton on 80 MB took 0.62 s
+#: in 10 blocks and 1.78 s in 50 (5 iterations each), 0.93 s on 160 MB in 20 blocks.
+DASK_ML_BLOCK_SECONDS = 0.01
+#: The rest of those fits (input check, classes, persisting, the fitted attributes).
+DASK_ML_FIXED_SECONDS = 0.24
+#: Passes over the data of distsk's Newton (5 iterations in each fit above, plus the input
+#: check; this model gives 0.79 s, 1.98 s and 1.24 s for the fits above) and of dask-glm's
+#: L-BFGS (its fits on the same data took 2.6 s, 6.1 s and 6.0 s: 1.0x, 1.4x, 0.7x this
+#: model with 30; benchmarks/results/lr_solvers*.md: 1.3-7.3x Newton's time).
+NEWTON_PASSES = 6
+LBFGS_PASSES = 30
+#: Newton's per-pass Hessian: rows x (features + 1)^2 multiply-adds per second on one worker
+#: thread (lr_solvers.md in memory: 20,000 x 1,000 took 11.8 s, 50,000 x 400 3.75 s).
+NEWTON_FLOPS_PER_SECOND = 7e9
+#: Passes of the other translated classes (from their algorithms, not measured; a fit more
+#: than WRONG_BY off corrects them): one for the scalers, two more than the input check
+#: for the SVDs (tsqr), k-means|| and Lloyd's iterations to ``tol`` for KMeans.
+DASK_ML_PASSES = {"StandardScaler": 2, "MinMaxScaler": 2, "PCA": 4, "TruncatedSVD": 4,
+                  "KMeans": 30}
+#: dask-ml Incremental trains one block at a time: SGDClassifier took 0.38 s over 10 blocks
+#: of 80 MB, 0.78 s over 50, 0.42 s over 20 blocks of 160 MB.
+INCREMENTAL_BLOCK_SECONDS = 0.01
+#: xgboost on the workers, 20 rounds of depth 6 on n x 20 float64 (2 workers):
+#: xgboost.dask 4.55 s and 5.9 s on 48 and 96 MB per worker (persisted), 15.7 s on 192 MB
+#: generated lazily; external memory 4.8 s, 5.3 s, 19.2 s, and 48.4 s on 600 MB
+#: (benchmarks/results/xgboost-larger-than-memory). Fitted: a fixed cost (tracker, the
+#: collective, the quantile sketch) and seconds per byte of a worker's share per round;
+#: this model gives 4.7 s, 6.1 s (xgboost.dask) and 5.8 s, 7.3 s (external memory) on the
+#: persisted data. Computing lazy data (generating, reading files) on each pass is not
+#: seen: 0.5-0.6x the lazily generated fits, until a timed fit corrects the engine.
+XGB_DASK_FIXED_SECONDS = 3.2
+XGB_EXTMEM_FIXED_SECONDS = 4.3
+XGB_ROUND_SECONDS_PER_BYTE = 1.5e-3 / 1e6
+#: Passes over the data: xgboost.dask computes it once into the workers' memory; the
+#: external-memory matrix reads it twice (sketch, then pages), the second pass in part.
+XGB_DASK_PASSES = 1.0
+XGB_EXTMEM_PASSES = 1.5
+#: Peak resident memory of a worker: a worker with xgboost loaded (232 MB, and 198 MB more
+#: than an idle one at its first fit on 24 MB), plus per byte of its share of the data
+#: xgboost.dask's persisted blocks, quantised matrix and gradients (192 MB generated lazily
+#: grew 415 MB; 96 MB persisted grew 92 MB beyond its 96 MB), or external memory's pages
+#: and blocks in flight (+175 MB at 192 MB, RSS 531 MB in all at 600 MB).
+XGB_WORKER_BYTES = 230e6
+XGB_DASK_SHARE_COPIES = 2.2
+XGB_EXTMEM_FIXED_BYTES = 116e6
+XGB_EXTMEM_SHARE_COPIES = 0.31
 
 
 @dataclass(frozen=True)
@@ -281,6 +345,129 @@ def predict_fit(estimator, kind, inp: InputProfile, comp: ComputeProfile, costs:
             f"the data to {comp.n_workers} workers",
             peak_bytes=2 * nbytes, room_bytes=per_worker or None,
         ))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class LargeWork:
+    """What each larger-than-memory engine would run for an estimator, as the planner reads
+    it off the estimator and the engines' rules (the input of :func:`predict_large`).
+
+    ``dask_ml``: "translated", "incremental" or None (no dask-ml engine); ``solver``: the
+    translated GLM's solver ("newton" or "lbfgs"); ``xgboost``: an xgboost model;
+    ``external_memory``: why xgboost's external memory cannot train it (None: it can);
+    ``local_engine``: the engine a gathered fit would run ("sequential" or "loky").
+    """
+
+    name: str
+    dask_ml: str | None = None
+    solver: str | None = None
+    xgboost: bool = False
+    external_memory: str | None = None
+    local_engine: str = "sequential"
+
+
+def predict_large(estimator, kind, work: LargeWork, inp: InputProfile, comp: ComputeProfile,
+                  costs: Costs, *, max_gather_bytes: int) -> tuple[Prediction, ...]:
+    """Predicted time and peak memory of each engine that can fit ``estimator`` on dask
+    input ``inp`` over the gather limit.
+
+    Gathered then fit in this process: the input's bytes at the bandwidth seen, plus the
+    fit's time when a fit of its type was timed; its peak (the input and the fit's copy)
+    is held against the gather limit, which the input is over, so it is never chosen.
+    dask-ml: passes over the data x (bytes / the worker threads' throughput, in memory or
+    spilled + a cost per block) + Newton's Hessians; Incremental one block at a time.
+    xgboost.dask: a fixed cost + one pass + rounds x a worker's share; its peak, the
+    share held ``XGB_DASK_SHARE_COPIES`` times over, against a worker's memory limit.
+    External memory: more fixed cost and passes, a fraction of the share in memory.
+    ``seconds`` is None when the input's size is unknown.
+    """
+    nbytes = inp.nbytes
+    workers = max(1, comp.n_workers)
+    per_worker = comp.worker_memory_bytes // workers if comp.worker_memory_bytes else None
+    out = []
+    if nbytes is None:
+        unknown = "the input's size is unknown"
+        names = ([work.local_engine] + (["dask-ml"] if work.dask_ml else [])
+                 + (["xgboost", "xgboost-external-memory"] if work.xgboost else []))
+        return tuple(Prediction(n, None, unknown) for n in names)
+    # Gathered into this process, then fit there.
+    move = nbytes / costs.bandwidth
+    fit = fit_work_seconds(estimator, kind, inp, costs)
+    if fit is not None and work.local_engine == "loky":
+        fit /= max(1, comp.local_cores)
+    detail = (f"{_secs(move)} to gather {format_bytes(nbytes)} at "
+              f"{format_bytes(costs.bandwidth)}/s into this process, ")
+    detail += ("no fit of this estimator type timed yet: at least that" if fit is None else
+               f"{_secs(fit)} to fit")
+    detail += f"; the gather limit is {format_bytes(max_gather_bytes)}"
+    out.append(Prediction(
+        work.local_engine, (move + (fit or 0.0)) * costs.factor(work.local_engine, "fit"),
+        detail, peak_bytes=(1 + FIT_DATA_COPIES) * nbytes,
+        room_bytes=min(max_gather_bytes, comp.local_available_bytes),
+    ))
+    if not comp.has_cluster:
+        return tuple(out)
+    slots = cluster_slots(comp)
+    spills = bool(comp.worker_memory_bytes) and (
+        nbytes > DASK_SPILL_FRACTION * comp.worker_memory_bytes)
+    rate = SPILLED_PASS_BYTES_PER_SECOND if spills else MEMORY_PASS_BYTES_PER_SECOND
+    blocks = max(workers, math.ceil(nbytes / BLOCK_BYTES))
+    block = nbytes / blocks
+    share = nbytes / workers
+    where = "spilled to disk" if spills else "in memory"
+
+    def a_pass(extra: float = 0.0) -> float:
+        return (costs.dask_fixed_seconds + blocks * DASK_ML_BLOCK_SECONDS / slots
+                + nbytes / (rate * slots) + extra / slots)
+
+    if work.dask_ml == "translated":
+        features = inp.shape[1] if inp.shape and len(inp.shape) == 2 else None
+        hessian = 0.0
+        if work.solver == "newton":
+            passes, what = NEWTON_PASSES, "Newton"
+            if features and inp.shape[0]:
+                hessian = inp.shape[0] * (features + 1) ** 2 / NEWTON_FLOPS_PER_SECOND
+        elif work.solver == "lbfgs" or work.name == "LinearRegression":
+            passes, what = LBFGS_PASSES, "L-BFGS"
+        else:
+            passes, what = DASK_ML_PASSES.get(work.name, 10), work.name
+        seconds = DASK_ML_FIXED_SECONDS + passes * a_pass(hessian)
+        held = min(share, DASK_SPILL_FRACTION * per_worker) if per_worker else share
+        peak = held + 2 * block + (9 * 8 * (features + 1) ** 2 if hessian else 0)
+        out.append(Prediction(
+            "dask-ml", seconds * costs.factor("dask-ml", "fit"),
+            f"{what}: {passes} passes over {format_bytes(nbytes)} {where} in ~{blocks} "
+            f"blocks on {slots} worker threads",
+            peak_bytes=int(peak), room_bytes=per_worker))
+    elif work.dask_ml == "incremental":
+        fit = fit_work_seconds(estimator, kind, inp, costs)
+        seconds = (DASK_ML_FIXED_SECONDS + blocks * INCREMENTAL_BLOCK_SECONDS
+                   + nbytes / rate + (fit or 0.0))
+        out.append(Prediction(
+            "dask-ml", seconds * costs.factor("dask-ml", "fit"),
+            f"partial_fit on ~{blocks} blocks one at a time, {format_bytes(nbytes)} {where}",
+            peak_bytes=int(2 * block), room_bytes=per_worker))
+    if work.xgboost:
+        rounds = estimator.get_params().get("n_estimators") or 100
+        train = rounds * share * XGB_ROUND_SECONDS_PER_BYTE * workers / min(workers, slots)
+        dask = XGB_DASK_FIXED_SECONDS + XGB_DASK_PASSES * a_pass() + train
+        out.append(Prediction(
+            "xgboost", dask * costs.factor("xgboost", "fit"),
+            f"{rounds} rounds on {format_bytes(share)} per worker, held in its memory",
+            peak_bytes=int(XGB_WORKER_BYTES + XGB_DASK_SHARE_COPIES * share),
+            room_bytes=per_worker))
+        if work.external_memory is None:
+            ext = XGB_EXTMEM_FIXED_SECONDS + XGB_EXTMEM_PASSES * a_pass() + train
+            out.append(Prediction(
+                "xgboost-external-memory", ext * costs.factor("xgboost-external-memory", "fit"),
+                f"{rounds} rounds on {format_bytes(share)} per worker, read block by block",
+                peak_bytes=int(XGB_WORKER_BYTES + XGB_EXTMEM_FIXED_BYTES
+                               + XGB_EXTMEM_SHARE_COPIES * share),
+                room_bytes=per_worker))
+        else:
+            out.append(Prediction("xgboost-external-memory", None,
+                                  f"cannot train it: {work.external_memory}"))
     return tuple(out)
 
 

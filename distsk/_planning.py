@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ._cost import Costs, Prediction, cheapest, predict_fit, predict_search
+from ._cost import (
+    Costs,
+    LargeWork,
+    Prediction,
+    cheapest,
+    predict_fit,
+    predict_large,
+    predict_search,
+)
+from ._cost import _secs as _secs
 from ._executors import engine_names
 from ._profile import ComputeProfile, InputProfile, format_bytes
 
@@ -209,9 +218,63 @@ def _compared(predictions, chosen: str) -> str:
     return text
 
 
-def _large_lazy_plan(estimator, inp, comp, limit, forced=None) -> Plan:
+def _large_work(estimator, support, comp) -> LargeWork:
+    """What the larger-than-memory engines would run for ``estimator`` (pure)."""
+    from ._executors import is_xgboost_model
+    from ._executors._dask_ml import _sklearn_class
+
+    xgb = is_xgboost_model(estimator)
+    external = None
+    if xgb:
+        from ._executors._xgboost_extmem import check_external_memory_params, unsupported
+        from .exceptions import NoFaithfulTranslationError
+
+        external = unsupported()
+        if external is None:
+            try:
+                check_external_memory_params(estimator, numeric=True)
+            except NoFaithfulTranslationError as exc:
+                external = str(exc).split(" cannot train", 1)[0] + " is not supported there"
+    n_jobs = _n_jobs_of(estimator)
+    return LargeWork(
+        name=_sklearn_class(estimator) or type(estimator).__name__, dask_ml=support,
+        xgboost=xgb, external_memory=external,
+        local_engine="loky" if n_jobs not in (None, 1) else "sequential",
+    )
+
+
+def _gain(preds, chosen: Prediction) -> str:
+    """How much faster ``chosen`` is predicted than the next engine that fits in memory,
+    or that every other engine is excluded."""
+    others = [p for p in preds if p is not chosen and p.seconds is not None]
+    fitting = [p for p in others if p.fits_memory]
+    if fitting:
+        best = min(fitting, key=lambda p: p.seconds)
+        if chosen.seconds is None:
+            return ""
+        saved = best.seconds - chosen.seconds
+        if saved >= 0:
+            return (f"; expected gain: {_secs(saved)} ({saved / best.seconds:.0%}) less "
+                    f"than {best.engine}")
+        return f"; predicted {_secs(-saved)} slower than {best.engine}"
+    excluded = [p.engine for p in others if not p.fits_memory]
+    if excluded:
+        return (f"; the only engine whose predicted peak memory fits ("
+                f"{', '.join(excluded)} excluded)")
+    return ""
+
+
+def _large_lazy_plan(estimator, inp, comp, limit, forced=None, costs=None) -> Plan:
+    """Dask input over the gather limit ``limit``: an engine that fits where the data live.
+
+    With ``backend="auto"`` (``forced`` None) each engine that can take the estimator is
+    predicted by :func:`_cost.predict_large` (gathering, excluded by the limit; dask-ml;
+    xgboost.dask; xgboost's external memory) and the predictions are recorded in
+    ``Plan.predictions``; between the xgboost engines the faster that fits in the
+    workers' memory is chosen, and none whose predicted peak is over it.
+    """
     from ._executors import dask_ml_support, is_xgboost_model
-    from ._executors._dask_ml import solver_note
+    from ._executors._dask_ml import plan_solver, solver_note
     from ._executors._xgboost_extmem import external_memory_reason
 
     size = "of unknown size" if inp.nbytes is None else f"of {format_bytes(inp.nbytes)}"
@@ -229,6 +292,16 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None) -> Plan:
             "LogisticRegression, LinearRegression, PoissonRegressor, KMeans, PCA, TruncatedSVD, "
             "StandardScaler, MinMaxScaler, and estimators with partial_fit. Use backend='auto'."
         )
+    preds: tuple[Prediction, ...] = ()
+    if forced is None:
+        support = dask_ml_support(estimator)
+        work = _large_work(estimator, support, comp)
+        if support == "translated":
+            choice = plan_solver(estimator, inp, comp)
+            work = replace(work, solver=None if choice is None else choice.solver)
+        preds = predict_large(estimator, parallel_kind(estimator), work, inp, comp,
+                              costs or Costs(), max_gather_bytes=limit)
+    by = {p.engine: p for p in preds}
     if forced in (None, "xgboost", "xgboost-external-memory") and is_xgboost_model(estimator):
         if not comp.has_cluster:
             from .exceptions import ClusterUnavailableError
@@ -238,34 +311,37 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None) -> Plan:
                 f"Dask cluster, but {comp.describe()}. Create a distributed.Client, pass "
                 "client=..., or raise max_gather_bytes to gather the data."
             )
-        external = external_memory_reason(estimator, inp, comp, forced)
-        if external is not None:
-            return Plan("xgboost-external-memory", "external-memory",
-                        f"{over}: {external}; estimator_ is the equivalent plain xgboost model.",
-                        input=inp, compute=comp)
-        return Plan(
-            "xgboost", "xgboost-dask",
-            f"{over}: trained where the data lives with xgboost.dask "
-            f"({comp.describe()}); estimator_ is the equivalent plain xgboost model.",
-            input=inp, compute=comp,
-        )
+        model = "estimator_ is the equivalent plain xgboost model."
+        if forced is not None:
+            external = external_memory_reason(estimator, inp, comp, forced)
+            if external is not None:
+                return Plan("xgboost-external-memory", "external-memory",
+                            f"{over}: {external}; {model}", input=inp, compute=comp)
+            return Plan("xgboost", "xgboost-dask",
+                        f"{over}: trained where the data lives with xgboost.dask "
+                        f"({comp.describe()}); {model}", input=inp, compute=comp)
+        return _xgboost_choice(estimator, inp, comp, over, by, preds, model)
     if forced in (None, "dask-ml"):
         support = dask_ml_support(estimator)
+        predicted = ""
+        if "dask-ml" in by:
+            chosen = by["dask-ml"]
+            predicted = f" Predicted: {_compared(preds, 'dask-ml')}{_gain(preds, chosen)}."
         if support == "translated":
             return Plan(
                 "dask-ml", "translated",
                 f"{over}: fit blockwise on the cluster by the dask-ml equivalent of "
                 f"{type(estimator).__name__} ({comp.describe()}); estimator_ is a plain "
                 f"{type(estimator).__name__} carrying the fitted attributes."
-                f"{solver_note(estimator, inp, comp)}",
-                input=inp, compute=comp,
+                f"{solver_note(estimator, inp, comp)}{predicted}",
+                input=inp, compute=comp, predictions=preds,
             )
         if support == "incremental":
             return Plan(
                 "dask-ml", "incremental",
                 f"{over}: {type(estimator).__name__} has partial_fit, so it is trained "
-                "block by block (dask-ml Incremental), one pass over the data.",
-                input=inp, compute=comp,
+                f"block by block (dask-ml Incremental), one pass over the data.{predicted}",
+                input=inp, compute=comp, predictions=preds,
             )
     from .exceptions import DataTooLargeError
 
@@ -277,6 +353,39 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None) -> Plan:
         "max_gather_bytes (e.g. max_gather_bytes='8GB') to gather the data, use one of those "
         "estimators, or subsample the data."
     )
+
+
+def _xgboost_choice(estimator, inp, comp, over, by, preds, model) -> Plan:
+    """``backend="auto"`` for an xgboost model: xgboost.dask or external memory, the faster
+    predicted of those that fit in a worker's memory; external memory when xgboost.dask
+    does not fit (refused, naming the parameter, when it cannot train the model)."""
+    from ._executors._xgboost_extmem import _require_external_memory, check_external_memory_params
+
+    dask, ext = by["xgboost"], by["xgboost-external-memory"]
+    lives = f"trained where the data lives with xgboost.dask ({comp.describe()})"
+    reads = (f"trained through xgboost's external memory on the {comp.n_workers} workers "
+             f"({comp.describe()}), one task per worker reading its blocks one at a time")
+    if dask.fits_memory:
+        usable = [p for p in (dask, ext) if p.seconds is not None and p.fits_memory]
+        best = min(usable, key=lambda p: p.seconds) if usable else dask
+        how = lives if best is dask else reads
+        why = (f"predicted fastest: {_compared(preds, best.engine)}{_gain(preds, best)}"
+               if best.seconds is not None else "the input's size is unknown")
+        return Plan(best.engine, "xgboost-dask" if best is dask else "external-memory",
+                    f"{over}: {how}; {why}; {model}", input=inp, compute=comp,
+                    predictions=preds)
+    peak = (f"xgboost.dask needs the data in the workers' memory: its predicted peak "
+            f"{format_bytes(dask.peak_bytes)} per worker is over the "
+            f"{format_bytes(dask.room_bytes)} there")
+    # An xgboost without external memory (ImportError naming the upgrade), and what
+    # external memory cannot train, are refused rather than fit out of memory.
+    _require_external_memory()
+    check_external_memory_params(estimator, numeric=True)
+    fits = ("" if ext.fits_memory else "; its own predicted peak is over that too, and it "
+            "needs the least memory of the engines")
+    return Plan("xgboost-external-memory", "external-memory",
+                f"{over}: {peak}: {reads}{fits}; predicted: {_compared(preds, ext.engine)}"
+                f"{_gain(preds, ext)}; {model}", input=inp, compute=comp, predictions=preds)
 
 
 def plan_fit(
@@ -338,7 +447,8 @@ def plan_fit(
         where, why = _placement(inp, comp, backend, max_gather_bytes)
         if not small:
             try:
-                return _large_lazy_plan(estimator, inp, comp, max_gather_bytes)
+                return _large_lazy_plan(estimator, inp, comp, max_gather_bytes,
+                                        costs=costs)
             except DataTooLargeError:
                 if where != "workers":
                     raise
