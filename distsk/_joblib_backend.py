@@ -15,8 +15,11 @@ per tree and a generator stays lazy.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any
+
+from joblib import parallel_config
 
 from ._compat import (
     FallbackToBackend,
@@ -62,7 +65,13 @@ class DistskBackend(ParallelBackendBase):
     Selected with ``joblib.parallel_config(backend="distsk", engine=..., client=...,
     checkpoint=...)`` or :func:`distsk.parallel_backend`. It is a dispatcher: for each
     ``Parallel`` call it hands joblib a fresh backend of its own (joblib's
-    ``FallbackToBackend``), so nested and successive calls never share state.
+    ``FallbackToBackend``). That backend's runner is made for the call and closed at
+    its end, except in a ``with distsk.parallel_backend(...):`` block, which keeps a
+    Dask runner (its connection, the data it sent the workers) for its successive
+    calls and closes it when the block ends. joblib
+    itself never tells a backend that a ``parallel_config`` block ended (its
+    ``__exit__`` only restores the previous configuration), so only a block of
+    distsk's own knows when to release what it kept.
 
     Parameters
     ----------
@@ -99,6 +108,38 @@ class DistskBackend(ParallelBackendBase):
         #: The :class:`~distsk.Plan` of every ``Parallel`` call run on the engine under
         #: this backend, in order: where each ran and why.
         self.plans: list = []
+        # Reusable runners kept between Parallel calls, by (engine, n_jobs, client):
+        # None (one runner per call) unless a distsk.parallel_backend block is open. A
+        # runner in use is taken out, so a nested call never shares its caller's.
+        self._kept: dict | None = None
+        self._lock = threading.Lock()
+
+    def _keep_runners(self) -> None:
+        with self._lock:
+            if self._kept is None:
+                self._kept = {}
+
+    def _borrow(self, key) -> tuple[Any, bool]:
+        """The runner kept for ``key`` (or None), and whether the runner used for this
+        call is to be kept afterwards."""
+        with self._lock:
+            if self._kept is None:
+                return None, False
+            return self._kept.pop(key, None), True
+
+    def _give_back(self, key, runner) -> bool:
+        with self._lock:
+            if self._kept is None or key in self._kept:
+                return False  # the block ended, or a nested call's runner came back first
+            self._kept[key] = runner
+            return True
+
+    def close(self) -> None:
+        """Close the runners kept for the block, and keep none from now on."""
+        with self._lock:
+            kept, self._kept = self._kept or {}, None
+        for runner in kept.values():
+            runner.close()
 
     def effective_n_jobs(self, n_jobs):
         if n_jobs == 0:
@@ -154,6 +195,8 @@ class _EngineCall(ParallelBackendBase):
         self.options = dispatcher
         self._runner = None
         self._plan = None
+        self._key = None  # set when the runner goes back to the dispatcher at the end
+        self._spoiled = False  # a runner that cancelled its work is never kept
         self._pending: list = []
         self._callbacks = QueuedCallbacks()
         self.n_jobs = None
@@ -225,6 +268,9 @@ class _EngineCall(ParallelBackendBase):
         option = SEQUENTIAL_OPTION.set(SEQUENTIAL)
         try:
             engine.run()
+        except BaseException:
+            self._spoiled = True  # the engine cancelled the runner's work
+            raise
         finally:
             SEQUENTIAL_OPTION.reset(option)
             if store is not None:
@@ -246,16 +292,30 @@ class _EngineCall(ParallelBackendBase):
         self._plan = plan_search(profile_input(X), profile_compute(client), backend=engine,
                                  n_jobs=n_jobs, n_fits=len(items), probe_seconds=None)
         self.options.plans.append(self._plan)
-        return get_executor(self._plan.executor).search_runner(
+        key = (self._plan.executor, self._plan.n_jobs, id(client))
+        runner, keep = self.options._borrow(key)
+        if runner is not None:
+            self._key = key
+            runner.retain(items)  # the data this call passes again, unchanged, stay sent
+            return runner
+        runner = get_executor(self._plan.executor).search_runner(
             ExecutionContext(self._plan, client))
+        if keep and runner.reusable:
+            self._key = key
+            runner.kept = True
+        return runner
 
     def abort_everything(self, ensure_ready=True):
         if self._runner is not None:
+            self._spoiled = True
             self._runner.cancel()
 
     def terminate(self):
         runner, self._runner = self._runner, None
-        if runner is not None:
+        key, self._key = self._key, None
+        if runner is None:
+            return
+        if key is None or self._spoiled or not self.options._give_back(key, runner):
             runner.close()
 
     def get_nested_backend(self):
@@ -299,7 +359,11 @@ def parallel_backend(backend: str = "auto", *, client=None, checkpoint=None,
     Returns
     -------
     joblib.parallel_config
-        A context manager.
+        A context manager. On a Dask cluster, its ``with`` block keeps the data that
+        its successive ``Parallel`` calls pass again unchanged on the workers, released
+        when the block ends: several ``cross_validate`` calls on the same X send it
+        once. (``joblib.parallel_config(backend="distsk")`` sends it per call: joblib
+        tells a backend when a call ends, not when a block does.)
 
     Examples
     --------
@@ -313,8 +377,26 @@ def parallel_backend(backend: str = "auto", *, client=None, checkpoint=None,
     >>> search.best_params_  # as without the backend
     {'C': 0.1}
     """
-    from joblib import parallel_config
+    return _Block(DistskBackend(engine=backend, client=client, checkpoint=checkpoint),
+                  n_jobs=n_jobs)
 
-    DistskBackend(engine=backend, checkpoint=checkpoint)  # validates before use
-    return parallel_config(backend="distsk", n_jobs=n_jobs, engine=backend, client=client,
-                           checkpoint=checkpoint)
+
+class _Block(parallel_config):
+    """``parallel_config`` given a DistskBackend instance (joblib's public way to pass
+    one), whose ``with`` block keeps runners across calls and closes them at its end.
+    Used as a plain call (joblib applies a configuration when it is made), it keeps
+    none: nothing would tell it when to release them."""
+
+    def __init__(self, backend: DistskBackend, n_jobs=None):
+        super().__init__(backend=backend, n_jobs=n_jobs)
+        self._distsk = backend
+
+    def __enter__(self):
+        self._distsk._keep_runners()
+        return super().__enter__()
+
+    def __exit__(self, *exc_info):
+        try:
+            super().__exit__(*exc_info)
+        finally:
+            self._distsk.close()

@@ -446,3 +446,47 @@ def test_joblib_and_sklearn_behave_as_the_backend_assumes():
     assert type(parallel._backend) is SequentialBackend and seen["prefer"] == "threads"
     func, _, _ = delayed(_fit_and_score)(None)
     assert func.__wrapped__ is _fit_and_score
+
+
+# ------------------------------------------------------------ one runner per block
+def _kept_runner(config):
+    (runner,) = config["backend"]._kept.values()  # between calls, the block holds it
+    return runner
+
+
+def test_a_parallel_backend_block_sends_its_data_once_for_all_its_calls(client):
+    # Two Parallel calls on the same X: one send under distsk.parallel_backend; one per
+    # call under joblib.parallel_config, which never tells a backend that a block ended.
+    # (A search's rounds, HalvingGridSearchCV's, are one Parallel: sklearn enters it
+    # once, ``with parallel:``, so they always had one runner.)
+    def two_calls():
+        return (cross_val_score(LogisticRegression(), X, y, cv=3),
+                cross_validate(LogisticRegression(C=0.5), X, y, cv=3)["test_score"])
+
+    ref = two_calls()
+    with distsk.parallel_backend("dask", client=client) as config:
+        ours = two_calls()
+        runner = _kept_runner(config)
+        assert len(config["backend"].plans) == 2
+        assert runner.sent[id(X)] == 1 and runner.sent[id(y)] == 1
+    assert_same(ours, ref)
+    assert config["backend"]._kept is None and runner._scattered == {}  # released
+    with joblib.parallel_config(backend="distsk", engine="dask", client=client) as config:
+        assert_same(two_calls(), ref)
+        assert config["backend"]._kept is None  # each call's runner closed with it
+
+
+def test_a_block_sends_again_data_changed_in_place_and_releases_data_not_passed_again(
+        client):
+    Xm = X.copy()
+    with distsk.parallel_backend("dask", client=client) as config:
+        before = cross_val_score(LogisticRegression(), Xm, y, cv=3)
+        Xm[:, :3] = Xm[::-1, :3]  # same object, new content
+        ours = cross_val_score(LogisticRegression(), Xm, y, cv=3)
+        runner = _kept_runner(config)
+        assert runner.sent[id(Xm)] == 2
+        Xs = Xm[:, :2].copy()  # as SequentialFeatureSelector passes a new X per call
+        cross_val_score(LogisticRegression(), Xs, y, cv=3)
+        assert id(Xm) not in runner._scattered and runner.sent[id(Xs)] == 1
+    assert not np.array_equal(ours, before)
+    assert_array_equal(ours, cross_val_score(LogisticRegression(), Xm, y, cv=3))

@@ -141,6 +141,13 @@ class Runner(abc.ABC):
     #: Units run in other processes, so their items are pickled: the engine first cuts
     #: each sklearn callback context down to its own path (``_callbacks.portable``).
     remote: bool = False
+    #: Worth keeping for a joblib block's next ``Parallel`` call (see :meth:`retain`):
+    #: it holds data sent ahead that the next call may pass again. Others (a loky pool
+    #: is joblib's shared one anyway) are made afresh for each call.
+    reusable: bool = False
+    #: Set before its first use when a ``reusable`` runner will serve several calls: it
+    #: may then spend a pass over what it sends ahead, to tell later whether it changed.
+    kept: bool = False
     #: The engine may run a straggling unit a second time (``submit(..., avoid=)``) and
     #: ``discard`` the copy that finishes last. Only for runners with several machines
     #: (a unit slow on one worker may not be slow on another) whose fits are safe to
@@ -165,6 +172,12 @@ class Runner(abc.ABC):
     def prepare(self, items: list) -> None:  # noqa: B027 (a no-op hook on purpose)
         """Called once before any unit is submitted, with every item to run: check
         that they can travel, send large shared arguments ahead."""
+
+    def retain(self, items: list) -> None:  # noqa: B027
+        """Called before ``prepare`` when the runner is used again for another joblib
+        ``Parallel`` call (the joblib backend keeps one runner per
+        ``distsk.parallel_backend`` block), with that call's items: keep what was sent
+        ahead only where these items pass the same, unchanged object; release the rest."""
 
     def check(self) -> None:  # noqa: B027
         """Called about once a second while the engine waits: raise if the place where

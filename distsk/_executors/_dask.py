@@ -9,6 +9,7 @@ of search work as Dask tasks with inner parallelism pinned.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import contextlib
 import functools
@@ -191,6 +192,7 @@ class DaskRunner(Runner):
 
     remote = True
     speculates = True
+    reusable = True
 
     def __init__(self, client, slots: int | None = None):
         self.client = client
@@ -213,6 +215,11 @@ class DaskRunner(Runner):
             )
         self._scattered: dict[int, tuple[object, object]] = {}
         self._small: dict[int, object] = {}
+        #: Times each object (by id) was sent to the workers: what tests count.
+        self.sent: collections.Counter[int] = collections.Counter()
+        #: With ``kept`` (the runner serves several joblib calls), what is sent carries
+        #: a content token, so that ``retain`` sends data changed in place again.
+        self.tokens: dict[int, str] = {}
         self._pending: dict[str, object] = {}
         self._lock = threading.Lock()
         self._address = client.scheduler.address
@@ -273,24 +280,56 @@ class DaskRunner(Runner):
             self._scattered[key] = (obj, future)  # the strong ref keeps id(obj) unique
         return future
 
+    def retain(self, items):
+        """Another joblib call: keep the data it passes again unchanged (same object,
+        same content token), release the rest; a block then holds one call's data at a
+        time, as a search does."""
+        from dask.base import tokenize
+
+        passed = {id(obj) for _, args, kwargs in items for obj in (*args, *kwargs.values())}
+        with self._lock:
+            scattered = dict(self._scattered)
+        unchanged = {key for key, (obj, _) in scattered.items()
+                     if key in passed and key in self.tokens
+                     and self.tokens[key] == tokenize(obj)}
+        with self._lock:
+            drop = [f for key, (_, f) in self._scattered.items() if key not in unchanged]
+            self._scattered = {key: hit for key, hit in self._scattered.items()
+                               if key in unchanged}
+            self._small = {key: obj for key, obj in self._small.items() if key in passed}
+            self.tokens = {key: token for key, token in self.tokens.items()
+                           if key in unchanged}
+        for f in drop:
+            f.release()
+
     def _scatter(self, objs, broadcast=False):
         # A worker dying while data is sent to it breaks the send; the scheduler then
         # drops it, and the next try goes to the living. The send itself has no
         # deadline in distributed: each try is bounded here (a hung send is abandoned).
         last = None
+        if self.kept:
+            from dask.base import tokenize
+
+            tokens = [tokenize(obj) for obj in objs]  # taken before the send, as sent
         for attempt in range(SCATTER_TRIES):
             if attempt:
                 time.sleep(0.5 * attempt)
                 if self.client.status != "running":
                     break
             try:
-                return _bounded(
+                futures = _bounded(
                     lambda: self.client.scatter(objs, hash=False, broadcast=broadcast,
                                                 timeout=SCATTER_TIMEOUT),
                     SCATTER_TIMEOUT,
                 )
             except (OSError, cf.TimeoutError, TimeoutError) as exc:  # CommClosedError too
                 last = exc
+                continue
+            with self._lock:
+                self.sent.update(id(obj) for obj in objs)
+                if self.kept:
+                    self.tokens.update((id(obj), t) for obj, t in zip(objs, tokens))
+            return futures
         raise ClusterUnavailableError(
             f"Could not send the search's data to the workers of {self._address} "
             f"({SCATTER_TRIES} tries of {SCATTER_TIMEOUT:.0f} s; last: "
