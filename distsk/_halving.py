@@ -13,7 +13,7 @@ import copy
 import os
 import warnings
 from math import ceil, floor, log
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.model_selection import ParameterGrid, ParameterSampler
@@ -30,7 +30,7 @@ from ._compat import (
 from ._fit_call import FitCall
 from ._planning import SEARCH_BACKENDS
 from ._search import DistributedSearchCV, _n_splits_hint
-from ._search_engine import SearchEngine, _Running
+from ._search_engine import RefitAhead, SearchEngine, _Running, rank_candidates
 from ._sharing import _ensemble_key, _prefix_key, _shareable_call, size_param, with_fit
 
 __all__ = ["DistributedHalvingGridSearchCV", "DistributedHalvingRandomSearchCV"]
@@ -123,26 +123,31 @@ class _DistributedHalving(DistributedSearchCV):
         def evaluate_round(candidate_params, cv=None, more_results=None, **kwargs):
             # Each round tells the engine how to start the next one on idle slots.
             candidate_params = list(candidate_params)
-            cv, engine.next_round = self._round_ahead(candidate_params, cv, more_results)
+            cv, engine.next_round, last = self._round_ahead(candidate_params, cv, more_results)
+            # The last round's refit runs ahead: from its start when one candidate is
+            # left (it is the best), else on the round's idle slots for the leader.
+            engine.refit_ahead = None if not (last and self.refit) else RefitAhead(
+                candidate_params[0] if len(candidate_params) == 1 else None)
             return evaluate_candidates(candidate_params, cv, more_results, **kwargs)
 
         return halving(evaluate_round, callback_ctx=callback_ctx)
 
     def _round_ahead(self, candidate_params, cv, more_results):
-        """``(cv, next)``: this round's splitter and the next round (a :class:`_NextRound`),
-        from the formulas of sklearn's ``_run_search``; next is None in the last round,
-        or when the next round cannot be known now. For ``resource="n_samples"`` the
+        """``(cv, next, last)``: this round's splitter, the next round (a
+        :class:`_NextRound`) and whether this is the last round, from the formulas of
+        sklearn's ``_run_search``; next is None in the last round, or when the next
+        round cannot be known now. For ``resource="n_samples"`` the
         splitter returned records this round's base splits (splitting exactly as
         ``cv``), from which the next round's subsamples are drawn."""
         try:
             (itr, *_), (n_resources, *_) = more_results["iter"], more_results["n_resources"]
         except (TypeError, KeyError, ValueError):
-            return cv, None
+            return cv, None, False
         if itr == 0:
             self._first_round = len(candidate_params)
         first = self.__dict__.get("_first_round")
         if not first:
-            return cv, None
+            return cv, None, False
         required = 1 + floor(log(first, self.factor))
         possible = 1 + floor(log(self.max_resources_ // self.min_resources_, self.factor))
         n_iterations = required if self.aggressive_elimination else min(possible, required)
@@ -151,22 +156,25 @@ class _DistributedHalving(DistributedSearchCV):
             power = max(0, itr - required + possible) if self.aggressive_elimination else itr
             return min(int(self.factor**power * self.min_resources_), self.max_resources_)
 
-        if itr + 1 >= n_iterations or resources(itr) != n_resources:
-            return cv, None  # the last round, or sklearn's formulas have changed
+        if resources(itr) != n_resources:
+            return cv, None, False  # sklearn's formulas have changed
+        if itr + 1 >= n_iterations:
+            return cv, None, True
         n_keep = ceil(len(candidate_params) / self.factor)
         if self.resource != "n_samples":
-            return cv, _NextRound(n_keep, self.resource, resources(itr + 1))
+            return cv, _NextRound(n_keep, self.resource, resources(itr + 1)), False
         n_samples = getattr(self, "_n_samples_orig", None)
         if not isinstance(self.random_state, Integral) or not hasattr(cv, "base_cv") or (
                 not n_samples):
             # Without a seed, drawing the next subsample now would draw other rows (or
             # draw from the user's generator).
-            return cv, None
+            return cv, None, False
         recorder = _RecordingSplitter(cv.base_cv)
         this, following = copy.copy(cv), copy.copy(cv)
         this.base_cv = following.base_cv = recorder
         following.fraction = resources(itr + 1) / n_samples
-        return this, _NextRound(n_keep, "n_samples", resources(itr + 1), following, recorder)
+        return this, _NextRound(n_keep, "n_samples", resources(itr + 1), following,
+                                recorder), False
 
 
 _SHARED_DOC = """
@@ -546,18 +554,7 @@ class _GrowingEngine(SearchEngine):
         return [future for future in self._ahead if not future.done()]
 
     def _start_ahead(self, ahead, free, items, results):
-        folds: dict[int, list[int]] = {}  # one dict of parameters per candidate
-        for i, item in enumerate(items):
-            folds.setdefault(id(FitCall.of(item).parameters), []).append(i)
-        ranked = []
-        for indices in folds.values():
-            done = [i for i in indices if results[i]]
-            scores = [results[i].get("test_scores") for i in done]
-            if not scores or not all(isinstance(v, Real) for v in scores):
-                continue  # nothing finished yet, or several metrics
-            mean = float(np.mean(scores))
-            ranked.append((-np.inf if np.isnan(mean) else mean, done, indices))
-        ranked.sort(key=lambda entry: entry[0], reverse=True)
+        ranked = rank_candidates(items, results)
         for _, _done, indices in ranked[: ahead.n_keep]:
             # A fold's next fit that grows its model waits for it; others start at once.
             for i in indices:

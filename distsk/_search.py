@@ -40,7 +40,7 @@ from ._notebook import html_repr_with_plan
 from ._planning import SEARCH_BACKENDS, place_data, plan_search
 from ._profile import profile_compute, profile_input
 from ._progress import progress_bar
-from ._search_engine import CollectorBackend, SearchEngine
+from ._search_engine import CollectorBackend, RefitAhead, SearchEngine
 
 __all__ = ["DistributedSearchCV"]
 
@@ -277,6 +277,11 @@ n_splits_, refit_time_, multimetric_
         runner = get_executor(plan.executor).search_runner(ExecutionContext(plan, client))
         engine = self._make_engine(runner, seconds_per_fit=probe, checkpoint=store,
                                    verbose=self.verbose)
+        if self.refit is True:
+            # One call: its idle slots at the end start the refit of the leader (halving
+            # searches set it per round, in their own _run_search).
+            engine.refit_ahead = RefitAhead()
+        self._refit_engine = engine
         self._candidate_list = candidates
         if plan.on_workers:
             # sklearn refits best_estimator_ on X in this process: here, on the cluster.
@@ -296,6 +301,8 @@ n_splits_, refit_time_, multimetric_
             self._release_engine()
             self.__dict__.pop("_candidate_list", None)
             self.__dict__.pop("_refit_on_cluster", None)
+            self.__dict__.pop("_refit_engine", None)
+            fit_time = self.__dict__.pop("_refit_fit_time", None)
             if isinstance(X, OnCluster):
                 X.future.release()
             engine.close()
@@ -309,6 +316,10 @@ n_splits_, refit_time_, multimetric_
         self.n_fits_performed_ = engine.n_fits
         self.n_fits_resumed_ = engine.n_resumed
         self._n_speculated = engine.n_speculated  # straggling units run a second time
+        # A refit run ahead took fit_time where it ran; sklearn timed only the wait.
+        self._refit_ran_ahead = fit_time is not None
+        if fit_time is not None:
+            self.refit_time_ = fit_time
         return self
 
     # sklearn's refit is ``self.best_estimator_.fit(X, y, ...)`` (a contract test checks
@@ -323,6 +334,9 @@ n_splits_, refit_time_, multimetric_
                 f"{type(self).__name__!r} object has no attribute 'best_estimator_'"
             ) from None
         ctx = self.__dict__.get("_refit_on_cluster")
+        engine = self.__dict__.get("_refit_engine")
+        if engine is not None and engine.refit_ahead is not None:
+            return _RefitTaken(self, estimator, engine.refit_ahead)
         return _RefitOnCluster(self, estimator, ctx) if ctx is not None else estimator
 
     @best_estimator_.setter
@@ -384,7 +398,11 @@ n_splits_, refit_time_, multimetric_
     _html_repr = html_repr_with_plan
 
     def __getstate__(self):
-        return portable_state(super().__getstate__())
+        # The search travels with its fits (sklearn passes it to callbacks as
+        # ``caller``): the engine it refits from stays here.
+        state = portable_state(super().__getstate__())
+        state.pop("_refit_engine", None)
+        return state
 
     def __sklearn_clone__(self):
         return clone_sharing_client(self)
@@ -420,6 +438,28 @@ class _RefitOnCluster:
         self._search.__dict__.pop("_refit_on_cluster", None)
         self._search.best_estimator_ = fitted
         return fitted
+
+
+class _RefitTaken:
+    """The unfitted best estimator, whose ``fit`` takes the refit run ahead when it is
+    sklearn's (the same parameters, X, y and fit parameters), else is sklearn's refit
+    (on the cluster holding X, or here)."""
+
+    def __init__(self, search, estimator, ahead):
+        self._search, self._estimator, self._ahead = search, estimator, ahead
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["_estimator"], name)
+
+    def fit(self, X, y=None, **fit_params):
+        search = self._search
+        search.__dict__.pop("_refit_engine", None)  # the getter is plain from here on
+        taken = self._ahead.take(search.best_params_, X, y, fit_params)
+        if taken is None:
+            return search.best_estimator_.fit(X, y, **fit_params)
+        model, search._refit_fit_time = taken
+        search.best_estimator_ = model
+        return model
 
 
 def _n_splits_hint(cv) -> int:

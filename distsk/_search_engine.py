@@ -16,6 +16,7 @@ import concurrent.futures as cf
 import math
 import statistics
 import time
+from numbers import Real
 
 from ._callbacks import has_callbacks, portable, replay_callbacks, shows_progress
 from ._checkpoint import ItemKeys
@@ -25,7 +26,7 @@ from ._fit_call import FitCall
 from ._sharing import plan_units
 from .exceptions import ClusterUnavailableError
 
-__all__ = ["CollectorBackend", "SearchEngine"]
+__all__ = ["CollectorBackend", "RefitAhead", "SearchEngine"]
 
 #: Target duration of one batch of small fits (seconds).
 BATCH_SECONDS = 2.0
@@ -59,6 +60,8 @@ class SearchEngine:
         self._keys = ItemKeys() if checkpoint is not None else None
         self._items: list = []
         self._results: list[dict] = []
+        #: Set by the search before its last call: the refit, run ahead on the runner.
+        self.refit_ahead: RefitAhead | None = None
 
     #: Calls collected so far: none after a search that ran fits means sklearn's
     #: ``Parallel`` bypassed the collector (``DistributedSearchCV.fit`` checks).
@@ -104,6 +107,15 @@ class SearchEngine:
         queue = collections.deque(units)
         self._singles = sum(1 for unit in units if unit.kind == "single")
         self.runner.prepare([items[i] for unit in units for i in unit.indices])
+        refit = self.refit_ahead
+        if refit is not None and (self.runner.slots < 2 or has_callbacks(items)
+                                  or FitCall.of(items[0]).verbose > 9):
+            # One slot: nothing to overlap; callbacks report the refit in this process.
+            refit = self.refit_ahead = None
+        if refit is not None and refit.known is not None:
+            # The refit's candidate is already certain (a last round of one): it goes
+            # out first, the longest unit, beside this call's fits.
+            refit.start(self.runner, items[0], refit.known)
         in_flight: dict[cf.Future, _Running] = dict(carried)
         # A small search goes out whole (decided once: the tail of a large one keeps
         # the bound of 2 units per slot).
@@ -132,6 +144,8 @@ class SearchEngine:
                 wake = ()
                 if not queue and len(in_flight) < slots:
                     wake = self._idle(slots - len(in_flight), items, results)
+                    if refit is not None and refit.future is None:
+                        self._refit_leader(refit, items, results)
                 done, _ = cf.wait([*in_flight, *wake], timeout=1.0,
                                   return_when=cf.FIRST_COMPLETED)
                 if not done:
@@ -229,6 +243,17 @@ class SearchEngine:
         They are then waited for, and their results used, as this call's own units."""
         return {}
 
+    def _refit_leader(self, refit, items, results):
+        """Idle slots at the end of the last call: start the refit of the candidate
+        ranked best by its finished folds, once every candidate has one. sklearn picks
+        the best by all folds: if that is another candidate, this refit is discarded
+        (``RefitAhead.take``) and sklearn's own refit runs."""
+        ranked = rank_candidates(items, results)
+        if ranked and len(ranked) == len({id(FitCall.of(i).parameters) for i in items}):
+            _, _, indices = ranked[0]
+            first = FitCall.of(items[indices[0]])
+            refit.start(self.runner, first, first.parameters)
+
     def _next_work(self, queue, slots):
         unit = queue.popleft()
         if unit.kind != "single":
@@ -259,9 +284,117 @@ class SearchEngine:
         self.seconds_per_fit = per_fit if prev is None else 0.5 * (prev + per_fit)
 
     def close(self):
+        refit, self.refit_ahead = self.refit_ahead, None
+        if refit is not None and refit.future is not None:
+            self.runner.discard(refit.future)
         self.runner.close()
         if self.checkpoint is not None:
             self.checkpoint.close()
+
+
+def rank_candidates(items, results) -> list[tuple[float, list[int], list[int]]]:
+    """This call's candidates, best first, by the mean test score of their finished
+    folds: ``(mean, finished indices, all indices)`` (indices into ``items``). Those
+    with no finished fold, or several metrics, are left out."""
+    folds: dict[int, list[int]] = {}  # one dict of parameters per candidate
+    for i, item in enumerate(items):
+        folds.setdefault(id(FitCall.of(item).parameters), []).append(i)
+    ranked = []
+    for indices in folds.values():
+        done = [i for i in indices if results[i]]
+        scores = [results[i].get("test_scores") for i in done]
+        if not scores or not all(isinstance(v, Real) for v in scores):
+            continue
+        mean = float(statistics.fmean(scores))
+        ranked.append((-math.inf if math.isnan(mean) else mean, done, indices))
+    ranked.sort(key=lambda entry: entry[0], reverse=True)
+    return ranked
+
+
+class RefitAhead:
+    """The search's refit, run on the runner beside the last fits instead of after them.
+
+    sklearn refits ``clone(estimator).set_params(**best_params_)`` on all of X in this
+    process once every fit is done, while the slots wait. When the refit's candidate is
+    certain before the last call (a halving search's last round of one candidate,
+    ``known``) the refit goes out with that call's fits; otherwise idle slots at the end
+    start it for the candidate ranked best so far. The search's ``best_estimator_``
+    hands sklearn a stand-in whose ``fit`` takes this model (:meth:`take`) when its
+    parameters, X, y and fit parameters are the very ones sklearn refits with, else
+    fits as sklearn does. Native thread pools run with this process's limits, so the
+    arithmetic is the in-process refit's.
+    """
+
+    def __init__(self, known: dict | None = None):
+        self.known = known
+        self.future: cf.Future | None = None
+        self._call: FitCall | None = None
+
+    def start(self, runner: Runner, item, parameters) -> None:
+        call = FitCall.of(item)
+        self._call = FitCall(_refit, call.args, {
+            "parameters": parameters, "fit_params": call.fit_params,
+            "limits": _thread_limits(),
+            # verbose > 1 makes the runner capture the refit's prints for this process.
+            "verbose": 10,
+        })
+        batch = portable([self._call]) if runner.remote else [self._call]
+        self.future = runner.submit("single", batch)
+
+    def take(self, parameters, X, y, fit_params):
+        """The fitted model and its fit time if this refit is sklearn's, else None."""
+        from joblib import hash as joblib_hash
+
+        call, future = self._call, self.future
+        if call is None or future is None:
+            return None
+        same = (call.X is X and call.y is y and _same_params(call.fit_params, fit_params)
+                and (call.parameters is parameters
+                     or joblib_hash(call.parameters) == joblib_hash(parameters)))
+        if not same:
+            future.cancel()
+            return None
+        try:
+            outcome = future.result()
+        except Exception:
+            return None  # sklearn's own refit raises it, as sklearn would
+        if outcome.printed:
+            print(outcome.printed, end="", flush=True)
+        reemit(outcome.warnings)
+        result = outcome.results[0]
+        return result["estimator"], result["fit_time"]
+
+
+def _same_params(ours, theirs) -> bool:
+    ours, theirs = ours or {}, theirs or {}
+    return ours.keys() == theirs.keys() and all(ours[k] is theirs[k] for k in ours)
+
+
+def _thread_limits() -> dict:
+    """This process's native thread pool sizes, by API (OpenMP, BLAS)."""
+    from threadpoolctl import threadpool_info
+
+    limits: dict[str, int] = {}
+    for pool in threadpool_info():
+        api = pool["user_api"]
+        limits[api] = max(limits.get(api, 1), int(pool["num_threads"]))
+    return limits
+
+
+def _refit(estimator, X, y, *, parameters, fit_params, limits, verbose=0):
+    """sklearn's refit, where a unit runs: ``clone(estimator).set_params(**params)``
+    fit on X with the client's thread pool sizes."""
+    from sklearn.base import clone
+    from threadpoolctl import threadpool_limits
+
+    model = clone(estimator).set_params(**clone(parameters, safe=False))
+    started = time.perf_counter()
+    with threadpool_limits(limits=limits):
+        if y is None:
+            model.fit(X, **(fit_params or {}))
+        else:
+            model.fit(X, y, **(fit_params or {}))
+    return {"estimator": model, "fit_time": time.perf_counter() - started}
 
 
 class _Running:

@@ -17,13 +17,15 @@ class CountingClassifier(ClassifierMixin, BaseEstimator):
     tell a fit that ran twice (a straggler's copy) from two different fits.
 
     ``die=True`` kills the process running the fit (as an out-of-memory kill would).
+    ``sleep_rows``: sleep only in fits on that many rows (one fold of uneven folds).
     """
 
-    def __init__(self, C=1.0, counter=None, sleep=0.0, die=False):
+    def __init__(self, C=1.0, counter=None, sleep=0.0, die=False, sleep_rows=None):
         self.C = C
         self.counter = counter
         self.sleep = sleep
         self.die = die
+        self.sleep_rows = sleep_rows
 
     def fit(self, X, y):
         if self.die:
@@ -32,7 +34,8 @@ class CountingClassifier(ClassifierMixin, BaseEstimator):
             with open(self.counter, "a") as f:
                 rows = zlib.crc32(np.ascontiguousarray(X).tobytes())
                 f.write(f"{self.C} {len(X)} {rows}\n")
-        time.sleep(self.sleep)
+        if self.sleep_rows is None or len(X) == self.sleep_rows:
+            time.sleep(self.sleep)
         self.model_ = LogisticRegression(C=self.C).fit(X, y)
         self.classes_ = self.model_.classes_
         return self

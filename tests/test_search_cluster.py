@@ -59,9 +59,10 @@ def test_inner_parallelism_makes_no_extra_tasks(client):
     search = DistributedSearchCV(forest, {"max_depth": [2, 4]}, cv=3, backend="dask",
                                  client=client).fit(X, y)
     tasks = [k for k in _new_keys(client, before) if not k.startswith("ndarray-")]
-    # Only distsk's batches ran: the forests' per-tree joblib jobs stayed inside them.
+    # Only distsk's batches ran: the forests' per-tree joblib jobs stayed inside them
+    # (6 fits, and the refit when it ran ahead on a slot left idle at the end).
     assert tasks and all(k.startswith("distsk-batch") for k in tasks), tasks
-    assert len(tasks) <= 6
+    assert len(tasks) <= 6 + search._refit_ran_ahead
     assert_same_search(search, GridSearchCV(forest, {"max_depth": [2, 4]}, cv=3).fit(X, y))
 
 
