@@ -60,9 +60,10 @@ MEASURE_TIMEOUT = 10.0
 #: 80 MB in 10 blocks 35 ms, 160 MB in 20 blocks 54 ms, 80 MB in 50 blocks 72 ms on 2).
 MEMORY_PASS_BYTES_PER_SECOND = 4e9
 #: The same when the data exceed what the workers keep in memory (each pass reads spilled
-#: blocks back): benchmarks/results/larger-than-memory, 80 MB on 2 workers x 25 MB, Newton
-#: took 1.21 s against 0.62 s in memory, 0.1 s more per pass of 80 MB on 2 threads.
-SPILLED_PASS_BYTES_PER_SECOND = 4e8
+#: blocks back): 80 MB on 2 workers x 25 MB, Newton took 1.21 s (benchmarks/results/
+#: larger-than-memory), 2.25 s and 3.36 s (load 1 and 3) against 0.62-1.24 s in memory;
+#: fitted to the median, about 0.27 s more per pass of 80 MB on 2 threads (model 1.64 s).
+SPILLED_PASS_BYTES_PER_SECOND = 2e8
 #: Share of a worker's memory limit dask keeps in memory before spilling to disk (dask's
 #: ``distributed.worker.memory.target``).
 DASK_SPILL_FRACTION = 0.6
@@ -92,17 +93,19 @@ DASK_ML_PASSES = {"StandardScaler": 2, "MinMaxScaler": 2, "PCA": 4, "TruncatedSV
 #: dask-ml Incremental trains one block at a time: SGDClassifier took 0.38 s over 10 blocks
 #: of 80 MB, 0.78 s over 50, 0.42 s over 20 blocks of 160 MB.
 INCREMENTAL_BLOCK_SECONDS = 0.01
-#: xgboost on the workers, 20 rounds of depth 6 on n x 20 float64 (2 workers):
-#: xgboost.dask 4.55 s and 5.9 s on 48 and 96 MB per worker (persisted), 15.7 s on 192 MB
-#: generated lazily; external memory 4.8 s, 5.3 s, 19.2 s, and 48.4 s on 600 MB
-#: (benchmarks/results/xgboost-larger-than-memory). Fitted: a fixed cost (tracker, the
-#: collective, the quantile sketch) and seconds per byte of a worker's share per round;
-#: this model gives 4.7 s, 6.1 s (xgboost.dask) and 5.8 s, 7.3 s (external memory) on the
-#: persisted data. Computing lazy data (generating, reading files) on each pass is not
-#: seen: 0.5-0.6x the lazily generated fits, until a timed fit corrects the engine.
-XGB_DASK_FIXED_SECONDS = 3.2
-XGB_EXTMEM_FIXED_SECONDS = 4.3
-XGB_ROUND_SECONDS_PER_BYTE = 1.5e-3 / 1e6
+#: xgboost on the workers, 20 rounds of depth 6 on n x 20 float64, 2 workers, persisted,
+#: on the quiet machine (load 1): xgboost.dask 2.32 s and 3.27 s on 48 and 96 MB per
+#: worker, external memory 2.08 s and 4.12 s (under load 2-3, 1.5-2x that: 4.55 s and
+#: 5.9 s, 4.8 s and 5.3 s; benchmarks/results/xgboost-larger-than-memory). Fitted: a
+#: fixed cost (tracker, collective, quantile sketch; external memory 0.3 s more, the two
+#: fits' mean) and seconds per byte of a worker's share per round (1 ms per MB). 500,000 x
+#: 20 (38 MB per worker): 1.58 s, this model 2.1 s. Computing lazy data on each pass
+#: (generating, reading files) is not seen: lazily generated 192 MB per worker took
+#: 15.7 s (xgboost.dask) and 19.2 s under load, 3x this model, until a timed fit
+#: corrects the engine.
+XGB_DASK_FIXED_SECONDS = 1.4
+XGB_EXTMEM_FIXED_SECONDS = 1.7
+XGB_ROUND_SECONDS_PER_BYTE = 1e-9
 #: Passes over the data: xgboost.dask computes it once into the workers' memory; the
 #: external-memory matrix reads it twice (sketch, then pages), the second pass in part.
 XGB_DASK_PASSES = 1.0
@@ -111,7 +114,8 @@ XGB_EXTMEM_PASSES = 1.5
 #: than an idle one at its first fit on 24 MB), plus per byte of its share of the data
 #: xgboost.dask's persisted blocks, quantised matrix and gradients (192 MB generated lazily
 #: grew 415 MB; 96 MB persisted grew 92 MB beyond its 96 MB), or external memory's pages
-#: and blocks in flight (+175 MB at 192 MB, RSS 531 MB in all at 600 MB).
+#: and blocks in flight (+175 MB at 192 MB, RSS 531 MB in all at 600 MB). On the quiet
+#: machine xgboost.dask grew 54-72 MB beyond a persisted 48 MB share, 85-91 MB beyond 96.
 XGB_WORKER_BYTES = 230e6
 XGB_DASK_SHARE_COPIES = 2.2
 XGB_EXTMEM_FIXED_BYTES = 116e6
@@ -230,10 +234,14 @@ def predict_search(
     probe_cpu_seconds: float | None = None,
     dask_slots: int | None,
     data_on_workers: bool = False,
+    work_fits: float | None = None,
+    work_detail: str = "",
 ) -> tuple[Prediction, ...]:
     """Predicted time and peak memory of a search's fits on each engine that can run it.
 
-    Work: ``n_fits`` x the probe fit's seconds. In process: the work, one fit at a time.
+    Work: ``n_fits`` x the probe fit's seconds, or ``work_fits`` x them when the fits
+    differ in size (a halving search's rounds, in probe fits: ``work_detail`` says
+    how they were counted). In process: the work, one fit at a time.
     loky: the work over its slots (no more than the cores), the pool's start when it is
     cold, a fixed cost, one task cost per unit, and the data copied into each process.
     Dask (when a cluster is in use): the work over the worker threads that run at once,
@@ -247,11 +255,13 @@ def predict_search(
     if probe_cpu_seconds is not None and probe_seconds > 0:
         cpu_share = min(1.0, max(0.01, probe_cpu_seconds / probe_seconds))
     cores = comp.local_cores / cpu_share
-    work = n_fits * probe_seconds
+    work = (n_fits if work_fits is None else work_fits) * probe_seconds
     per_fit = (probe_bytes or 0) + FIT_DATA_COPIES * nbytes
+    what = f"{n_fits} fits x {_secs(probe_seconds)}"
+    if work_fits is not None:
+        what = f"{n_fits} fits, {work_fits:.4g} x {_secs(probe_seconds)}{work_detail}"
     out = [Prediction(
-        "sequential", work * costs.factor("sequential"),
-        f"{n_fits} fits x {_secs(probe_seconds)}",
+        "sequential", work * costs.factor("sequential"), what,
         peak_bytes=nbytes + per_fit, room_bytes=comp.local_available_bytes,
     )]
     s = max(1, min(loky_slots, n_fits))
@@ -413,7 +423,6 @@ def predict_large(estimator, kind, work: LargeWork, inp: InputProfile, comp: Com
         nbytes > DASK_SPILL_FRACTION * comp.worker_memory_bytes)
     rate = SPILLED_PASS_BYTES_PER_SECOND if spills else MEMORY_PASS_BYTES_PER_SECOND
     blocks = max(workers, math.ceil(nbytes / BLOCK_BYTES))
-    block = nbytes / blocks
     share = nbytes / workers
     where = "spilled to disk" if spills else "in memory"
 
@@ -433,8 +442,9 @@ def predict_large(estimator, kind, work: LargeWork, inp: InputProfile, comp: Com
         else:
             passes, what = DASK_ML_PASSES.get(work.name, 10), work.name
         seconds = DASK_ML_FIXED_SECONDS + passes * a_pass(hessian)
+        # The blocks dask keeps in memory (it spills the rest), Newton's partial Hessians.
         held = min(share, DASK_SPILL_FRACTION * per_worker) if per_worker else share
-        peak = held + 2 * block + (9 * 8 * (features + 1) ** 2 if hessian else 0)
+        peak = held + (9 * 8 * (features + 1) ** 2 if hessian else 0)
         out.append(Prediction(
             "dask-ml", seconds * costs.factor("dask-ml", "fit"),
             f"{what}: {passes} passes over {format_bytes(nbytes)} {where} in ~{blocks} "
@@ -447,7 +457,8 @@ def predict_large(estimator, kind, work: LargeWork, inp: InputProfile, comp: Com
         out.append(Prediction(
             "dask-ml", seconds * costs.factor("dask-ml", "fit"),
             f"partial_fit on ~{blocks} blocks one at a time, {format_bytes(nbytes)} {where}",
-            peak_bytes=int(2 * block), room_bytes=per_worker))
+            peak_bytes=int(min(share, DASK_SPILL_FRACTION * per_worker) if per_worker
+                           else share), room_bytes=per_worker))
     if work.xgboost:
         rounds = estimator.get_params().get("n_estimators") or 100
         train = rounds * share * XGB_ROUND_SECONDS_PER_BYTE * workers / min(workers, slots)

@@ -258,10 +258,13 @@ def _gain(preds, chosen: Prediction) -> str:
                     f"than {best.engine}")
         return f"; predicted {_secs(-saved)} slower than {best.engine}"
     excluded = [p.engine for p in others if not p.fits_memory]
-    if excluded:
+    if excluded and chosen.fits_memory:
         return (f"; the only engine whose predicted peak memory fits ("
                 f"{', '.join(excluded)} excluded)")
-    return ""
+    if excluded and chosen.engine == "dask-ml":
+        return (f"; no engine's predicted peak memory fits ({', '.join(excluded)} and "
+                "dask-ml, the only one that spills to disk what its workers cannot hold)")
+    return ""  # the caller says why it runs what does not fit
 
 
 def _large_lazy_plan(estimator, inp, comp, limit, forced=None, costs=None) -> Plan:
@@ -571,8 +574,13 @@ def plan_search(
     probe_cpu_seconds: float | None = None,
     probe_rows: float = 1.0,
     costs: Costs | None = None,
+    work_fits: float | None = None,
+    work_detail: str = "",
 ) -> Plan:
     """Decide where the candidates x folds of a search run.
+
+    ``work_fits``: the search's work in probe fits when its fits differ in size (a
+    halving search's rounds; the probe is then a first-round fit), ``work_detail`` how.
 
     ``probe_seconds``, ``probe_bytes`` and ``probe_cpu_seconds`` are the measured time,
     peak memory and CPU time of one in-process fit on one thread (None if not measured);
@@ -613,6 +621,7 @@ def plan_search(
             probe_bytes=probe_bytes, probe_cpu_seconds=probe_cpu_seconds,
             loky_slots=_slots(n_jobs, comp.local_cores),
             dask_slots=_slots(n_jobs, comp.worker_threads) if comp.has_cluster else None,
+            work_fits=work_fits, work_detail=work_detail,
         )
         best = cheapest(preds)
         peak = f", peak {format_bytes(probe_bytes)}" if probe_bytes else ""
