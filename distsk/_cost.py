@@ -234,10 +234,14 @@ def predict_search(
     probe_cpu_seconds: float | None = None,
     dask_slots: int | None,
     data_on_workers: bool = False,
+    work_fits: float | None = None,
+    work_detail: str = "",
 ) -> tuple[Prediction, ...]:
     """Predicted time and peak memory of a search's fits on each engine that can run it.
 
-    Work: ``n_fits`` x the probe fit's seconds. In process: the work, one fit at a time.
+    Work: ``n_fits`` x the probe fit's seconds, or ``work_fits`` x them when the fits
+    differ in size (a halving search's rounds, in probe fits: ``work_detail`` says
+    how they were counted). In process: the work, one fit at a time.
     loky: the work over its slots (no more than the cores), the pool's start when it is
     cold, a fixed cost, one task cost per unit, and the data copied into each process.
     Dask (when a cluster is in use): the work over the worker threads that run at once,
@@ -251,11 +255,13 @@ def predict_search(
     if probe_cpu_seconds is not None and probe_seconds > 0:
         cpu_share = min(1.0, max(0.01, probe_cpu_seconds / probe_seconds))
     cores = comp.local_cores / cpu_share
-    work = n_fits * probe_seconds
+    work = (n_fits if work_fits is None else work_fits) * probe_seconds
     per_fit = (probe_bytes or 0) + FIT_DATA_COPIES * nbytes
+    what = f"{n_fits} fits x {_secs(probe_seconds)}"
+    if work_fits is not None:
+        what = f"{n_fits} fits, {work_fits:.4g} x {_secs(probe_seconds)}{work_detail}"
     out = [Prediction(
-        "sequential", work * costs.factor("sequential"),
-        f"{n_fits} fits x {_secs(probe_seconds)}",
+        "sequential", work * costs.factor("sequential"), what,
         peak_bytes=nbytes + per_fit, room_bytes=comp.local_available_bytes,
     )]
     s = max(1, min(loky_slots, n_fits))

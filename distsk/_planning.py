@@ -574,8 +574,13 @@ def plan_search(
     probe_cpu_seconds: float | None = None,
     probe_rows: float = 1.0,
     costs: Costs | None = None,
+    work_fits: float | None = None,
+    work_detail: str = "",
 ) -> Plan:
     """Decide where the candidates x folds of a search run.
+
+    ``work_fits``: the search's work in probe fits when its fits differ in size (a
+    halving search's rounds; the probe is then a first-round fit), ``work_detail`` how.
 
     ``probe_seconds``, ``probe_bytes`` and ``probe_cpu_seconds`` are the measured time,
     peak memory and CPU time of one in-process fit on one thread (None if not measured);
@@ -616,6 +621,7 @@ def plan_search(
             probe_bytes=probe_bytes, probe_cpu_seconds=probe_cpu_seconds,
             loky_slots=_slots(n_jobs, comp.local_cores),
             dask_slots=_slots(n_jobs, comp.worker_threads) if comp.has_cluster else None,
+            work_fits=work_fits, work_detail=work_detail,
         )
         best = cheapest(preds)
         peak = f", peak {format_bytes(probe_bytes)}" if probe_bytes else ""

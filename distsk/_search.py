@@ -14,6 +14,7 @@ import time
 import types
 import warnings
 from numbers import Integral
+from typing import NamedTuple
 
 import numpy as np
 from joblib import parallel_config
@@ -186,6 +187,11 @@ n_splits_, refit_time_, multimetric_
             ParameterSampler(self.param_distributions, self.n_iter, random_state=self.random_state)
         )
 
+    def _planned_work(self, X, y, candidates) -> PlannedWork:
+        """The search's fits for the planner, and the fit that probes their cost."""
+        return PlannedWork(len(candidates) * _n_splits_hint(self.cv),
+                           (Probe(candidates[0], X, y),))
+
     def _probe(self, X, y, candidate) -> tuple[float | None, int | None, float | None]:
         """Seconds, peak memory growth and CPU seconds of one in-process fit of
         ``candidate`` (all None if it fails); see ``distsk._cost``."""
@@ -239,15 +245,19 @@ n_splits_, refit_time_, multimetric_
                     started = time.perf_counter()
                     X, y, params = gather_inputs(X, y, params)
                     MODEL.observe_transfer(prof.nbytes, time.perf_counter() - started)
-        n_fits = len(candidates) * _n_splits_hint(self.cv)
+        work = self._planned_work(X, y, candidates) if candidates else None
+        n_fits = work.n_fits if work else 0
         probe = probe_bytes = probe_cpu = costs = None
         plan = None
+
+        fits = None  # the work in probe fits, when its fits differ in size
 
         def planned(seconds, nbytes, cpu, rows=1.0):
             return plan_search(prof, compute, backend=self.backend, n_jobs=self.n_jobs,
                                n_fits=n_fits, data=data, probe_seconds=seconds,
                                probe_bytes=nbytes, probe_cpu_seconds=cpu, probe_rows=rows,
-                               costs=costs)
+                               costs=costs, work_fits=fits,
+                               work_detail=work.detail if fits is not None else "")
 
         if (self.backend == "auto" and self.n_jobs != 1 and candidates
                 and self.checkpoint is None and not isinstance(X, OnCluster)):
@@ -256,7 +266,8 @@ n_splits_, refit_time_, multimetric_
             # A probe on 1/8 of the rows, scaled, decides when the choice is the same
             # for a fit 3x faster or slower; otherwise a probe on all rows does (a probe
             # is work whose result no one keeps).
-            part = subsample(self.estimator, X, y, PROBE_SUBSAMPLE)
+            part = subsample(self.estimator, X, y, PROBE_SUBSAMPLE) if (
+                work.terms is None) else None
             if part is not None:
                 sub, sub_bytes, sub_cpu = self._probe(*part, candidates[0])
                 if sub is not None:
@@ -268,7 +279,13 @@ n_splits_, refit_time_, multimetric_
                     else:
                         plan = None
             if plan is None:
-                probe, probe_bytes, probe_cpu = self._probe(X, y, candidates[0])
+                measured = [self._probe(p.X, p.y, p.candidate) for p in work.probes]
+                probe, probe_bytes, probe_cpu = measured[0]
+                fits = _work_fits(work, [m[0] for m in measured])
+                if len(measured) > 1 and measured[1][1] is not None:
+                    # Memory grows with the amount: the last round's fits hold most.
+                    largest = max(amount for _, amount in work.terms)
+                    probe_bytes = int(measured[1][1] * largest / work.probes[1].amount)
         if plan is None:
             plan = planned(probe, probe_bytes, probe_cpu)
         if self.verbose > 0:
@@ -293,7 +310,9 @@ n_splits_, refit_time_, multimetric_
                 started = time.perf_counter()
                 super().fit(X, y, **params)
                 spent = time.perf_counter() - started
-                spent -= self.__dict__.get("refit_time_", 0.0) if self.refit else 0.0
+                # Without the refit (a refit run ahead: without the wait for it).
+                refit = self.__dict__.get("refit_time_", 0.0) if self.refit else 0.0
+                spent -= self.__dict__.pop("_refit_waited", refit)
             n_run = self.n_splits_ * len(self.cv_results_.get("params", ()))
             if n_run and not engine.n_registered:
                 raise RuntimeError(_BYPASSED.format(n_run=n_run, executor=plan.executor))
@@ -303,6 +322,7 @@ n_splits_, refit_time_, multimetric_
             self.__dict__.pop("_refit_on_cluster", None)
             self.__dict__.pop("_refit_engine", None)
             fit_time = self.__dict__.pop("_refit_fit_time", None)
+            self.__dict__.pop("_refit_waited", None)
             if isinstance(X, OnCluster):
                 X.future.release()
             engine.close()
@@ -440,6 +460,42 @@ class _RefitOnCluster:
         return fitted
 
 
+class Probe(NamedTuple):
+    """One probe fit: ``candidate`` fit on ``X``, ``y``; ``amount`` the size of its
+    resource (a halving round's rows or trees), None for an ordinary search."""
+
+    candidate: dict
+    X: object
+    y: object
+    amount: float | None = None
+
+
+class PlannedWork(NamedTuple):
+    """A search's work as the planner sees it: ``n_fits`` fits, measured by
+    ``probes``. ``terms`` (None: each fit costs one probe fit) are ``(count, amount)``
+    pairs of fits of differing size, priced at ``a + b x amount`` from two probes of
+    different amounts (:func:`_work_fits`); ``detail`` says how they were counted."""
+
+    n_fits: int
+    probes: tuple
+    terms: tuple | None = None
+    detail: str = ""
+
+
+def _work_fits(work: PlannedWork, seconds: list) -> float | None:
+    """The work of ``work.terms`` in first-probe fits, from the probes' ``seconds``:
+    a fixed and a per-amount cost through the two probes (one probe: per amount
+    only)."""
+    if work.terms is None or not seconds or not seconds[0]:
+        return None
+    t0, r0 = seconds[0], work.probes[0].amount
+    a, b = 0.0, t0 / r0
+    if len(seconds) > 1 and seconds[1] is not None and work.probes[1].amount > r0:
+        b = max(0.0, (seconds[1] - t0) / (work.probes[1].amount - r0))
+        a = max(0.0, t0 - b * r0)
+    return sum(count * (a + b * amount) for count, amount in work.terms) / t0
+
+
 class _RefitTaken:
     """The unfitted best estimator, whose ``fit`` takes the refit run ahead when it is
     sklearn's (the same parameters, X, y and fit parameters), else is sklearn's refit
@@ -454,9 +510,11 @@ class _RefitTaken:
     def fit(self, X, y=None, **fit_params):
         search = self._search
         search.__dict__.pop("_refit_engine", None)  # the getter is plain from here on
+        started = time.perf_counter()
         taken = self._ahead.take(search.best_params_, X, y, fit_params)
         if taken is None:
             return search.best_estimator_.fit(X, y, **fit_params)
+        search._refit_waited = time.perf_counter() - started
         model, search._refit_fit_time = taken
         search.best_estimator_ = model
         return model
