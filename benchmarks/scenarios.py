@@ -570,7 +570,9 @@ def halving_random(ctx: Context) -> list[dict]:
 def _note_idle(ctx: Context, records, last) -> None:
     """Add each contender's idle slot-seconds to its notes: slots x wall time of its last
     run minus the time its fits spent fitting and scoring (cv_results_' mean times x
-    folds), i.e. time its slots waited: for the rounds' last fits, and on overhead."""
+    folds), i.e. time its slots waited: for the rounds' last fits, and on overhead;
+    its work bound (fits and refit over its slots: no schedule on them is faster); and
+    for distsk the fits and refit run ahead."""
     import os
 
     threads = sum(ctx.client.nthreads().values())
@@ -584,9 +586,18 @@ def _note_idle(ctx: Context, records, last) -> None:
         slots = plan.n_jobs if plan is not None else (
             threads if "dask" in r["contender"] else os.cpu_count())
         wall = r["times_s"][-1]
+        refit = float(getattr(search, "refit_time_", 0.0) or 0.0)
+        ahead = ""
+        if hasattr(search, "n_fits_ahead_"):
+            ahead = (f"{search.n_fits_ahead_} fits run ahead of their round, "
+                     f"{search.n_fits_discarded_} discarded; refit "
+                     + ("ran ahead" if getattr(search, "_refit_ran_ahead", False)
+                        else "after the last fit"))
         r["notes"] = "; ".join(filter(None, [
             r["notes"], f"idle slot-seconds: {slots * wall - busy:.1f} of "
-                        f"{slots * wall:.1f} ({slots} slots)"]))
+                        f"{slots * wall:.1f} ({slots} slots)",
+            # No schedule on these slots beats its own work spread over all of them.
+            f"work bound (fits + refit) / slots: {(busy + refit) / slots:.2f} s", ahead]))
 
 
 @scenario("halving-trees")
