@@ -37,13 +37,8 @@ from ._xgboost import _check_input, _require_xgboost
 
 __all__ = [
     "XGBoostExternalMemoryExecutor", "check_external_memory_params", "external_memory_reason",
-    "XGBOOST_DASK_MEMORY_FRACTION", "TRAIN_TIMEOUT",
+    "TRAIN_TIMEOUT",
 ]
-
-#: xgboost.dask holds the whole training set in the workers' memory (persisted blocks, its
-#: quantised matrix, gradients): over this share of the workers' total memory limit, the
-#: planner trains xgboost models through external memory on the workers instead.
-XGBOOST_DASK_MEMORY_FRACTION = 0.5
 
 #: Seconds the collective waits for a peer in one operation (xgboost's ``dmlc_timeout``)
 #: and the tracker for the workers to join: a lost worker ends the fit, never a hang.
@@ -129,32 +124,22 @@ def _require_external_memory() -> None:
 
 
 def external_memory_reason(estimator, inp, comp, forced) -> str | None:
-    """The planner's rule (pure): why an xgboost model on dask data too large to gather
-    trains through external memory, or None when xgboost.dask takes it.
+    """The planner's rule for a forced backend (pure): why an xgboost model on dask data
+    too large to gather trains through external memory, or None when xgboost.dask takes it.
 
-    External memory when requested (``forced``), or, with ``backend="auto"``, when the
-    data are over ``XGBOOST_DASK_MEMORY_FRACTION`` of the workers' total memory limit.
-    What it cannot train is refused here (``NoFaithfulTranslationError``), at plan time.
+    External memory only when requested (``forced="xgboost-external-memory"``); what it
+    cannot train is refused here (``NoFaithfulTranslationError``), at plan time. With
+    ``backend="auto"`` the planner chooses by the cost model instead
+    (``distsk._planning._xgboost_choice``: the faster predicted of the engines whose
+    predicted peak fits a worker's memory).
     """
-    from .._profile import format_bytes
-
-    room = int(comp.worker_memory_bytes * XGBOOST_DASK_MEMORY_FRACTION)
-    if forced == "xgboost-external-memory":
-        _require_external_memory()
-        # Categorical columns are checked at fit, where a dask DataFrame's dtypes are known.
-        check_external_memory_params(estimator, numeric=True)
-        return ("trained through xgboost's external memory on the workers, as requested "
-                f"({comp.describe()})")
-    if forced is not None or inp.nbytes is None or not comp.worker_memory_bytes \
-            or inp.nbytes <= room:
+    if forced != "xgboost-external-memory":
         return None
     _require_external_memory()
+    # Categorical columns are checked at fit, where a dask DataFrame's dtypes are known.
     check_external_memory_params(estimator, numeric=True)
-    return (f"over {format_bytes(room)}, {XGBOOST_DASK_MEMORY_FRACTION:.0%} of the workers' "
-            f"{format_bytes(comp.worker_memory_bytes)} memory limit, which xgboost.dask needs "
-            f"to hold it: trained through xgboost's external memory on the "
-            f"{comp.n_workers} workers ({comp.describe()}), one task per worker reading its "
-            "blocks one at a time")
+    return ("trained through xgboost's external memory on the workers, as requested "
+            f"({comp.describe()})")
 
 
 class _Blocks:
