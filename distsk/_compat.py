@@ -38,6 +38,11 @@ from sklearn.model_selection._search_successive_halving import (
 # the 1.6 floor (keywords and failure result asserted in tests/test_contracts.py).
 from sklearn.model_selection._validation import _fit_and_score
 
+# Rows of any array-like (arrays, frames, sparse) by index, as sklearn's splitters take
+# them: the halving searches' probe fits on a first round's rows. sklearn.utils, since
+# 0.24 or earlier.
+from sklearn.utils import _safe_indexing
+
 # Validation of the meta-estimators' parameters, as sklearn's estimators do it
 # (``_parameter_constraints``). sklearn.utils._param_validation, since 1.2.
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -158,6 +163,7 @@ __all__ = [
     "_fit_and_score",
     "_fit_context",
     "_routing_enabled",
+    "_safe_indexing",
     "_safe_split",
     "_search_estimator_has",
     "callback_transport",

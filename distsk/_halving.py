@@ -28,6 +28,8 @@ from ._compat import (
     HalvingRandomSearchCV,
     Interval,
     StrOptions,
+    _num_samples,
+    _safe_indexing,
 )
 from ._fit_call import FitCall
 from ._planning import SEARCH_BACKENDS
@@ -107,8 +109,6 @@ class _DistributedHalving(DistributedSearchCV):
             return plain
 
     def _rounds_work(self, X, y, candidates):
-        from sklearn.utils.validation import _num_samples
-
         rows = _num_samples(X)
         rounds = self._planned_rounds(rows, y, len(candidates))
         if not rounds:
@@ -134,8 +134,6 @@ class _DistributedHalving(DistributedSearchCV):
         on that many rows (spread over X), or the candidate with that many trees."""
         if self.resource != "n_samples":
             return Probe({**candidate, self.resource: amount}, X, y, amount)
-        from sklearn.utils import _safe_indexing
-
         picked = np.linspace(0, rows - 1, max(2, amount * (splits - 1) // splits))
         picked = picked.astype(int)
         return Probe(candidate, _safe_indexing(X, picked),

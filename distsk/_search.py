@@ -338,6 +338,7 @@ n_splits_, refit_time_, multimetric_
         self._n_speculated = engine.n_speculated  # straggling units run a second time
         # A refit run ahead took fit_time where it ran; sklearn timed only the wait.
         self._refit_ran_ahead = fit_time is not None
+        self._refit_parts = self.__dict__.pop("_refit_parts", 0)
         if fit_time is not None:
             self.refit_time_ = fit_time
         return self
@@ -515,6 +516,7 @@ class _RefitTaken:
         if taken is None:
             return search.best_estimator_.fit(X, y, **fit_params)
         search._refit_waited = time.perf_counter() - started
+        search._refit_parts = len(self._ahead.futures)
         model, search._refit_fit_time = taken
         search.best_estimator_ = model
         return model

@@ -18,6 +18,8 @@ import statistics
 import time
 from numbers import Real
 
+import numpy as np
+
 from ._callbacks import has_callbacks, portable, replay_callbacks, shows_progress
 from ._checkpoint import ItemKeys
 from ._compat import ParallelBackendBase, SequentialBackend
@@ -114,8 +116,10 @@ class SearchEngine:
             refit = self.refit_ahead = None
         if refit is not None and refit.known is not None:
             # The refit's candidate is already certain (a last round of one): it goes
-            # out first, the longest unit, beside this call's fits.
-            refit.start(self.runner, items[0], refit.known)
+            # out first, the longest unit, beside this call's fits; a forest in as many
+            # parts as the slots this call's units leave free.
+            refit.start(self.runner, items[0], refit.known,
+                        parts=self.runner.slots - len(units) - len(carried))
         in_flight: dict[cf.Future, _Running] = dict(carried)
         # A small search goes out whole (decided once: the tail of a large one keeps
         # the bound of 2 units per slot).
@@ -144,8 +148,8 @@ class SearchEngine:
                 wake = ()
                 if not queue and len(in_flight) < slots:
                     wake = self._idle(slots - len(in_flight), items, results)
-                    if refit is not None and refit.future is None:
-                        self._refit_leader(refit, items, results)
+                    if refit is not None and not refit.started:
+                        self._refit_leader(refit, items, results, slots - len(in_flight))
                 done, _ = cf.wait([*in_flight, *wake], timeout=1.0,
                                   return_when=cf.FIRST_COMPLETED)
                 if not done:
@@ -243,7 +247,7 @@ class SearchEngine:
         They are then waited for, and their results used, as this call's own units."""
         return {}
 
-    def _refit_leader(self, refit, items, results):
+    def _refit_leader(self, refit, items, results, free):
         """Idle slots at the end of the last call: start the refit of the candidate
         ranked best by its finished folds, once every candidate has one. sklearn picks
         the best by all folds: if that is another candidate, this refit is discarded
@@ -252,7 +256,7 @@ class SearchEngine:
         if ranked and len(ranked) == len({id(FitCall.of(i).parameters) for i in items}):
             _, _, indices = ranked[0]
             first = FitCall.of(items[indices[0]])
-            refit.start(self.runner, first, first.parameters)
+            refit.start(self.runner, first, first.parameters, parts=free)
 
     def _next_work(self, queue, slots):
         unit = queue.popleft()
@@ -285,8 +289,8 @@ class SearchEngine:
 
     def close(self):
         refit, self.refit_ahead = self.refit_ahead, None
-        if refit is not None and refit.future is not None:
-            self.runner.discard(refit.future)
+        if refit is not None:
+            refit.discard(self.runner)
         self.runner.close()
         if self.checkpoint is not None:
             self.checkpoint.close()
@@ -327,10 +331,17 @@ class RefitAhead:
 
     def __init__(self, known: dict | None = None):
         self.known = known
-        self.future: cf.Future | None = None
+        self.futures: list[cf.Future] = []
         self._call: FitCall | None = None
 
-    def start(self, runner: Runner, item, parameters) -> None:
+    @property
+    def started(self) -> bool:
+        return bool(self.futures)
+
+    def start(self, runner: Runner, item, parameters, parts: int = 1) -> None:
+        """Start the refit of ``parameters`` on ``runner``: a forest in up to ``parts``
+        sub-forests (trees a:b of the whole, merged in order: the exact forest),
+        anything else as one unit."""
         call = FitCall.of(item)
         self._call = FitCall(_refit, call.args, {
             "parameters": parameters, "fit_params": call.fit_params,
@@ -338,31 +349,67 @@ class RefitAhead:
             # verbose > 1 makes the runner capture the refit's prints for this process.
             "verbose": 10,
         })
-        batch = portable([self._call]) if runner.remote else [self._call]
-        self.future = runner.submit("single", batch)
+        calls = [self._call.with_keywords(trees=trees)
+                 for trees in _tree_parts(call.estimator, parameters, parts)]
+        batches = [portable([c]) if runner.remote else [c] for c in calls]
+        self.futures = runner.submit_many([("single", batch) for batch in batches])
+
+    def discard(self, runner: Runner) -> None:
+        for future in self.futures:
+            runner.discard(future)
 
     def take(self, parameters, X, y, fit_params):
         """The fitted model and its fit time if this refit is sklearn's, else None."""
         from joblib import hash as joblib_hash
 
-        call, future = self._call, self.future
-        if call is None or future is None:
+        from ._executors._base import forest_warnings, merge_forests
+
+        call, futures = self._call, self.futures
+        if call is None or not futures:
             return None
         same = (call.X is X and call.y is y and _same_params(call.fit_params, fit_params)
                 and (call.parameters is parameters
                      or joblib_hash(call.parameters) == joblib_hash(parameters)))
         if not same:
-            future.cancel()
+            for future in futures:
+                future.cancel()
             return None
         try:
-            outcome = future.result()
+            outcomes = [future.result() for future in futures]
         except Exception:
             return None  # sklearn's own refit raises it, as sklearn would
-        if outcome.printed:
-            print(outcome.printed, end="", flush=True)
-        reemit(outcome.warnings)
-        result = outcome.results[0]
-        return result["estimator"], result["fit_time"]
+        for outcome in outcomes:
+            if outcome.printed:
+                print(outcome.printed, end="", flush=True)
+        reemit(forest_warnings([outcome.warnings for outcome in outcomes]))
+        results = [outcome.results[0] for outcome in outcomes]
+        model = results[0]["estimator"]
+        if len(results) > 1:
+            whole = clone_with(call.estimator, call.parameters)
+            model = merge_forests(whole, [r["estimator"] for r in results])
+        return model, max(r["fit_time"] for r in results)
+
+
+def clone_with(estimator, parameters):
+    from sklearn.base import clone
+
+    return clone(estimator).set_params(**clone(parameters, safe=False))
+
+
+def _tree_parts(estimator, parameters, parts: int) -> list:
+    """Trees ``(a, b)`` of each part of a forest's refit, or ``[None]``: one whole fit
+    (not a forest, an out-of-bag score that needs all trees, a warm start, one part)."""
+    from ._planning import parallel_kind
+
+    if parts < 2:
+        return [None]
+    model = clone_with(estimator, parameters)
+    params = model.get_params(deep=False)
+    if parallel_kind(model) != "forest" or params.get("oob_score") or params.get("warm_start"):
+        return [None]
+    n_trees = int(params["n_estimators"])
+    bounds = np.linspace(0, n_trees, min(parts, n_trees) + 1).astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 def _same_params(ours, theirs) -> bool:
@@ -381,16 +428,20 @@ def _thread_limits() -> dict:
     return limits
 
 
-def _refit(estimator, X, y, *, parameters, fit_params, limits, verbose=0):
+def _refit(estimator, X, y, *, parameters, fit_params, limits, verbose=0, trees=None):
     """sklearn's refit, where a unit runs: ``clone(estimator).set_params(**params)``
-    fit on X with the client's thread pool sizes."""
-    from sklearn.base import clone
+    fit on X with the client's thread pool sizes; with ``trees`` (a, b), trees a:b of
+    that forest only."""
     from threadpoolctl import threadpool_limits
 
-    model = clone(estimator).set_params(**clone(parameters, safe=False))
+    from ._executors._base import fit_subforest
+
+    model = clone_with(estimator, parameters)
     started = time.perf_counter()
     with threadpool_limits(limits=limits):
-        if y is None:
+        if trees is not None:
+            model = fit_subforest(model, *trees, X, y, fit_params or {})
+        elif y is None:
             model.fit(X, **(fit_params or {}))
         else:
             model.fit(X, y, **(fit_params or {}))

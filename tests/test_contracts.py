@@ -450,7 +450,7 @@ def test_forest_warm_start_seeds_new_trees_as_a_fresh_fit():
             theirs.tree_.threshold, ours.tree_.threshold), relied_on(
             "a warm-started forest draws one seed per existing tree before seeding its "
             "new trees, so trees start:stop equal those of a fresh fit",
-            "distsk/_executors/_dask.py (_fit_subforest: split-forest fits)")
+            "distsk/_executors/_base.py (fit_subforest: split-forest fits, split refits)")
 
 
 def test_kmeans_predict_reads_n_threads():

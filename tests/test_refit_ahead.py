@@ -107,15 +107,20 @@ def test_leader_that_loses_is_discarded_and_sklearns_refit_runs(backend, request
                                n_jobs=2, backend=backend,
                                client=_engine(request, backend)).fit(X, y)
     assert_same_search(ours, ref)
-    assert not ours._refit_ran_ahead
+    if backend == "loky":
+        # Units start in order there: C=2's slow fold is the last, and C=1 leads while
+        # it runs. (A Dask scheduler may run the slow fold first: C=2 then leads with
+        # 0.7 and 1.3 while a quick fold is still queued, and its refit is taken.)
+        assert not ours._refit_ran_ahead
     assert type(ours.best_estimator_) is CountingClassifier
     assert ours.best_estimator_.C == 2.0
     np.testing.assert_array_equal(ours.best_estimator_.predict(X), ref.best_estimator_.predict(X))
-    # sklearn's fits, and one more: the leader's refit (C=1 on all rows), discarded.
+    # sklearn's fits, and at most one more: the leader's refit (C=1 on all rows),
+    # discarded.
     made, sklearns = fits(counter), fits(ref_counter)
     assert set(sklearns) <= set(made)
-    extra = [line for line in made if line not in sklearns]
-    assert [line.split()[:2] for line in extra] in ([], [["1.0", "300"]])
+    extra = [line.split()[:2] for line in made if line not in sklearns]
+    assert extra == [] if ours._refit_ran_ahead else extra in ([], [["1.0", "300"]])
 
 
 @pytest.mark.timeout(120)
@@ -134,6 +139,47 @@ def test_leader_that_wins_is_taken(backend, request, tmp_path):
     assert_same_search(ours, ref)
     assert ours._refit_ran_ahead
     assert sorted(fits(counter)) == sorted(fits(ref_counter))
+
+
+@pytest.mark.timeout(120)
+def test_forest_refit_split_over_free_slots_is_sklearns_forest(client):
+    # 6 slots (2 worker threads, queued), a last round of one candidate x 3 folds: the
+    # refit's 27 trees go out as 3 sub-forests beside them, merged in order.
+    grid = {"max_depth": [2, 4, None], "max_features": [1, 2, 3]}
+    kw = dict(resource="n_estimators", max_resources=27, cv=3, random_state=0)
+    ref = HalvingGridSearchCV(RandomForestClassifier(random_state=0), grid, **kw).fit(X, y)
+    ours = DistributedHalvingGridSearchCV(RandomForestClassifier(random_state=0), grid,
+                                          backend="dask", client=client, n_jobs=6,
+                                          **kw).fit(X, y)
+    assert_same_search(ours, ref)
+    assert ours._refit_ran_ahead and ours._refit_parts == 3
+    assert ours.best_estimator_.get_params() == ref.best_estimator_.get_params()
+    assert len(ours.best_estimator_.estimators_) == 27
+    for theirs, mine in zip(ref.best_estimator_.estimators_, ours.best_estimator_.estimators_):
+        assert theirs.random_state == mine.random_state
+        np.testing.assert_array_equal(theirs.tree_.threshold, mine.tree_.threshold)
+    np.testing.assert_array_equal(ours.best_estimator_.predict_proba(X),
+                                  ref.best_estimator_.predict_proba(X))
+
+
+def test_take_merges_a_split_forest_refit():
+    runner = LokyRunner(2)
+    try:
+        forest = RandomForestClassifier(n_estimators=10, random_state=0)
+        item = FitCall(None, (forest, X, y), {"fit_params": {}})
+        ahead = RefitAhead()
+        ahead.start(runner, item, {"max_depth": 3}, parts=3)
+        assert len(ahead.futures) == 3
+        model, _ = ahead.take({"max_depth": 3}, X, y, {})
+        fresh = RandomForestClassifier(n_estimators=10, random_state=0, max_depth=3).fit(X, y)
+        assert model.get_params() == fresh.get_params()
+        np.testing.assert_array_equal(model.predict_proba(X), fresh.predict_proba(X))
+        # Not split: out-of-bag scores need every tree together.
+        ahead = RefitAhead()
+        ahead.start(runner, item, {"max_depth": 3, "oob_score": True}, parts=3)
+        assert len(ahead.futures) == 1
+    finally:
+        runner.close()
 
 
 def test_take_wants_sklearns_very_refit():

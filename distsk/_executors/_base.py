@@ -92,6 +92,53 @@ def check_picklable(estimator, parameters=(), *, where: str) -> None:
     ) from cause
 
 
+def fit_subforest(forest, start, stop, X, y, fit_params):
+    """Fit trees ``start:stop`` of ``forest`` exactly as a full local fit would make them.
+
+    sklearn's warm start draws and discards one seed per existing tree before seeding the
+    new ones, so a forest with ``start`` placeholder trees grown to ``stop`` builds the very
+    trees ``start:stop`` of a fresh fit with the same random_state.
+    """
+    import warnings
+
+    sub = forest.set_params(n_estimators=stop, n_jobs=1)
+    if start:
+        sub.set_params(warm_start=True)
+        sub.estimators_ = [None] * start
+        with warnings.catch_warnings():
+            # This warm-start warning is about refitting on other data, not our case.
+            warnings.filterwarnings("ignore", message="class_weight presets")
+            fit_estimator(sub, X, y, fit_params)
+        sub.estimators_ = sub.estimators_[start:]
+    else:
+        fit_estimator(sub, X, y, fit_params)
+    return sub
+
+
+def forest_warnings(parts):
+    """The warnings of a forest fit split into sub-forest fits, as one fit gives them.
+
+    Every part runs the forest's ``fit`` prologue (input checks), so its warnings (a
+    column-vector y's DataConversionWarning) came once per part: the first part's are
+    kept whole, and of the others only warnings the first part did not give.
+    """
+    first = parts[0]
+    seen = {(category, str(message)) for message, category in first}
+    return first + [(m, c) for part in parts[1:] for m, c in part if (c, str(m)) not in seen]
+
+
+def merge_forests(original, parts):
+    """The forest ``original`` fit whole, from its parts (``fit_subforest``) in order."""
+    merged = parts[0]
+    merged.estimators_ = [tree for part in parts for tree in part.estimators_]
+    params = original.get_params(deep=False)
+    merged.set_params(
+        n_estimators=params["n_estimators"], n_jobs=params["n_jobs"],
+        warm_start=params["warm_start"],
+    )
+    return merged
+
+
 def fit_estimator(estimator, X, y, fit_params):
     # y is always passed, as Pipeline does: sklearn's fit(X, y=None) convention, and the
     # estimator's own error when it requires y.

@@ -18,7 +18,6 @@ import pickle
 import threading
 import time
 import uuid
-import warnings
 
 import numpy as np
 from distributed import KilledWorker
@@ -45,6 +44,9 @@ from ._base import (
     check_picklable,
     fit_estimator,
     fit_received,
+    fit_subforest,
+    forest_warnings,
+    merge_forests,
     reemit,
 )
 from ._child import KILLED_CONFIRMATIONS, convicted
@@ -81,51 +83,8 @@ def _scatter(client, obj):
 
 # ---------------------------------------------------------------------------- forests
 def _fit_subforest(forest, start, stop, X, y, fit_params):
-    """Fit trees ``start:stop`` of ``forest`` exactly as a full local fit would make them.
-
-    sklearn's warm start draws and discards one seed per existing tree before seeding the
-    new ones, so a forest with ``start`` placeholder trees grown to ``stop`` builds the very
-    trees ``start:stop`` of a fresh fit with the same random_state.
-    """
-
-    def run():
-        sub = forest.set_params(n_estimators=stop, n_jobs=1)
-        if start:
-            sub.set_params(warm_start=True)
-            sub.estimators_ = [None] * start
-            with warnings.catch_warnings():
-                # This warm-start warning is about refitting on other data, not our case.
-                warnings.filterwarnings("ignore", message="class_weight presets")
-                fit_estimator(sub, X, y, fit_params)
-            sub.estimators_ = sub.estimators_[start:]
-        else:
-            fit_estimator(sub, X, y, fit_params)
-        return sub
-
-    return run_recording(run)
-
-
-def _forest_warnings(parts):
-    """The warnings of a forest fit split into sub-forest fits, as one fit gives them.
-
-    Every part runs the forest's ``fit`` prologue (input checks), so its warnings (a
-    column-vector y's DataConversionWarning) came once per part: the first part's are
-    kept whole, and of the others only warnings the first part did not give.
-    """
-    first = parts[0]
-    seen = {(category, str(message)) for message, category in first}
-    return first + [(m, c) for part in parts[1:] for m, c in part if (c, str(m)) not in seen]
-
-
-def _merge_forests(original, parts):
-    merged = parts[0]
-    merged.estimators_ = [tree for part in parts for tree in part.estimators_]
-    params = original.get_params(deep=False)
-    merged.set_params(
-        n_estimators=params["n_estimators"], n_jobs=params["n_jobs"],
-        warm_start=params["warm_start"],
-    )
-    return merged
+    """Trees ``start:stop`` of ``forest`` (``fit_subforest``), with their warnings."""
+    return run_recording(fit_subforest, forest, start, stop, X, y, fit_params)
 
 
 # ---------------------------------------------------------------------------- executor
@@ -152,8 +111,8 @@ class DaskExecutor(Executor):
                 for a, b in zip(bounds[:-1], bounds[1:]) if b > a
             ]
             results = _gather(client, futures)
-            reemit(_forest_warnings([recorded for _, recorded in results]))
-            return _merge_forests(estimator, [r for r, _ in results])
+            reemit(forest_warnings([recorded for _, recorded in results]))
+            return merge_forests(estimator, [r for r, _ in results])
         future = client.submit(
             call, *pack([(run_recording, [fit_received, estimator, *data], {})]),
             pure=False, key=f"distsk-fit-{type(estimator).__name__}-{uuid.uuid4().hex}",
