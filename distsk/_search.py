@@ -516,7 +516,7 @@ class _RefitTaken:
         if taken is None:
             return search.best_estimator_.fit(X, y, **fit_params)
         search._refit_waited = time.perf_counter() - started
-        search._refit_parts = len(self._ahead.futures)
+        search._refit_parts = self._ahead.parts
         model, search._refit_fit_time = taken
         search.best_estimator_ = model
         return model

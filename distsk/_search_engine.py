@@ -148,7 +148,7 @@ class SearchEngine:
                 wake = ()
                 if not queue and len(in_flight) < slots:
                     wake = self._idle(slots - len(in_flight), items, results)
-                    if refit is not None and not refit.started:
+                    if refit is not None:
                         self._refit_leader(refit, items, results, slots - len(in_flight))
                 done, _ = cf.wait([*in_flight, *wake], timeout=1.0,
                                   return_when=cf.FIRST_COMPLETED)
@@ -248,15 +248,28 @@ class SearchEngine:
         return {}
 
     def _refit_leader(self, refit, items, results, free):
-        """Idle slots at the end of the last call: start the refit of the candidate
-        ranked best by its finished folds, once every candidate has one. sklearn picks
-        the best by all folds: if that is another candidate, this refit is discarded
-        (``RefitAhead.take``) and sklearn's own refit runs."""
+        """Idle slots at the end of the last call: start refits ahead. With as many idle
+        slots as candidates not refit yet, each of those (a forest in parts over the
+        slots); else, once every candidate has a finished fold, the candidate ranked
+        best by them, if not refit yet. sklearn picks the best by all folds: a refit of
+        another candidate is discarded (``RefitAhead.take``)."""
+        free -= refit.running()
+        if free <= 0:
+            return
+        candidates: dict[int, int] = {}  # id(parameters) -> an item of that candidate
+        for i, item in enumerate(items):
+            candidates.setdefault(id(FitCall.of(item).parameters), i)
+        todo = [i for i in candidates.values() if not refit.has(FitCall.of(items[i]).parameters)]
+        if todo and free >= len(todo):
+            for i in todo:
+                call = FitCall.of(items[i])
+                refit.start(self.runner, call, call.parameters, parts=free // len(todo))
+            return
         ranked = rank_candidates(items, results)
-        if ranked and len(ranked) == len({id(FitCall.of(i).parameters) for i in items}):
-            _, _, indices = ranked[0]
-            first = FitCall.of(items[indices[0]])
-            refit.start(self.runner, first, first.parameters, parts=free)
+        if ranked and len(ranked) == len(candidates):
+            call = FitCall.of(items[ranked[0][2][0]])
+            if not refit.has(call.parameters):
+                refit.start(self.runner, call, call.parameters, parts=free)
 
     def _next_work(self, queue, slots):
         unit = queue.popleft()
@@ -321,56 +334,79 @@ class RefitAhead:
     sklearn refits ``clone(estimator).set_params(**best_params_)`` on all of X in this
     process once every fit is done, while the slots wait. When the refit's candidate is
     certain before the last call (a halving search's last round of one candidate,
-    ``known``) the refit goes out with that call's fits; otherwise idle slots at the end
-    start it for the candidate ranked best so far. The search's ``best_estimator_``
-    hands sklearn a stand-in whose ``fit`` takes this model (:meth:`take`) when its
-    parameters, X, y and fit parameters are the very ones sklearn refits with, else
-    fits as sklearn does. Native thread pools run with this process's limits, so the
+    ``known``) the refit goes out with that call's fits. Otherwise idle slots at the end
+    start refits: of every candidate not yet refit when the idle slots are as many,
+    else of the candidate ranked best by its finished folds. The search's
+    ``best_estimator_`` hands sklearn a stand-in whose ``fit`` takes the model refit
+    ahead for sklearn's best (:meth:`take`) when its parameters, X, y and fit
+    parameters are the very ones sklearn refits with, else fits as sklearn does; the
+    others are discarded. Native thread pools run with this process's limits, so the
     arithmetic is the in-process refit's.
     """
 
     def __init__(self, known: dict | None = None):
         self.known = known
-        self.futures: list[cf.Future] = []
-        self._call: FitCall | None = None
+        #: id(parameters) -> (the refit call, its units' futures), one per candidate.
+        self._started: dict[int, tuple[FitCall, list]] = {}
+        self.parts = 0  # units of the refit taken
+
+    def running(self) -> int:
+        return sum(1 for future in self.futures if not future.done())
 
     @property
     def started(self) -> bool:
-        return bool(self.futures)
+        return bool(self._started)
+
+    @property
+    def futures(self) -> list[cf.Future]:
+        return [f for _, futures in self._started.values() for f in futures]
+
+    def has(self, parameters) -> bool:
+        return id(parameters) in self._started
 
     def start(self, runner: Runner, item, parameters, parts: int = 1) -> None:
         """Start the refit of ``parameters`` on ``runner``: a forest in up to ``parts``
         sub-forests (trees a:b of the whole, merged in order: the exact forest),
         anything else as one unit."""
         call = FitCall.of(item)
-        self._call = FitCall(_refit, call.args, {
+        refit = FitCall(_refit, call.args, {
             "parameters": parameters, "fit_params": call.fit_params,
             "limits": _thread_limits(),
             # verbose > 1 makes the runner capture the refit's prints for this process.
             "verbose": 10,
         })
-        calls = [self._call.with_keywords(trees=trees)
+        calls = [refit.with_keywords(trees=trees)
                  for trees in _tree_parts(call.estimator, parameters, parts)]
         batches = [portable([c]) if runner.remote else [c] for c in calls]
-        self.futures = runner.submit_many([("single", batch) for batch in batches])
+        self._started[id(parameters)] = (
+            refit, runner.submit_many([("single", batch) for batch in batches]))
 
     def discard(self, runner: Runner) -> None:
         for future in self.futures:
             runner.discard(future)
+        self._started = {}
 
     def take(self, parameters, X, y, fit_params):
-        """The fitted model and its fit time if this refit is sklearn's, else None."""
+        """The fitted model and its fit time if a refit run ahead is sklearn's, else
+        None; the others are cancelled."""
         from joblib import hash as joblib_hash
 
         from ._executors._base import forest_warnings, merge_forests
 
-        call, futures = self._call, self.futures
-        if call is None or not futures:
+        started, self._started = self._started, {}
+        hit = started.pop(id(parameters), None)
+        if hit is None:  # equal parameters in another dict
+            key = joblib_hash(parameters)
+            mine = next((k for k, (call, _) in started.items()
+                         if joblib_hash(call.parameters) == key), None)
+            hit = started.pop(mine, None) if mine is not None else None
+        for _, futures in started.values():
+            for future in futures:
+                future.cancel()
+        if hit is None:
             return None
-        same = (call.X is X and call.y is y and _same_params(call.fit_params, fit_params)
-                and (call.parameters is parameters
-                     or joblib_hash(call.parameters) == joblib_hash(parameters)))
-        if not same:
+        call, futures = hit
+        if not (call.X is X and call.y is y and _same_params(call.fit_params, fit_params)):
             for future in futures:
                 future.cancel()
             return None
@@ -387,6 +423,7 @@ class RefitAhead:
         if len(results) > 1:
             whole = clone_with(call.estimator, call.parameters)
             model = merge_forests(whole, [r["estimator"] for r in results])
+        self.parts = len(results)
         return model, max(r["fit_time"] for r in results)
 
 

@@ -162,6 +162,25 @@ def test_forest_refit_split_over_free_slots_is_sklearns_forest(client):
                                   ref.best_estimator_.predict_proba(X))
 
 
+@pytest.mark.timeout(120)
+def test_idle_slots_refit_every_candidate_and_sklearns_best_is_taken(client, tmp_path):
+    # 6 slots, 2 candidates x 2 folds: from the start 2 slots are idle, as many as the
+    # candidates, so both are refit ahead; sklearn's best is taken, the other dropped.
+    ref_counter, counter = str(tmp_path / "sklearn.txt"), str(tmp_path / "distsk.txt")
+    grid = {"C": [1.0, 2.0]}
+    ref = GridSearchCV(CountingClassifier(counter=ref_counter), grid, cv=2,
+                       scoring=c_scorer).fit(X, y)
+    ours = DistributedSearchCV(CountingClassifier(counter=counter), grid, cv=2,
+                               scoring=c_scorer, n_jobs=6, backend="dask",
+                               client=client).fit(X, y)
+    assert_same_search(ours, ref)
+    assert ours._refit_ran_ahead and ours.best_estimator_.C == 1.0
+    made, sklearns = fits(counter), fits(ref_counter)
+    assert set(sklearns) <= set(made)
+    extra = [line.split()[:2] for line in made if line not in sklearns]
+    assert extra in ([], [["2.0", "300"]])  # the other candidate's refit, if it ran
+
+
 def test_take_merges_a_split_forest_refit():
     runner = LokyRunner(2)
     try:
