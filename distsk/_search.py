@@ -4,7 +4,9 @@ Scoring, refit, ``cv_results_``, multimetric and metadata routing are sklearn's
 ``BaseSearchCV`` code. distsk decides where and how its (candidate, fold) calls run: the
 search's own ``Parallel`` gets a :class:`~distsk._search_engine.CollectorBackend`, whose
 engine runs them on the plan's runner (in process, loky, Dask) with work shared where
-exact. The engine is released before the refit, which runs in-process as in sklearn.
+exact. The engine is released before sklearn's refit code runs; the refit itself usually
+ran ahead on the runner, beside the last fits (``_search_engine.RefitAhead``), and
+sklearn's ``best_estimator_.fit`` takes that model when it is sklearn's very refit.
 """
 
 from __future__ import annotations
