@@ -133,13 +133,13 @@ def test_nothing_fits_runs_in_process_and_says_so():
 
 def test_prediction_off_by_more_than_2x_corrects_that_engine_for_later_plans():
     model = _Model()
-    plan = search(costs=_cold(model))
+    plan = search(costs=_cold(model), probe_seconds=0.01)  # 1 s in process
     assert plan.executor == "sequential"
     learned, note = model.learn(plan, plan.predicted_seconds * 3)
     assert learned.actual_seconds == pytest.approx(plan.predicted_seconds * 3)
     assert learned.predictions[0].actual_seconds == learned.actual_seconds
     assert "(3.00x)" in note and "scaled by 3.00" in note
-    again = search(costs=_cold(model))
+    again = search(costs=_cold(model), probe_seconds=0.01)
     assert again.predictions[0].seconds == pytest.approx(3 * plan.predictions[0].seconds)
     # Single fits keep their own correction.
     assert _cold(model).factor("sequential", "fit") == 1.0
@@ -152,6 +152,16 @@ def test_prediction_within_2x_or_of_unpredictable_work_changes_nothing():
     assert model.learn(plan, plan.predicted_seconds * 10, calibrate=False)[1] is None
     # Work shared by the search (a fifth of the fits run) is compared as such.
     assert model.learn(plan, plan.predicted_seconds / 5, share=0.2)[1] is None
+    assert _cold(model).scale == ()
+
+
+def test_a_small_miss_in_seconds_changes_nothing_however_large_its_ratio():
+    # A tiny search predicted at a few tens of ms and timed at three times that is
+    # noise: scaling the engine by it would move every later, larger search.
+    model = _Model()
+    plan = search(costs=_cold(model), probe_seconds=1e-4)
+    assert plan.predicted_seconds < 0.2
+    assert model.learn(plan, plan.predicted_seconds * 3)[1] is None
     assert _cold(model).scale == ()
 
 
@@ -193,9 +203,13 @@ def test_search_records_predictions_and_actual_time_and_matches_gridsearchcv():
 def test_wrong_prediction_is_reported_in_verbose_mode(model_state, capsys):
     X, y = make_classification(200, 4, random_state=0)
     # A correction that makes the in-process prediction 1000x too low: the actual time
-    # is far off, reported, and corrected.
+    # (6 fits of 0.15 s) is far off, by more than WRONG_BY_SECONDS too, reported, and
+    # corrected.
+    from .counting import CountingClassifier
+
     model_state._scale[("search", "sequential")] = 1e-3
-    DistributedSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3, verbose=1).fit(X, y)
+    DistributedSearchCV(CountingClassifier(sleep=0.15), {"C": [0.1, 1.0]}, cv=3,
+                        verbose=1).fit(X, y)
     out = capsys.readouterr().out
     assert "[distsk] cost model: sequential (search) predicted" in out
     assert model_state._scale[("search", "sequential")] > 1e-2
