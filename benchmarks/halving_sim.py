@@ -152,7 +152,8 @@ def workloads(n_candidates: int, seconds_per_row: float):
     ]
 
 
-def run_case(slots: int, n_candidates: int, rows: int, seconds_per_row: float) -> list[dict]:
+def run_case(slots: int, n_candidates: int, rows: int, seconds_per_row: float,
+             only: str | None = None) -> list[dict]:
     from joblib import parallel_config
 
     import distsk._halving as halving
@@ -165,6 +166,8 @@ def run_case(slots: int, n_candidates: int, rows: int, seconds_per_row: float) -
     try:
         for workload, sk_cls, ds_cls, est, grid, kw in workloads(n_candidates,
                                                                  seconds_per_row):
+            if only and not workload.startswith(only):
+                continue
             # Warm-up (imports, task paths, sklearn's loky pool of ``slots``
             # processes), not timed.
             quick = est.set_params(**{k: 0.0 for k in est.get_params()
@@ -286,10 +289,13 @@ def main(argv=None) -> int:
     p.add_argument("--rows", type=int, default=2700)
     p.add_argument("--seconds-per-row", type=float, default=1e-3)
     p.add_argument("--out", type=Path, default=HERE / "results")
+    p.add_argument("--only", choices=["random", "trees"], default=None,
+                   help="one workload (default: both)")
     args = p.parse_args(argv)
     records = []
     for slots in (int(s) for s in args.slots.split(",")):
-        records += run_case(slots, args.candidates, args.rows, args.seconds_per_row)
+        records += run_case(slots, args.candidates, args.rows, args.seconds_per_row,
+                            args.only)
     write(records, args.out, args)
     return 0 if all(r["same_as_sklearn"] for r in records) else 1
 
