@@ -341,6 +341,8 @@ n_splits_, refit_time_, multimetric_
         # A refit run ahead took fit_time where it ran; sklearn timed only the wait.
         self._refit_ran_ahead = fit_time is not None
         self._refit_parts = self.__dict__.pop("_refit_parts", 0)
+        # Refits run ahead for other candidates than sklearn's best (thrown away).
+        self._n_refits_discarded = self.__dict__.pop("_n_refits_discarded", 0)
         if fit_time is not None:
             self.refit_time_ = fit_time
         return self
@@ -515,6 +517,7 @@ class _RefitTaken:
         search.__dict__.pop("_refit_engine", None)  # the getter is plain from here on
         started = time.perf_counter()
         taken = self._ahead.take(search.best_params_, X, y, fit_params)
+        search._n_refits_discarded = self._ahead.discarded
         if taken is None:
             return search.best_estimator_.fit(X, y, **fit_params)
         search._refit_waited = time.perf_counter() - started

@@ -41,6 +41,8 @@ STRAGGLER_FACTOR = 2.0
 STRAGGLER_MIN_SECONDS = 2.0
 #: A unit's expected time out is its fits' time x this: it may wait behind one other.
 QUEUED_SLACK = 1.5
+#: Refits run ahead for the leader of the moment, at most (a new leader may follow).
+LEADER_REFITS = 2
 
 
 class SearchEngine:
@@ -265,10 +267,16 @@ class SearchEngine:
                 call = FitCall.of(items[i])
                 refit.start(self.runner, call, call.parameters, parts=free // len(todo))
             return
+        # One leader's refit at a time, and at most LEADER_REFITS: with equal scores
+        # the leader changes with every result, and refits taking every idle slot
+        # kept a straggling unit from being copied (tests/test_elastic.py).
+        if refit.running() or refit.leaders >= LEADER_REFITS:
+            return
         ranked = rank_candidates(items, results)
         if ranked and len(ranked) == len(candidates):
             call = FitCall.of(items[ranked[0][2][0]])
             if not refit.has(call.parameters):
+                refit.leaders += 1
                 refit.start(self.runner, call, call.parameters, parts=free)
 
     def _next_work(self, queue, slots):
@@ -349,6 +357,8 @@ class RefitAhead:
         #: id(parameters) -> (the refit call, its units' futures), one per candidate.
         self._started: dict[int, tuple[FitCall, list]] = {}
         self.parts = 0  # units of the refit taken
+        self.leaders = 0  # refits started for the leader of the moment
+        self.discarded = 0  # refits started for another candidate than sklearn's best
 
     def running(self) -> int:
         return sum(1 for future in self.futures if not future.done())
@@ -400,6 +410,7 @@ class RefitAhead:
             mine = next((k for k, (call, _) in started.items()
                          if joblib_hash(call.parameters) == key), None)
             hit = started.pop(mine, None) if mine is not None else None
+        self.discarded = len(started)
         for _, futures in started.values():
             for future in futures:
                 future.cancel()

@@ -78,7 +78,8 @@ def test_idle_slots_start_the_next_round_and_results_stay_sklearns(backend, requ
     # copies) come on top.
     made, sklearns = fits(counter), fits(ref_counter)
     assert set(sklearns) <= set(made)
-    extra = ours.n_fits_discarded_ + getattr(ours, "_n_speculated", 0)
+    extra = (ours.n_fits_discarded_ + getattr(ours, "_n_speculated", 0)
+             + ours._n_refits_discarded)  # refits run ahead for a candidate that lost
     assert len(made) - len(sklearns) <= extra, (len(made), len(sklearns), extra)
 
 
