@@ -482,9 +482,13 @@ def _refit(estimator, X, y, *, parameters, fit_params, limits, verbose=0, trees=
     that forest only."""
     from threadpoolctl import threadpool_limits
 
-    from ._executors._base import fit_subforest
+    from ._executors._base import fit_subforest, laid_out
 
     model = clone_with(estimator, parameters)
+    # Data received over the network may be views into a receive buffer, which sends
+    # BLAS down other paths: a LogisticRegression refit on a Dask worker differed from
+    # sklearn's in every coefficient (test_data_on_cluster).
+    X, y = laid_out(X), laid_out(y)
     started = time.perf_counter()
     with threadpool_limits(limits=limits):
         if trees is not None:

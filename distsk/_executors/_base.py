@@ -152,14 +152,17 @@ def fit_received(estimator, X, y, fit_params):
     buffer, which sends BLAS down other code paths and changes last bits of a model
     (fold fits are not affected: a fold's rows are a fresh copy).
     """
+    return fit_estimator(estimator, laid_out(X), laid_out(y), fit_params)
+
+
+def laid_out(value):
+    """An array that does not own its memory (a view into a receive buffer), copied to
+    memory of its own; anything else as it is (see ``fit_received``)."""
     import numpy as np
 
-    def own(value):
-        if isinstance(value, np.ndarray) and not value.flags.owndata:
-            return np.array(value, order="K", copy=True)
-        return value
-
-    return fit_estimator(estimator, own(X), own(y), fit_params)
+    if isinstance(value, np.ndarray) and not value.flags.owndata:
+        return np.array(value, order="K", copy=True)
+    return value
 
 
 def reemit(recorded) -> None:
