@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-__all__ = ["FitCall"]
+__all__ = ["FitCall", "clone_with"]
 
 
 class FitCall(NamedTuple):
@@ -119,6 +119,25 @@ class FitCall(NamedTuple):
         args = self.args if estimator is None else (estimator, *self.args[1:])
         return self.func(*args, **self.kwargs)
 
+    def calling(self, func: Callable, **changes) -> FitCall:
+        """``func`` on the same arguments (keywords ``changes`` replaced), run under the
+        scikit-learn configuration and warning filters that sklearn's ``Parallel``
+        captured for this call: its ``delayed`` wrapper sets them where the call runs
+        (a worker's own configuration is the default one)."""
+        wrapper = self.func
+        if hasattr(wrapper, "with_config_and_warning_filters") and hasattr(wrapper, "config"):
+            func = type(wrapper)(func).with_config_and_warning_filters(
+                wrapper.config, wrapper.warning_filters)
+        return FitCall(func, self.args, {**self.kwargs, **changes})
+
     def with_keywords(self, **changes) -> FitCall:
         """The same call with some keywords replaced."""
         return FitCall(self.func, self.args, {**self.kwargs, **changes})
+
+
+def clone_with(estimator, parameters: dict):
+    """A fresh clone of ``estimator`` with ``parameters`` set, as sklearn's searches make
+    a candidate (``clone(estimator).set_params(**clone(parameters, safe=False))``)."""
+    from sklearn.base import clone
+
+    return clone(estimator).set_params(**clone(parameters, safe=False))

@@ -584,8 +584,8 @@ class _GrowingEngine(SearchEngine):
             size, model = self._models[key]
             if size < params[self.resource]:
                 previous = (size, model)
-        grown = FitCall(_fit_and_keep, call.args, {
-            **call.kwargs, "distsk_previous": previous, "distsk_keep": key is not None})
+        grown = call.calling(_fit_and_keep, distsk_previous=previous,
+                             distsk_keep=key is not None, distsk_resource=self.resource)
         return grown, key
 
     def run(self):
@@ -714,23 +714,24 @@ def _fold_key(train) -> str:
     return joblib_hash(np.asarray(train))
 
 
-def _fit_and_keep(estimator, X, y, *, distsk_previous=None, distsk_keep=False, **kwargs):
+def _fit_and_keep(estimator, X, y, *, distsk_previous=None, distsk_keep=False,
+                  distsk_resource, **kwargs):
     """sklearn's ``_fit_and_score``, grown from ``distsk_previous`` (size, model) if given.
 
     The result's "estimator" is ``(grown_from, trees_fitted, model)``: ``model`` the
-    fitted model to grow next round (when ``distsk_keep`` and the fit succeeded).
+    fitted model to grow next round (when ``distsk_keep`` and the fit succeeded);
+    ``distsk_resource`` the size parameter, as the client decided it.
     """
     from ._compat import _fit_and_score
 
     call = FitCall(_fit_and_score, (estimator, X, y), kwargs)
-    param = size_param(estimator)
     grown_from = None
     if distsk_previous is not None:
         grown_from, model = distsk_previous
         estimator = with_fit(estimator, _grow_fit, _distsk_previous=model)
     result = call.with_keywords(return_estimator=True).run(estimator)
     model = result.pop("estimator", None)
-    size = call.candidate_params[param]
+    size = call.candidate_params[distsk_resource]
     keep = distsk_keep and result.get("fit_error") is None and model is not None
     result["estimator"] = (grown_from, size - (grown_from or 0), model if keep else None)
     return result

@@ -20,7 +20,6 @@ from typing import NamedTuple
 
 import numpy as np
 from joblib import parallel_config
-from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils.validation import check_is_fitted
 
@@ -39,6 +38,7 @@ from ._estimator import (
 )
 from ._executors import ExecutionContext, get_executor
 from ._executors._base import fit_estimator, pinned
+from ._fit_call import clone_with
 from ._notebook import html_repr_with_plan
 from ._planning import SEARCH_BACKENDS, place_data, plan_search
 from ._profile import profile_compute, profile_input
@@ -198,7 +198,7 @@ n_splits_, refit_time_, multimetric_
         """Seconds, peak memory growth and CPU seconds of one in-process fit of
         ``candidate`` (all None if it fails); see ``distsk._cost``."""
         try:
-            est = clone(self.estimator).set_params(**clone(candidate, safe=False))
+            est = clone_with(self.estimator, candidate)
             with warnings.catch_warnings(), pinned(), traced_peak() as peak:
                 warnings.simplefilter("ignore")
                 start, cpu = time.perf_counter(), time.process_time()

@@ -24,7 +24,7 @@ from ._callbacks import has_callbacks, portable, replay_callbacks, shows_progres
 from ._checkpoint import ItemKeys
 from ._compat import ParallelBackendBase, SequentialBackend
 from ._executors._base import Runner, reemit
-from ._fit_call import FitCall
+from ._fit_call import FitCall, clone_with
 from ._sharing import plan_units
 from .exceptions import ClusterUnavailableError
 
@@ -258,9 +258,12 @@ class SearchEngine:
         free -= refit.running()
         if free <= 0:
             return
-        candidates: dict[int, int] = {}  # id(parameters) -> an item of that candidate
-        for i, item in enumerate(items):
-            candidates.setdefault(id(FitCall.of(item).parameters), i)
+        if refit.candidates is None or refit.candidates[0] is not items:  # once per call
+            index: dict[int, int] = {}  # id(parameters) -> an item of that candidate
+            for i, item in enumerate(items):
+                index.setdefault(id(FitCall.of(item).parameters), i)
+            refit.candidates = (items, index)
+        candidates = refit.candidates[1]
         todo = [i for i in candidates.values() if not refit.has(FitCall.of(items[i]).parameters)]
         if todo and free >= len(todo):
             for i in todo:
@@ -359,6 +362,8 @@ class RefitAhead:
         self.parts = 0  # units of the refit taken
         self.leaders = 0  # refits started for the leader of the moment
         self.discarded = 0  # refits started for another candidate than sklearn's best
+        #: (the last call's items, id(parameters) -> index of an item of that candidate)
+        self.candidates: tuple[list, dict[int, int]] | None = None
 
     def running(self) -> int:
         return sum(1 for future in self.futures if not future.done())
@@ -379,12 +384,11 @@ class RefitAhead:
         sub-forests (trees a:b of the whole, merged in order: the exact forest),
         anything else as one unit."""
         call = FitCall.of(item)
-        refit = FitCall(_refit, call.args, {
-            "parameters": parameters, "fit_params": call.fit_params,
-            "limits": _thread_limits(),
+        refit = call._replace(kwargs={}).calling(
+            _refit, parameters=parameters, fit_params=call.fit_params,
+            limits=_thread_limits(),
             # verbose > 1 makes the runner capture the refit's prints for this process.
-            "verbose": 10,
-        })
+            verbose=10)
         calls = [refit.with_keywords(trees=trees)
                  for trees in _tree_parts(call.estimator, parameters, parts)]
         batches = [portable([c]) if runner.remote else [c] for c in calls]
@@ -436,12 +440,6 @@ class RefitAhead:
             model = merge_forests(whole, [r["estimator"] for r in results])
         self.parts = len(results)
         return model, max(r["fit_time"] for r in results)
-
-
-def clone_with(estimator, parameters):
-    from sklearn.base import clone
-
-    return clone(estimator).set_params(**clone(parameters, safe=False))
 
 
 def _tree_parts(estimator, parameters, parts: int) -> list:

@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from joblib import hash as joblib_hash
-from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from ._compat import _MultimetricScorer, _PassthroughScorer, _safe_split, _Scorer
-from ._fit_call import FitCall
+from ._fit_call import FitCall, clone_with
 
 __all__ = ["Unit", "plan_units", "run_unit", "size_param"]
 
@@ -77,7 +76,7 @@ def _seeded(value) -> bool:
 def _candidate(item):
     """The item's estimator with its candidate parameters applied (a throwaway clone)."""
     call = FitCall.of(item)
-    return clone(call.estimator).set_params(**clone(call.candidate_params, safe=False))
+    return clone_with(call.estimator, call.candidate_params)
 
 
 def _key(params: dict, drop) -> tuple:

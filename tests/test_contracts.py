@@ -204,6 +204,11 @@ def test_search_calls_are_batches_of_fit_and_score_triples():
             "distsk/_sharing.py (_split_train, _candidate)",
         )
         assert isinstance(args[0], LogisticRegression)
+        assert hasattr(func, "config") and hasattr(func, "warning_filters") and hasattr(
+            type(func), "with_config_and_warning_filters"), relied_on(
+            "sklearn's Parallel wraps each call in _FuncWrapper(func) carrying the caller's "
+            "config and warning filters, settable through with_config_and_warning_filters",
+            "distsk/_fit_call.py (FitCall.calling)")
         assert FIT_AND_SCORE_KEYWORDS <= set(kwargs), relied_on(
             f"the search passes {sorted(FIT_AND_SCORE_KEYWORDS - set(kwargs))} by keyword",
             "distsk/_sharing.py, distsk/_executors/_child.py",

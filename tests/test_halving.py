@@ -359,6 +359,7 @@ def test_a_grown_model_is_the_fresh_model(name):
     scorer = sklearn.metrics.check_scoring(estimator)
     result = _fit_and_keep(
         clone(estimator), X, y, distsk_previous=(4, small), distsk_keep=True,
+        distsk_resource=resource,
         train=np.arange(len(y)), test=np.arange(len(y)), parameters={resource: 12},
         scorer=scorer, fit_params=None, score_params=None, verbose=0, error_score="raise")
     grown_from, trees, grown = result["estimator"]
