@@ -56,6 +56,12 @@ from sklearn.utils.metadata_routing import _routing_enabled
 # estimators included), for the shared prefix and ensemble fits. Since 0.24 or earlier.
 from sklearn.utils.metaestimators import _safe_split
 
+# The wrapper sklearn's Parallel puts around each call to carry the caller's config and
+# warning filters to where it runs (``with_config_and_warning_filters``): distsk wraps
+# the fits it sends itself in it. sklearn.utils.parallel, 1.9 (asserted in
+# tests/test_contracts.py).
+from sklearn.utils.parallel import _FuncWrapper
+
 # The number of samples of any array-like (lists, frames, sparse), as sklearn counts
 # them: the halving searches' resource hint. sklearn.utils.validation, long before the
 # 1.6 floor.
@@ -156,6 +162,7 @@ __all__ = [
     "SequentialBackend",
     "StrOptions",
     "ThreadingBackend",
+    "_FuncWrapper",
     "_MultimetricScorer",
     "_num_samples",
     "_PassthroughScorer",

@@ -124,11 +124,20 @@ class FitCall(NamedTuple):
         scikit-learn configuration and warning filters that sklearn's ``Parallel``
         captured for this call: its ``delayed`` wrapper sets them where the call runs
         (a worker's own configuration is the default one)."""
+        return FitCall(self._configured(func), self.args, {**self.kwargs, **changes})
+
+    def in_callers_context(self, func: Callable, *args, **kwargs):
+        """``func(*args, **kwargs)`` under this call's scikit-learn configuration and
+        warning filters (work a unit shares between its calls: a pipeline prefix, a
+        large ensemble)."""
+        return self._configured(func)(*args, **kwargs)
+
+    def _configured(self, func: Callable) -> Callable:
         wrapper = self.func
         if hasattr(wrapper, "with_config_and_warning_filters") and hasattr(wrapper, "config"):
-            func = type(wrapper)(func).with_config_and_warning_filters(
+            return type(wrapper)(func).with_config_and_warning_filters(
                 wrapper.config, wrapper.warning_filters)
-        return FitCall(func, self.args, {**self.kwargs, **changes})
+        return func
 
     def with_keywords(self, **changes) -> FitCall:
         """The same call with some keywords replaced."""

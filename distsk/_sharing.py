@@ -209,7 +209,7 @@ def _run_prefix(items):
     X_train, y_train = _split_train(items[0])
     try:
         prefix = Pipeline(first.steps[:-1])
-        Xt = prefix.fit_transform(X_train, y_train)
+        Xt = FitCall.of(items[0]).in_callers_context(prefix.fit_transform, X_train, y_train)
     except Exception:
         return None  # each item fits on its own and reports its own error
     fitted = list(prefix.steps)
@@ -230,7 +230,8 @@ def _run_ensemble(items):
     biggest = items[max(sizes)[1]]
     X_train, y_train = _split_train(biggest)
     try:
-        big = _candidate(biggest).fit(X_train, y_train)
+        big = FitCall.of(biggest).in_callers_context(
+            _candidate(biggest).fit, X_train, y_train)
     except Exception:
         return None
     results = []

@@ -139,6 +139,18 @@ def merge_forests(original, parts):
     return merged
 
 
+def with_callers_config(func):
+    """``func``, to run on a Dask worker under this thread's scikit-learn configuration
+    and warning filters, as sklearn's ``Parallel`` sends its calls (a worker's own
+    configuration is the default one)."""
+    from sklearn import get_config
+
+    from .._compat import _FuncWrapper
+
+    filters = getattr(warnings, "_get_filters", lambda: warnings.filters)()
+    return _FuncWrapper(func).with_config_and_warning_filters(get_config(), list(filters))
+
+
 def fit_estimator(estimator, X, y, fit_params):
     # y is always passed, as Pipeline does: sklearn's fit(X, y=None) convention, and the
     # estimator's own error when it requires y.

@@ -48,6 +48,7 @@ from ._base import (
     forest_warnings,
     merge_forests,
     reemit,
+    with_callers_config,
 )
 from ._child import KILLED_CONFIRMATIONS, convicted
 
@@ -105,7 +106,8 @@ class DaskExecutor(Executor):
             bounds = np.linspace(0, n_trees, plan.n_jobs + 1).astype(int)
             futures = [
                 client.submit(
-                    call, *pack([(_fit_subforest, [clone(estimator), int(a), int(b), *data], {})]),
+                    call, *pack([(with_callers_config(_fit_subforest),
+                                  [clone(estimator), int(a), int(b), *data], {})]),
                     pure=False, key=f"distsk-subforest-{a}-{b}-{uuid.uuid4().hex}",
                 )
                 for a, b in zip(bounds[:-1], bounds[1:]) if b > a
@@ -114,7 +116,8 @@ class DaskExecutor(Executor):
             reemit(forest_warnings([recorded for _, recorded in results]))
             return merge_forests(estimator, [r for r, _ in results])
         future = client.submit(
-            call, *pack([(run_recording, [fit_received, estimator, *data], {})]),
+            call, *pack([(with_callers_config(run_recording),
+                          [fit_received, estimator, *data], {})]),
             pure=False, key=f"distsk-fit-{type(estimator).__name__}-{uuid.uuid4().hex}",
         )
         (fitted, recorded), = _gather(client, [future])
