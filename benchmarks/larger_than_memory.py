@@ -97,7 +97,7 @@ def larger_than_memory_lr(ctx: Context) -> list[dict]:
 
             DaskMLLogisticRegression(solver="newton").fit(*small)
         contenders = [
-            Contender("distsk", lambda: DistributedEstimator(
+            Contender("distsk auto", lambda: DistributedEstimator(
                 LogisticRegression(), client=client, max_gather_bytes=0).fit(X, y),
                 n_fits=1, notes=where),
             Contender("dask-ml lbfgs", lambda: dask_ml("lbfgs"), n_fits=1,
@@ -109,7 +109,7 @@ def larger_than_memory_lr(ctx: Context) -> list[dict]:
                 tol=1e-10, max_iter=10_000).fit(Xn, yn), n_fits=1,
                 notes="numpy in the client; the coefficients' reference"),
         ]
-        return measure(ctx, "larger-than-memory-lr", contenders, baseline="distsk",
+        return measure(ctx, "larger-than-memory-lr", contenders, baseline="distsk auto",
                        check=_coef_check("sklearn optimum"))
     finally:
         client.close()

@@ -780,7 +780,7 @@ def _one_line_contenders(ctx: Context, make_search):
         Contender("loky", under("loky"), notes="GridSearchCV(n_jobs=-1), joblib's default"),
         Contender("dask", under("dask", client=ctx.client),
                   notes="parallel_config(backend='dask'): the recipe"),
-        Contender("distsk", under("distsk"),
+        Contender("distsk auto", under("distsk"),
                   notes="parallel_config(backend='distsk'): engine 'auto' (the cluster is "
                         "the default client)"),
         Contender("distsk engine=loky", under("distsk", engine="loky")),
@@ -865,7 +865,8 @@ def _one_line_forest(ctx: Context) -> list[dict]:
         Contender("loky", under("loky"), n_fits=1, notes="threads, joblib's default"),
         Contender("dask", under("dask", client=ctx.client), n_fits=1,
                   notes="the recipe: one Dask task per tree"),
-        Contender("distsk", under("distsk"), n_fits=1, notes="per-tree jobs on local threads"),
+        Contender("distsk auto", under("distsk"), n_fits=1,
+                  notes="engine 'auto': per-tree jobs on local threads"),
         Contender("distsk, trees on the engine",
                   under("distsk-trees-on-engine", engine="dask", client=ctx.client),
                   n_fits=1, notes="the alternative: per-tree jobs batched into Dask tasks"),

@@ -259,13 +259,21 @@ class _EngineCall(ParallelBackendBase):
         from ._checkpoint import Checkpoint
         from ._search_engine import SearchEngine
 
+        first, probe = [], None
         if self._runner is None:
-            self._runner = self._make_runner(items, fits)
+            if self._wants_probe(items, fits):
+                # The first call runs here, timed: the cost model's probe, whose result
+                # is kept (the plan then prices the others on each engine).
+                result, probe = _probe_first(items[0])
+                first, items = [result], items[1:]
+            self._runner = self._make_runner(items, fits, probe)
         checkpoint = self.options.checkpoint if fits else None
         store = Checkpoint(checkpoint) if checkpoint is not None else None
-        engine = SearchEngine(self._runner, share=fits, checkpoint=store)
+        engine = SearchEngine(self._runner, share=fits, checkpoint=store,
+                              seconds_per_fit=probe[0] if probe else None)
         results = engine.register(items)
         option = SEQUENTIAL_OPTION.set(SEQUENTIAL)
+        started = time.perf_counter()
         try:
             engine.run()
         except BaseException:
@@ -275,10 +283,29 @@ class _EngineCall(ParallelBackendBase):
             SEQUENTIAL_OPTION.reset(option)
             if store is not None:
                 store.close()
-        return results
+        if probe is not None:  # the actual time beside the prediction (#16)
+            from ._cost import MODEL
 
-    def _make_runner(self, items: list, fits: bool):
+            plan, _ = MODEL.learn(self._plan, time.perf_counter() - started,
+                                  calibrate=engine.n_fits == len(items))
+            plans = self.options.plans
+            plans[plans.index(self._plan)] = self._plan = plan
+        return first + results
+
+    def _wants_probe(self, items: list, fits: bool) -> bool:
+        """Whether the plan times a fit first: engine "auto", fits to place (more than
+        one), no checkpoint (every fit goes through it) and no callbacks (they report
+        from the engine's fits)."""
+        from ._callbacks import has_callbacks
+        from ._cluster import inside_worker
+
+        return (fits and self.options.engine == "auto" and len(items) > 1
+                and self.options.checkpoint is None and not inside_worker()
+                and not has_callbacks(items))
+
+    def _make_runner(self, items: list, fits: bool, probe: tuple | None = None):
         from ._cluster import resolve_client
+        from ._cost import MODEL
         from ._executors import ExecutionContext, get_executor
         from ._fit_call import FitCall
         from ._planning import plan_search
@@ -289,8 +316,11 @@ class _EngineCall(ParallelBackendBase):
                   else None)
         X = FitCall.of(items[0]).X if fits else None
         n_jobs = self.n_jobs if self.n_jobs not in (None, -1) else None
-        self._plan = plan_search(profile_input(X), profile_compute(client), backend=engine,
-                                 n_jobs=n_jobs, n_fits=len(items), probe_seconds=None)
+        seconds, nbytes, cpu = probe or (None, None, None)
+        self._plan = plan_search(
+            profile_input(X), profile_compute(client), backend=engine, n_jobs=n_jobs,
+            n_fits=len(items), probe_seconds=seconds, probe_bytes=nbytes,
+            probe_cpu_seconds=cpu, costs=MODEL.costs(client) if probe else None)
         self.options.plans.append(self._plan)
         key = (self._plan.executor, self._plan.n_jobs, id(client))
         runner, keep = self.options._borrow(key)
@@ -323,6 +353,21 @@ class _EngineCall(ParallelBackendBase):
 
     def __reduce__(self):  # never shipped anywhere
         return (SequentialBackend, ())
+
+
+def _probe_first(item) -> tuple[dict, tuple[float, int | None, float]]:
+    """``item`` (a fit call) run here as on a worker (one thread), timed: its result, and
+    (seconds, peak memory growth, CPU seconds) for the cost model."""
+    from ._cost import traced_peak
+    from ._executors._base import pinned
+    from ._sharing import run_unit
+
+    with pinned(), traced_peak() as peak:
+        start, cpu = time.perf_counter(), time.process_time()
+        results, _ = run_unit("single", [item])
+        seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
+    return results[0], (seconds, peak(), cpu)
 
 
 def register() -> None:

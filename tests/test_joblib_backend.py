@@ -490,3 +490,32 @@ def test_a_block_sends_again_data_changed_in_place_and_releases_data_not_passed_
         assert id(Xm) not in runner._scattered and runner.sent[id(Xs)] == 1
     assert not np.array_equal(ours, before)
     assert_array_equal(ours, cross_val_score(LogisticRegression(), Xm, y, cv=3))
+
+
+@pytest.mark.timeout(120)
+def test_engine_auto_times_the_first_fit_here_keeps_it_and_predicts_every_engine(
+        active_client, tmp_path):
+    log = str(tmp_path / "where.log")
+    grid = {"C": [0.1, 1.0, 10.0]}
+    ref = GridSearchCV(WhereFit(log=str(tmp_path / "ref.log")), grid, cv=3).fit(X, y)
+    with joblib.parallel_config(backend="distsk") as config:  # engine "auto", client active
+        ours = GridSearchCV(WhereFit(log=log), grid, cv=3, n_jobs=-1).fit(X, y)
+    assert_same_cv_results(ours.cv_results_, ref.cv_results_)
+    plan = config["backend"].plans[-1]  # this search's one Parallel call
+    assert {p.engine for p in plan.predictions} >= {"sequential", "loky", "dask"}
+    assert plan.actual_seconds is not None  # beside the prediction, after the run
+    where = _where(log)
+    # The probe is the first call, run here (pinned, as on a worker) and kept: every
+    # fold of every candidate was fit once (a straggler on Dask may run twice), the
+    # refit aside (sklearn's, here).
+    assert where[0][0] == str(os.getpid()) and where[0][1] == "SequentialBackend"
+    assert len(where) == 9 + 1 or plan.executor == "dask"
+
+
+@pytest.mark.timeout(120)
+def test_engine_auto_with_a_checkpoint_probes_nothing(active_client, tmp_path):
+    with joblib.parallel_config(backend="distsk",
+                                checkpoint=str(tmp_path / "ck.sqlite")) as config:
+        GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3, n_jobs=-1).fit(X, y)
+    plan = config["backend"].plans[-1]  # this search's one Parallel call
+    assert plan.predictions == ()  # every fit goes through the checkpoint
