@@ -499,9 +499,10 @@ def test_engine_auto_times_the_first_fit_here_keeps_it_and_predicts_every_engine
     grid = {"C": [0.1, 1.0, 10.0]}
     ref = GridSearchCV(WhereFit(log=str(tmp_path / "ref.log")), grid, cv=3).fit(X, y)
     with joblib.parallel_config(backend="distsk") as config:  # engine "auto", client active
+        backend = config["backend"]
         ours = GridSearchCV(WhereFit(log=log), grid, cv=3, n_jobs=-1).fit(X, y)
     assert_same_cv_results(ours.cv_results_, ref.cv_results_)
-    plan = config["backend"].plans[-1]  # this search's one Parallel call
+    (plan,) = backend.plans  # the search's one Parallel call
     assert {p.engine for p in plan.predictions} >= {"sequential", "loky", "dask"}
     assert plan.actual_seconds is not None  # beside the prediction, after the run
     where = _where(log)
@@ -516,6 +517,7 @@ def test_engine_auto_times_the_first_fit_here_keeps_it_and_predicts_every_engine
 def test_engine_auto_with_a_checkpoint_probes_nothing(active_client, tmp_path):
     with joblib.parallel_config(backend="distsk",
                                 checkpoint=str(tmp_path / "ck.sqlite")) as config:
+        backend = config["backend"]
         GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3, n_jobs=-1).fit(X, y)
-    plan = config["backend"].plans[-1]  # this search's one Parallel call
+    (plan,) = backend.plans
     assert plan.predictions == ()  # every fit goes through the checkpoint
