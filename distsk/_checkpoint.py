@@ -17,12 +17,15 @@ import os
 import pickle
 import sqlite3
 import threading
+import time
 
 from .exceptions import CheckpointError
 
 __all__ = ["Checkpoint", "fingerprint"]
 
 SCHEMA = "1"
+#: Seconds a search waits for a checkpoint file another search holds locked.
+OPEN_TIMEOUT = 60.0
 
 
 def fingerprint(obj) -> str:
@@ -43,32 +46,52 @@ class Checkpoint:
     def __init__(self, path):
         self.path = os.fspath(path)
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(
-                self.path, timeout=60, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode, NORMAL still survives the process being killed at any instant
-            # (what a checkpoint is for); only a power cut or OS crash may lose the last
-            # results (never corrupt the file). FULL's fsync per result cost ~0.2 ms each.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, result BLOB NOT NULL)"
-            )
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
-            (schema,) = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise CheckpointError(
-                f"checkpoint={self.path!r} is not a usable distsk checkpoint ({exc}). "
-                "Delete the file or pass another path; finished fits cannot be read from it."
-            ) from exc
+        deadline = time.monotonic() + OPEN_TIMEOUT
+        while True:
+            try:
+                schema = self._open()
+                break
+            except sqlite3.OperationalError as exc:
+                # Two searches opening one new file at once: SQLite answers "database is
+                # locked" to the second one's switch to WAL at once, without waiting
+                # for its busy timeout; opening again after a moment succeeds.
+                if getattr(self, "_db", None) is not None:
+                    self._db.close()
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise CheckpointError(
+                        f"checkpoint={self.path!r} is not a usable distsk checkpoint "
+                        f"({exc}). Delete the file or pass another path; finished fits "
+                        "cannot be read from it.") from exc
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as exc:
+                raise CheckpointError(
+                    f"checkpoint={self.path!r} is not a usable distsk checkpoint ({exc}). "
+                    "Delete the file or pass another path; finished fits cannot be read "
+                    "from it.") from exc
         if schema != SCHEMA:
             self._db.close()
             raise CheckpointError(
                 f"checkpoint={self.path!r} was written by another distsk checkpoint format "
                 f"(schema {schema}, this distsk reads {SCHEMA}). Pass another path or delete it."
             )
+
+    def _open(self) -> str:
+        """Connect, set the file up if new; the schema version it holds."""
+        self._db = sqlite3.connect(
+            self.path, timeout=OPEN_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode, NORMAL still survives the process being killed at any instant
+        # (what a checkpoint is for); only a power cut or OS crash may lose the last
+        # results (never corrupt the file). FULL's fsync per result cost ~0.2 ms each.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, result BLOB NOT NULL)"
+        )
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA,))
+        (schema,) = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        return schema
 
     def get_many(self, keys) -> dict[str, dict]:
         found: dict[str, dict] = {}

@@ -231,3 +231,27 @@ def test_keyboard_interrupt_cancels_and_keeps_the_checkpoint(tmp_path, cli_clien
     assert resumed.n_fits_resumed_ == kept
     assert_same_cv_results(resumed.cv_results_, undisturbed().cv_results_)
 
+
+
+@pytest.mark.timeout(120)
+def test_searches_opening_one_new_file_at_once_all_open_it(tmp_path):
+    # SQLite answers "database is locked" at once (no busy wait) to a connection switching
+    # a file to WAL while another does: seen as a flaky test_two_searches_share_one_file.
+    from distsk._checkpoint import Checkpoint
+
+    errors = []
+    for rep in range(30):
+        path = str(tmp_path / f"new-{rep}.sqlite")
+        start = threading.Barrier(6)
+
+        def open_it(path=path, start=start):
+            start.wait()
+            try:
+                Checkpoint(path).close()
+            except Exception as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        [t.start() for t in threads]
+        [t.join(60) for t in threads]
+    assert not errors
