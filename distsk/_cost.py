@@ -704,11 +704,14 @@ def _measure_loky(workers: int) -> tuple[float, float]:
     from joblib import Parallel, delayed
 
     n = 4 * workers
+    # backend="loky" named: under an active joblib backend (distsk's own, when its
+    # engine "auto" plans) a bare Parallel would measure that backend instead.
     start = time.perf_counter()
-    Parallel(n_jobs=workers)(delayed(_noop)() for _ in range(1))
+    Parallel(n_jobs=workers, backend="loky")(delayed(_noop)() for _ in range(1))
     one = time.perf_counter() - start
     start = time.perf_counter()
-    Parallel(n_jobs=workers, batch_size=1)(delayed(_noop)() for _ in range(n))
+    Parallel(n_jobs=workers, backend="loky", batch_size=1)(
+        delayed(_noop)() for _ in range(n))
     many = time.perf_counter() - start
     return one, max(0.0, (many - one) * workers / (n - 1))
 

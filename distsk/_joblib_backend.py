@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from typing import Any
 
 from joblib import parallel_config
@@ -261,12 +262,20 @@ class _EngineCall(ParallelBackendBase):
 
         first, probe = [], None
         if self._runner is None:
+            rows = 1.0
             if self._wants_probe(items, fits):
-                # The first call runs here, timed: the cost model's probe, whose result
-                # is kept (the plan then prices the others on each engine).
-                result, probe = _probe_first(items[0])
-                first, items = [result], items[1:]
-            self._runner = self._make_runner(items, fits, probe)
+                # A fit on 1/8 of the rows, scaled, when the choice is the same for a fit
+                # 3x faster or slower (as DistributedSearchCV); else the first call runs
+                # here, timed, and its result is kept. The plan prices the rest.
+                from ._cost import PROBE_SUBSAMPLE
+
+                probe = self._scaled_probe(items)
+                if probe is not None:
+                    rows = 1 / PROBE_SUBSAMPLE
+                else:
+                    result, probe = _probe_first(items[0])
+                    first, items = [result], items[1:]
+            self._runner = self._make_runner(items, fits, probe, rows)
         checkpoint = self.options.checkpoint if fits else None
         store = Checkpoint(checkpoint) if checkpoint is not None else None
         engine = SearchEngine(self._runner, share=fits, checkpoint=store,
@@ -303,10 +312,37 @@ class _EngineCall(ParallelBackendBase):
                 and self.options.checkpoint is None and not inside_worker()
                 and not has_callbacks(items))
 
-    def _make_runner(self, items: list, fits: bool, probe: tuple | None = None):
+    def _scaled_probe(self, items: list) -> tuple | None:
+        """(seconds, bytes, CPU seconds) of the first call's fit on 1/PROBE_SUBSAMPLE of
+        its rows, scaled, if the plan is the same for it 3x faster or slower; else None."""
+        from ._cost import PROBE_ERROR, PROBE_SUBSAMPLE, subsample
+        from ._fit_call import FitCall, clone_with
+
+        call = FitCall.of(items[0])
+        if call.fit_params:
+            return None  # fit parameters are per row: not subsampled
+        part = subsample(call.estimator, call.X, call.y, PROBE_SUBSAMPLE)
+        if part is None:
+            return None
+        try:
+            estimator = clone_with(call.estimator, call.candidate_params)
+            with warnings.catch_warnings():  # a probe's warnings are not the user's
+                warnings.simplefilter("ignore")
+                (seconds, nbytes, cpu) = _timed(lambda: estimator.fit(*part))[1]
+        except Exception:
+            return None
+        k = PROBE_SUBSAMPLE
+        probe = (seconds * k, nbytes * k, cpu * k)
+        chosen = self._planned(items, True, probe, 1 / k)[0].executor
+        if all(self._planned(items, True, (probe[0] * f, probe[1], probe[2] * f),
+                             1 / k)[0].executor == chosen for f in PROBE_ERROR):
+            return probe
+        return None
+
+    def _planned(self, items: list, fits: bool, probe: tuple | None = None,
+                 rows: float = 1.0):
         from ._cluster import resolve_client
         from ._cost import MODEL
-        from ._executors import ExecutionContext, get_executor
         from ._fit_call import FitCall
         from ._planning import plan_search
         from ._profile import profile_compute, profile_input
@@ -317,10 +353,17 @@ class _EngineCall(ParallelBackendBase):
         X = FitCall.of(items[0]).X if fits else None
         n_jobs = self.n_jobs if self.n_jobs not in (None, -1) else None
         seconds, nbytes, cpu = probe or (None, None, None)
-        self._plan = plan_search(
+        return plan_search(
             profile_input(X), profile_compute(client), backend=engine, n_jobs=n_jobs,
             n_fits=len(items), probe_seconds=seconds, probe_bytes=nbytes,
-            probe_cpu_seconds=cpu, costs=MODEL.costs(client) if probe else None)
+            probe_cpu_seconds=cpu, probe_rows=rows,
+            costs=MODEL.costs(client) if probe else None), client
+
+    def _make_runner(self, items: list, fits: bool, probe: tuple | None = None,
+                     rows: float = 1.0):
+        from ._executors import ExecutionContext, get_executor
+
+        self._plan, client = self._planned(items, fits, probe, rows)
         self.options.plans.append(self._plan)
         key = (self._plan.executor, self._plan.n_jobs, id(client))
         runner, keep = self.options._borrow(key)
@@ -355,19 +398,26 @@ class _EngineCall(ParallelBackendBase):
         return (SequentialBackend, ())
 
 
-def _probe_first(item) -> tuple[dict, tuple[float, int | None, float]]:
-    """``item`` (a fit call) run here as on a worker (one thread), timed: its result, and
-    (seconds, peak memory growth, CPU seconds) for the cost model."""
+def _timed(func) -> tuple[Any, tuple[float, int | None, float]]:
+    """``func()`` run here as on a worker (one thread), timed: its value, and (seconds,
+    peak memory growth, CPU seconds) for the cost model."""
     from ._cost import traced_peak
     from ._executors._base import pinned
-    from ._sharing import run_unit
 
     with pinned(), traced_peak() as peak:
         start, cpu = time.perf_counter(), time.process_time()
-        results, _ = run_unit("single", [item])
+        value = func()
         seconds = time.perf_counter() - start
         cpu = time.process_time() - cpu
-    return results[0], (seconds, peak(), cpu)
+    return value, (seconds, peak(), cpu)
+
+
+def _probe_first(item) -> tuple[dict, tuple[float, int | None, float]]:
+    """``item`` (a fit call) run here, timed (:func:`_timed`): its result and the probe."""
+    from ._sharing import run_unit
+
+    (results, _), probe = _timed(lambda: run_unit("single", [item]))
+    return results[0], probe
 
 
 def register() -> None:

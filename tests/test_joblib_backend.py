@@ -502,6 +502,7 @@ def test_engine_auto_times_the_first_fit_here_keeps_it_and_predicts_every_engine
         backend = config["backend"]
         ours = GridSearchCV(WhereFit(log=log), grid, cv=3, n_jobs=-1).fit(X, y)
     assert_same_cv_results(ours.cv_results_, ref.cv_results_)
+    assert len(backend.plans) == 1, [str(p)[:200] for p in backend.plans]
     (plan,) = backend.plans  # the search's one Parallel call
     assert {p.engine for p in plan.predictions} >= {"sequential", "loky", "dask"}
     assert plan.actual_seconds is not None  # beside the prediction, after the run
