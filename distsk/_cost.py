@@ -29,7 +29,7 @@ from ._profile import ComputeProfile, InputProfile, format_bytes
 __all__ = [
     "Costs", "Prediction", "MODEL", "predict_search", "predict_fit", "fit_work_key",
     "WRONG_BY", "WRONG_BY_SECONDS", "cheapest", "traced_peak", "subsample", "PROBE_SUBSAMPLE",
-    "PROBE_ERROR", "LargeWork", "predict_large",
+    "PROBE_ERROR", "LargeWork", "predict_large", "timed_probe",
 ]
 
 #: Seconds to start a cold loky pool of two processes (measured: 0.9 s on 2 cores).
@@ -531,6 +531,19 @@ def subsample(estimator, X, y, every: int):
     except (ValueError, TypeError):  # a class too rare to stratify, odd input: no subsample
         return None
     return tuple(out)
+
+
+def timed_probe(func):
+    """``func()`` run here as on a worker (one thread, joblib loops sequential), timed:
+    its value, and (seconds, peak memory growth, CPU seconds) for the cost model."""
+    from ._worker import pinned
+
+    with pinned(), traced_peak() as peak:
+        start, cpu = time.perf_counter(), time.process_time()
+        value = func()
+        seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
+    return value, (seconds, peak(), cpu)
 
 
 @contextlib.contextmanager

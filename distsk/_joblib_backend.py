@@ -315,7 +315,7 @@ class _EngineCall(ParallelBackendBase):
     def _scaled_probe(self, items: list) -> tuple | None:
         """(seconds, bytes, CPU seconds) of the first call's fit on 1/PROBE_SUBSAMPLE of
         its rows, scaled, if the plan is the same for it 3x faster or slower; else None."""
-        from ._cost import PROBE_ERROR, PROBE_SUBSAMPLE, subsample
+        from ._cost import PROBE_ERROR, PROBE_SUBSAMPLE, subsample, timed_probe
         from ._fit_call import FitCall, clone_with
 
         call = FitCall.of(items[0])
@@ -328,7 +328,7 @@ class _EngineCall(ParallelBackendBase):
             estimator = clone_with(call.estimator, call.candidate_params)
             with warnings.catch_warnings():  # a probe's warnings are not the user's
                 warnings.simplefilter("ignore")
-                (seconds, nbytes, cpu) = _timed(lambda: estimator.fit(*part))[1]
+                (seconds, nbytes, cpu) = timed_probe(lambda: estimator.fit(*part))[1]
         except Exception:
             return None
         k = PROBE_SUBSAMPLE
@@ -398,25 +398,13 @@ class _EngineCall(ParallelBackendBase):
         return (SequentialBackend, ())
 
 
-def _timed(func) -> tuple[Any, tuple[float, int | None, float]]:
-    """``func()`` run here as on a worker (one thread), timed: its value, and (seconds,
-    peak memory growth, CPU seconds) for the cost model."""
-    from ._cost import traced_peak
-    from ._executors._base import pinned
-
-    with pinned(), traced_peak() as peak:
-        start, cpu = time.perf_counter(), time.process_time()
-        value = func()
-        seconds = time.perf_counter() - start
-        cpu = time.process_time() - cpu
-    return value, (seconds, peak(), cpu)
-
-
 def _probe_first(item) -> tuple[dict, tuple[float, int | None, float]]:
-    """``item`` (a fit call) run here, timed (:func:`_timed`): its result and the probe."""
+    """``item`` (a fit call) run here, timed (``_cost.timed_probe``): its result and
+    the probe."""
+    from ._cost import timed_probe
     from ._sharing import run_unit
 
-    (results, _), probe = _timed(lambda: run_unit("single", [item]))
+    (results, _), probe = timed_probe(lambda: run_unit("single", [item]))
     return results[0], probe
 
 

@@ -27,7 +27,7 @@ from ._checkpoint import Checkpoint
 from ._cluster import clone_sharing_client, inside_worker, portable_state, resolve_client
 from ._cluster_data import OnCluster, assemble_on_workers
 from ._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
-from ._cost import MODEL, PROBE_ERROR, PROBE_SUBSAMPLE, subsample, traced_peak
+from ._cost import MODEL, PROBE_ERROR, PROBE_SUBSAMPLE, subsample, timed_probe
 from ._estimator import (
     _blockwise,
     _current,
@@ -37,7 +37,7 @@ from ._estimator import (
     resolve_gather_limit,
 )
 from ._executors import ExecutionContext, get_executor
-from ._executors._base import fit_estimator, pinned
+from ._executors._base import fit_estimator
 from ._fit_call import clone_with
 from ._notebook import html_repr_with_plan
 from ._planning import SEARCH_BACKENDS, place_data, plan_search
@@ -199,13 +199,9 @@ n_splits_, refit_time_, multimetric_
         ``candidate`` (all None if it fails); see ``distsk._cost``."""
         try:
             est = clone_with(self.estimator, candidate)
-            with warnings.catch_warnings(), pinned(), traced_peak() as peak:
+            with warnings.catch_warnings():  # a probe's warnings are not the user's
                 warnings.simplefilter("ignore")
-                start, cpu = time.perf_counter(), time.process_time()
-                fit_estimator(est, X, y, {})
-                seconds = time.perf_counter() - start
-                cpu = time.process_time() - cpu
-            return seconds, peak(), cpu
+                return timed_probe(lambda: fit_estimator(est, X, y, {}))[1]
         except Exception:
             return None, None, None
 
