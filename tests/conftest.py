@@ -17,6 +17,27 @@ import pytest
 CONNECT_TIMEOUT = 30
 
 
+def pytest_report_collectionfinish(config):
+    """The random test order's seed, shown even under -q (pytest-randomly's own header
+    line is not): `pytest -p randomly -p no:cacheprovider --randomly-seed=N` reruns that
+    order (README, Running the tests)."""
+    seed = _randomly_seed(config)
+    return [] if seed is None else [f"distsk: tests in random order, --randomly-seed={seed}"]
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    seed = _randomly_seed(config)
+    if seed is not None:
+        terminalreporter.write_line(
+            f"distsk: test order from --randomly-seed={seed} (pass it to rerun this order)")
+
+
+def _randomly_seed(config):
+    if not config.pluginmanager.hasplugin("randomly"):
+        return None
+    return getattr(config.option, "randomly_seed", None)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cost_model_corrections():
     """Each test plans as a fresh process would after its overheads were measured:
