@@ -11,20 +11,8 @@ from __future__ import annotations
 
 import pickle
 
-__all__ = ["Ref", "CloneOfFirst", "pack", "unpack", "unfitted_copy", "call", "run_batch",
+__all__ = ["CloneOfFirst", "pack", "unpack", "unfitted_copy", "call", "run_batch",
            "run_suspect", "drop_topics"]
-
-
-class Ref:
-    """Stands for the ``i``-th scattered argument of a packed unit."""
-
-    __slots__ = ("i",)
-
-    def __init__(self, i):
-        self.i = i
-
-    def __reduce__(self):
-        return (Ref, (self.i,))
 
 
 class CloneOfFirst:
@@ -38,8 +26,15 @@ class CloneOfFirst:
 
 def pack(items, share=None, same_estimators=False):
     """``(blob, data)``: ``items`` -- ``(func, args, kwargs)`` triples -- as one pickle,
-    with every Dask future among their arguments (after ``share``, which may swap a
-    large argument for the future of its scattered copy) listed once in ``data``.
+    with the Dask futures standing for some of their objects listed once in ``data``:
+    each argument that is a future, and each object anywhere in the items (an argument,
+    a fit parameter, an array inside an estimator or a closure) for which ``share``
+    returns a future (the future of its copy scattered to the workers), else None.
+
+    One pickle, as joblib pickles a call: an object the items reach twice (a fit
+    parameter also held by a callback's closure) arrives as one object, and an object
+    ``share`` sent ahead arrives as the very object that every other reference to it
+    in these items names (the pickle holds a reference to its future, wherever it is).
 
     ``same_estimators``: an item whose estimator is an unfitted copy of the first
     item's (a search hands every fit its own clone of one estimator) travels as a
@@ -49,7 +44,8 @@ def pack(items, share=None, same_estimators=False):
     Passed as ``client.submit(task, ..., blob, data)``, Dask resolves ``data`` on the
     worker while the scheduler only ever sees bytes.
     """
-    import cloudpickle
+    import io
+
     from distributed import Future
 
     data: list = []
@@ -61,31 +57,66 @@ def pack(items, share=None, same_estimators=False):
             if args and unfitted_copy(args[0], first) else (f, args, kwargs)
             for f, args, kwargs in items[1:]
         ]
+    # Arguments that are futures already (data the caller scattered) stand for their
+    # values; a future elsewhere (inside a fit parameter) travels as a future.
+    passed = {id(obj): obj for _, args, kwargs in items
+              for obj in (*args, *kwargs.values()) if isinstance(obj, Future)}
 
-    def ref(obj):
-        if share is not None:
-            obj = share(obj)
-        if not isinstance(obj, Future):
-            return obj
-        if obj.key not in index:
-            index[obj.key] = len(data)
-            data.append(obj)
-        return Ref(index[obj.key])
+    def persistent_id(obj):
+        future = passed.get(id(obj))
+        if future is None and share is not None:
+            future = share(obj)
+        if future is None:
+            return None
+        if future.key not in index:
+            index[future.key] = len(data)
+            data.append(future)
+        return index[future.key]
 
-    return cloudpickle.dumps([
-        (f, [ref(a) for a in args], {k: ref(v) for k, v in kwargs.items()})
-        for f, args, kwargs in items
-    ]), data
+    buffer = io.BytesIO()
+    _pickler_class()(buffer, persistent_id).dump(
+        [(f, list(args), dict(kwargs)) for f, args, kwargs in items])
+    return buffer.getvalue(), data
+
+
+_PICKLER = None
+
+
+def _pickler_class():
+    """cloudpickle's Pickler, with objects standing for futures (``pack``); made on
+    first use, as cloudpickle is imported only where tasks are packed."""
+    global _PICKLER
+    if _PICKLER is None:
+        import cloudpickle
+
+        class _FuturePickler(cloudpickle.Pickler):
+            def __init__(self, file, persistent_id):
+                super().__init__(file)
+                self._standing_for = persistent_id
+
+            def persistent_id(self, obj):
+                return self._standing_for(obj)
+
+        _PICKLER = _FuturePickler
+    return _PICKLER
+
+
+class _Unpickler(pickle.Unpickler):
+    """Each object ``pack`` replaced by a future's index: that future's value."""
+
+    def __init__(self, file, data):
+        super().__init__(file)
+        self._data = data
+
+    def persistent_load(self, pid):
+        return self._data[pid]
 
 
 def unpack(blob, data):
     """The items :func:`pack` made, with each future's value in its place."""
+    import io
 
-    def get(obj):
-        return data[obj.i] if isinstance(obj, Ref) else obj
-
-    items = [(f, [get(a) for a in args], {k: get(v) for k, v in kwargs.items()})
-             for f, args, kwargs in pickle.loads(blob)]
+    items = _Unpickler(io.BytesIO(blob), data).load()
     if any(args and isinstance(args[0], CloneOfFirst) for _, args, _ in items):
         from sklearn.base import clone
 

@@ -25,7 +25,7 @@ from ._checkpoint import ItemKeys
 from ._compat import ParallelBackendBase, SequentialBackend
 from ._executors._base import Runner, reemit
 from ._fit_call import FitCall, clone_with
-from ._sharing import plan_units
+from ._sharing import Unit, plan_units
 from .exceptions import ClusterUnavailableError
 
 __all__ = ["CollectorBackend", "RefitAhead", "SearchEngine"]
@@ -127,8 +127,18 @@ class SearchEngine:
         # the bound of 2 units per slot).
         small = len(queue) + len(in_flight) <= SMALL_WAVES * max(1, self.runner.slots)
         speculate = self.runner.speculates and not has_callbacks(items)
+        # The earliest failing fit known: sklearn raises the error of the first call in
+        # its order to fail; so does this, whichever unit fails first here.
+        failure = _Failure()
         try:
             while queue or in_flight:
+                if failure.index is not None:
+                    # Only units that may hold an earlier failing fit still matter.
+                    queue = collections.deque(
+                        u for u in queue if min(u.indices) < failure.index)
+                    if not queue and not any(min(r.indices) < failure.index
+                                             for r in in_flight.values()):
+                        break
                 slots = max(1, self.runner.slots)  # a cluster may grow or shrink
                 # Until one fit's duration is known, one unit per slot; then two per
                 # slot, so a slot never waits for the client between units.
@@ -145,10 +155,11 @@ class SearchEngine:
                 if starting:  # all at once: one message to a Dask scheduler
                     futures = self.runner.submit_many([(r.kind, r.batch) for r in starting])
                     in_flight.update(zip(futures, starting))
-                if speculate and not queue and len(in_flight) < slots:
+                failing = failure.index is not None  # no work ahead: an error comes
+                if speculate and not failing and not queue and len(in_flight) < slots:
                     self._speculate(in_flight, slots)
                 wake = ()
-                if not queue and len(in_flight) < slots:
+                if not failing and not queue and len(in_flight) < slots:
                     wake = self._idle(slots - len(in_flight), items, results)
                     if refit is not None:
                         self._refit_leader(refit, items, results, slots - len(in_flight))
@@ -165,10 +176,16 @@ class SearchEngine:
                         continue  # its twin's result is already in
                     try:
                         outcome = future.result()
-                    except BaseException:
+                    except BaseException as exc:
                         if twin is not None and twin in in_flight:
                             continue  # the other copy may still finish
-                        raise
+                        if not self._fits_error(exc):
+                            raise
+                        running.group["settled"] = True
+                        again = failure.note(running.indices, exc)
+                        queue.extendleft(reversed(again))
+                        self._singles += len(again)
+                        continue
                     running.group["settled"] = True
                     if twin is not None and twin in in_flight:
                         in_flight.pop(twin)
@@ -184,6 +201,8 @@ class SearchEngine:
                         print(outcome.printed, end="", flush=True)
                     reemit(outcome.warnings)
                     self._learn(outcome.results)
+            if failure.error is not None:
+                raise failure.error
             self.runner.flush()
         except BaseException as exc:
             self.runner.cancel()
@@ -282,8 +301,17 @@ class SearchEngine:
                 refit.leaders += 1
                 refit.start(self.runner, call, call.parameters, parts=free)
 
+    def _fits_error(self, exc: BaseException) -> bool:
+        """Whether a unit's exception is its fits' own (then the earliest fit's error is
+        raised once known), not an interruption or the loss of where units run."""
+        return (isinstance(exc, Exception) and not isinstance(exc, ClusterUnavailableError)
+                and self.runner.lost(exc) is None)
+
     def _next_work(self, queue, slots):
         unit = queue.popleft()
+        if unit.kind == "alone":  # a fit run again on its own (``_Failure``)
+            self._singles -= 1
+            return "single", unit.indices
         if unit.kind != "single":
             return unit.kind, unit.indices
         # Consecutive single fits are batched so that short fits are not dominated by
@@ -496,6 +524,30 @@ def _refit(estimator, X, y, *, parameters, fit_params, limits, verbose=0, trees=
         else:
             model.fit(X, y, **(fit_params or {}))
     return {"estimator": model, "fit_time": time.perf_counter() - started}
+
+
+class _Failure:
+    """The earliest failing fit of an engine run known so far: its index and error.
+
+    A unit of one fit that fails names its fit. A unit of several stops at its first
+    failing fit without saying which: those of its fits that come before the earliest
+    failure known run again, each alone (fits are deterministic: the failing one fails
+    again), so the error raised is always that of the first failing fit in sklearn's
+    order, however the units were batched and whichever finished first.
+    """
+
+    def __init__(self):
+        self.index: int | None = None
+        self.error: BaseException | None = None
+
+    def note(self, indices: list[int], error: BaseException) -> list[Unit]:
+        """Record a failed unit; returns the fits to run again, alone, in order."""
+        if len(indices) == 1:
+            if self.index is None or indices[0] < self.index:
+                self.index, self.error = indices[0], error
+            return []
+        return [Unit("alone", [i]) for i in sorted(indices)
+                if self.index is None or i < self.index]
 
 
 class _Running:

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import itertools
 import pickle
+import sys
 import threading
 import time
 import uuid
@@ -82,6 +83,68 @@ def _scatter(client, obj):
     return client.scatter([obj], broadcast=True, hash=False, timeout=RESULT_TIMEOUT)[0]
 
 
+_ATOMS = (str, bytes, int, float, complex, bool, type(None), np.generic)
+
+
+def _atoms(values) -> bool:
+    return all(isinstance(v, _ATOMS) for v in values)
+
+
+def _data_leaf(obj) -> bool:
+    """Whether ``obj`` is data that reaches no other object a call could share (a numeric
+    array, a sparse matrix, a frame or a list of plain values): sent ahead on its own,
+    it still arrives as what every reference to it in the call's pickle names. An
+    object array of estimators, a dict or a callback is not: it travels inside the
+    call's pickle, with whatever else refers to what it holds (``pack``)."""
+    if isinstance(obj, np.ndarray):
+        return obj.dtype != object or _atoms(obj.ravel(order="K"))
+    if type(obj) in (list, tuple):
+        return _atoms(obj)
+    sparse = sys.modules.get("scipy.sparse")
+    if sparse is not None and sparse.issparse(obj):
+        return obj.dtype != object
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(obj, (pandas.DataFrame, pandas.Series)):
+        frame = obj.to_frame() if isinstance(obj, pandas.Series) else obj
+        return not frame.attrs and all(
+            frame.dtypes.iloc[i] != np.dtype(object) or _atoms(frame.iloc[:, i].to_numpy())
+            for i in range(frame.shape[1]))
+    return False
+
+
+def _call_data(items):
+    """The objects of ``items`` that may be data to send ahead: each argument, and each
+    value of a dict argument (fit parameters)."""
+    for _, args, kwargs in items:
+        for obj in (*args, *kwargs.values()):
+            if isinstance(obj, dict):
+                yield from obj.values()
+            elif obj is not None and not isinstance(obj, _ATOMS):
+                yield obj
+
+
+def _broadcaster(client):
+    """``share`` for :func:`pack`: each data leaf of ``SCATTER_MIN_BYTES`` or more sent to
+    every worker once (by identity), data kept on the cluster as its future."""
+    from dask.sizeof import sizeof
+
+    sent: dict[int, tuple[object, object]] = {}
+
+    def share(obj):
+        if isinstance(obj, OnCluster):
+            return obj.future
+        hit = sent.get(id(obj))
+        if hit is not None:
+            return hit[1]
+        if not _data_leaf(obj) or sizeof(obj) < SCATTER_MIN_BYTES:
+            return None
+        future = _scatter(client, obj)
+        sent[id(obj)] = (obj, future)  # the strong ref keeps id(obj) unique
+        return future
+
+    return share
+
+
 # ---------------------------------------------------------------------------- forests
 def _fit_subforest(forest, start, stop, X, y, fit_params):
     """Trees ``start:stop`` of ``forest`` (``fit_subforest``), with their warnings."""
@@ -100,14 +163,17 @@ class DaskExecutor(Executor):
         if plan.strategy == "joblib-dask":
             with parallel_config(backend="dask", client=client, wait_for_workers_timeout=30):
                 return fit_estimator(estimator, X, y, fit_params)
-        data = [_scatter(client, obj) for obj in (X, y, fit_params)]
+        # X, y and the fit parameters in the task's one pickle (as joblib sends a call:
+        # what they share arrives shared), their data sent to every worker once.
+        data, share = [X, y, fit_params], _broadcaster(client)
         if plan.strategy == "split-forest":
             n_trees = estimator.get_params()["n_estimators"]
             bounds = np.linspace(0, n_trees, plan.n_jobs + 1).astype(int)
             futures = [
                 client.submit(
                     call, *pack([(with_callers_config(_fit_subforest),
-                                  [clone(estimator), int(a), int(b), *data], {})]),
+                                  [clone(estimator), int(a), int(b), *data], {})],
+                                share=share),
                     pure=False, key=f"distsk-subforest-{a}-{b}-{uuid.uuid4().hex}",
                 )
                 for a, b in zip(bounds[:-1], bounds[1:]) if b > a
@@ -117,7 +183,7 @@ class DaskExecutor(Executor):
             return merge_forests(estimator, [r for r, _ in results])
         future = client.submit(
             call, *pack([(with_callers_config(run_recording),
-                          [fit_received, estimator, *data], {})]),
+                          [fit_received, estimator, *data], {})], share=share),
             pure=False, key=f"distsk-fit-{type(estimator).__name__}-{uuid.uuid4().hex}",
         )
         (fitted, recorded), = _gather(client, [future])
@@ -145,9 +211,10 @@ def _gather(client, futures):
 class DaskRunner(Runner):
     """Units of search work as Dask tasks.
 
-    Every argument over ``SCATTER_MIN_BYTES`` (X, y, fit parameters, each fold's train
-    and test indices) is scattered to all workers once per search, keyed by identity;
-    tasks carry futures in its place. The scheduler re-runs the tasks of a worker that
+    Every data argument over ``SCATTER_MIN_BYTES`` (X, y, fit parameters' arrays, each
+    fold's train and test indices; see ``_data_leaf``) is scattered to all workers once
+    per search, keyed by identity; a task's one pickle carries its future in its place,
+    wherever the call refers to it. The scheduler re-runs the tasks of a worker that
     dies; when the dead worker held the last copy of scattered data, the unit is
     cancelled for "lost dependencies", and is sent again with its data.
     """
@@ -201,14 +268,11 @@ class DaskRunner(Runner):
             check_picklable(calls[0].estimator, [c.candidate_params for c in calls],
                             where=f"the Dask workers of {self._address}")
         todo: dict[int, object] = {}
-        for _, args, kwargs in items:
-            for obj in (*args, *kwargs.values()):
-                if obj is None or isinstance(obj, (int, float, str, bool, OnCluster)):
-                    continue
-                if id(obj) in todo or id(obj) in self._scattered:
-                    continue
-                if sizeof(obj) >= SCATTER_MIN_BYTES:
-                    todo[id(obj)] = obj
+        for obj in _call_data(items):
+            if isinstance(obj, OnCluster) or id(obj) in todo or id(obj) in self._scattered:
+                continue
+            if _data_leaf(obj) and sizeof(obj) >= SCATTER_MIN_BYTES:
+                todo[id(obj)] = obj
         if not todo:
             return
         objs = list(todo.values())
@@ -218,25 +282,29 @@ class DaskRunner(Runner):
                 self._scattered[id(obj)] = (obj, future)
 
     def _share(self, obj):
-        # Small values travel inside the task; large ones once, by identity; data kept
-        # on the cluster as the future of its assembled copy.
-        if obj is None or isinstance(obj, (int, float, str, bool)):
-            return obj
+        """``pack``'s ``share``: the future standing for ``obj`` in a task, or None (it
+        travels inside the task's pickle). Data leaves (``_data_leaf``) once, by
+        identity; data kept on the cluster as the future of its assembled copy. Called
+        for every object a task pickles: the common answers come first."""
+        if isinstance(obj, _ATOMS):
+            return None
         if isinstance(obj, OnCluster):
             return obj.future
         key = id(obj)
         with self._lock:
             hit = self._scattered.get(key)
-            if hit is not None and hit[0] is obj:
-                return hit[1]
+        if hit is not None and hit[0] is obj:
+            return hit[1]
         small = self._small.get(key)
         if small is not None and small is obj:
-            return obj
+            return None
+        if not _data_leaf(obj):
+            return None
         from dask.sizeof import sizeof
 
         if sizeof(obj) < SCATTER_MIN_BYTES:
             self._small[key] = obj  # the strong ref keeps id(obj) unique
-            return obj
+            return None
         (future,) = self._scatter([obj])
         with self._lock:
             self._scattered[key] = (obj, future)  # the strong ref keeps id(obj) unique
@@ -248,7 +316,7 @@ class DaskRunner(Runner):
         time, as a search does."""
         from dask.base import tokenize
 
-        passed = {id(obj) for _, args, kwargs in items for obj in (*args, *kwargs.values())}
+        passed = {id(obj) for obj in _call_data(items)}
         with self._lock:
             scattered = dict(self._scattered)
         unchanged = {key for key, (obj, _) in scattered.items()
