@@ -159,6 +159,55 @@ class _delegated:
         return func
 
 
+class _fit_signature:
+    """``fit`` whose signature on an instance also names the inner estimator's ``fit``
+    parameters (``sample_weight``, ...), keyword-only, before ``**fit_params``.
+
+    sklearn decides from ``signature(est.fit)`` whether an estimator takes sample
+    weights (``has_fit_parameter``): AdaBoost, RANSAC and the multi-output wrappers
+    refuse one that does not; CalibratedClassifierCV fits it without the weights. The
+    wrapper takes whatever its inner estimator does, so it says so. On the class,
+    ``fit`` is the plain function (docs).
+    """
+
+    def __init__(self, func):
+        self.func = func
+        functools.update_wrapper(self, func)
+        self._functions: dict = {}  # one per inner fit signature
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self.func
+        # __dict__ read directly: a half-unpickled object has no ``estimator`` yet.
+        inner_fit = getattr(type(obj.__dict__.get("estimator")), "fit", None)
+        func = self._functions.get(inner_fit)
+        if func is None:
+            func = self._functions[inner_fit] = self._with_signature(inner_fit)
+        return types.MethodType(func, obj)
+
+    def _with_signature(self, inner_fit):
+        own = inspect.signature(self.func)
+        try:
+            inner = list(inspect.signature(inner_fit).parameters.values())[1:]
+        except (TypeError, ValueError):  # no fit, or no signature to read
+            return self.func
+        names = set(own.parameters)
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        extra = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inner
+                 if p.name not in names and p.kind in named]
+        if not extra:
+            return self.func
+        *head, var_kw = own.parameters.values()
+        fit = self.func
+
+        @functools.wraps(fit)
+        def func(estimator, *args, **kwargs):
+            return fit(estimator, *args, **kwargs)
+
+        func.__signature__ = own.replace(parameters=[*head, *extra, var_kw])
+        return func
+
+
 def _inner_method(obj, method):
     """The inner estimator's ``method`` (the fitted one's once fitted)."""
     return getattr(obj.__dict__.get("estimator_", obj.estimator), method)
@@ -332,6 +381,8 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         """
         self._fit(X, y, fit_params)
         return self
+
+    fit = _fit_signature(fit)
 
     @available_if(_inner_has("fit_transform"))
     @_fit_context(prefer_skip_nested_validation=False)
