@@ -15,7 +15,9 @@ import warnings
 
 import numpy as np
 
-__all__ = ["OnCluster", "assemble_on_workers", "ASSEMBLE_TIMEOUT", "sending_input", "gather"]
+__all__ = ["OnCluster", "assemble_on_workers", "ASSEMBLE_TIMEOUT", "sending_input", "gather",
+           "compute_all", "compute_futures", "holds_dask", "is_delayed", "computed_delayed",
+           "gather_inputs", "inputs_to_read"]
 
 #: Seconds the blocks of a dask collection may take to be computed and assembled.
 ASSEMBLE_TIMEOUT = 600.0
@@ -113,8 +115,7 @@ def assemble_on_workers(client, X, kind: str) -> OnCluster:
     if kind == "dask-array" and X.ndim == 2 and X.numblocks[1] > 1:
         X = X.rechunk({1: -1})  # whole rows per block
     parts = X.to_delayed().ravel().tolist() if kind == "dask-array" else X.to_delayed()
-    with sending_input():
-        blocks = client.compute(parts)
+    blocks = compute_futures(client, parts)  # in row order, paired by key
     try:
         assembled = client.submit(_concatenate, blocks, pure=False,
                                   key=f"distsk-assembled-{uuid.uuid4().hex}")
@@ -141,7 +142,147 @@ def _distributed_client():
 
 
 def _is_dask_collection(value) -> bool:
-    return hasattr(value, "__dask_graph__") and hasattr(value, "to_delayed")
+    """A dask array, DataFrame or Series (a ``dask.delayed`` answers every attribute,
+    ``to_delayed`` included, so attributes cannot tell)."""
+    from ._profile import dask_kind
+
+    return dask_kind(value) is not None
+
+
+def holds_dask(value) -> bool:
+    """Whether ``value`` is, or holds (in a list, tuple or dict), a dask object."""
+    dask = __import__("sys").modules.get("dask")
+    if dask is None:
+        return False  # dask never imported: value cannot be one of its objects
+    from dask.base import unpack_collections
+
+    return bool(unpack_collections(value)[0])
+
+
+def _tagged(i, value):
+    return i, value
+
+
+def compute_all(*values):
+    """``dask.compute(*values)``, each result paired with its own input, always.
+
+    ``dask.compute`` returns its results in the order of its arguments -- except when
+    it does not: dask 2026.8.0 returns ``(a, c, b)`` for ``dask.compute(a, b, c)`` with
+    ``a`` and ``c`` dask arrays and ``b`` a ``dask.delayed`` (collections of both graph
+    kinds; tests/test_contracts.py reproduces it). A search handed X and groups as dask
+    arrays and y as a delayed fitted on the groups as labels, silently (#21). Here each
+    dask object is computed inside a task that returns it with its position, in one
+    ``dask.compute`` call (work shared by the inputs, such as X and y read from one
+    file, is still done once), and every result is placed by that position.
+    """
+    import dask
+
+    lazy = [i for i, v in enumerate(values) if holds_dask(v)]
+    out = list(values)
+    if not lazy:
+        return tuple(out)
+    tagged = [dask.delayed(_tagged, pure=False)(i, values[i]) for i in lazy]
+    with sending_input():
+        results = dask.compute(*tagged)
+    found = dict(results)
+    if len(results) != len(lazy) or sorted(found) != lazy:
+        raise RuntimeError(
+            f"dask.compute returned results for inputs {sorted(found)} where inputs "
+            f"{lazy} were asked for: distsk cannot pair its results with its inputs "
+            "(please report this with your dask version)."
+        )
+    for i in lazy:
+        out[i] = found[i]
+    return tuple(out)
+
+
+def compute_futures(client, parts: list) -> list:
+    """``client.compute(parts)`` for ``dask.delayed`` parts: the futures in the order
+    of ``parts``, paired by key (the order ``client.compute`` returns is not relied on:
+    see :func:`compute_all`)."""
+    with sending_input():
+        futures = client.compute(parts)
+    by_key = {f.key: f for f in futures}
+    try:
+        return [by_key[p.key] for p in parts]
+    except KeyError as exc:
+        for f in futures:
+            f.release()
+        raise RuntimeError(
+            f"Dask returned no future for part {exc.args[0]!r}: distsk cannot pair its "
+            "results with its inputs (please report this with your dask version)."
+        ) from exc
+
+
+def is_delayed(value) -> bool:
+    """Whether ``value`` is a ``dask.delayed`` object (detected without importing dask)."""
+    module = __import__("sys").modules.get("dask.delayed")
+    return module is not None and isinstance(value, module.Delayed)
+
+
+def computed_delayed(value, name: str, max_bytes: int, timeout: float = ASSEMBLE_TIMEOUT):
+    """A ``dask.delayed`` input computed into this process, which holds what sklearn reads.
+
+    Its size is unknown until it is computed: on a distributed cluster it is computed on
+    a worker, its size measured there, and it is fetched only when it is at most
+    ``max_bytes`` (else refused, saying what to pass instead; nothing is computed twice).
+    Without a cluster it is computed here, where it would be held anyway. Anything that
+    is not a ``dask.delayed`` is returned as it is.
+    """
+    if not is_delayed(value):
+        return value
+    client = _distributed_client()
+    if client is None:
+        return _own(compute_all(value)[0])
+    from dask.sizeof import sizeof
+
+    future = client.compute(value)
+    try:
+        nbytes = client.submit(sizeof, future, pure=False).result(timeout=timeout)
+        if nbytes > max_bytes:
+            from dask.utils import format_bytes
+
+            raise ValueError(
+                f"{name} is a dask.delayed whose value holds {format_bytes(nbytes)}, more "
+                f"than max_gather_bytes ({format_bytes(max_bytes)}) allows to bring into "
+                f"this process. Pass {name} as a dask array (dask.array.from_delayed) or "
+                "dask DataFrame (dask.dataframe.from_delayed), which distsk can keep on "
+                "the cluster, or raise max_gather_bytes."
+            )
+        return _own(future.result(timeout=timeout))
+    finally:
+        future.release()
+
+
+def _own(value):
+    # Arrays unpickled from workers can sit at odd (even unaligned) addresses in the
+    # receive buffer, which sends BLAS down other code paths and changes last bits;
+    # a fresh allocation is laid out like the user's own arrays.
+    if isinstance(value, np.ndarray) and not value.flags.owndata:
+        return np.array(value, order="K", copy=True)
+    return value
+
+
+def gather_inputs(X, y, params: dict):
+    """Compute every dask object among ``X, y, params``, block by block into here."""
+    keys = list(params)
+    computed = gather(X, y, *[params[k] for k in keys])
+    X, y, *values = (_own(v) for v in computed)
+    return X, y, dict(zip(keys, values))
+
+
+def inputs_to_read(X, y, params: dict, max_bytes: int):
+    """The inputs as a fit path starts from them: a ``dask.delayed`` X computed (see
+    :func:`computed_delayed`), and, when X is then held in memory, y and the fit
+    parameters that are or hold dask objects computed too (sklearn cannot read a
+    ``dask.delayed``, and reads a dask array through numpy, computing it at every
+    access). With X a dask collection they are left to gather or place with X."""
+    X = computed_delayed(X, "X", max_bytes)
+    from ._profile import profile_input
+
+    if not profile_input(X).lazy and (holds_dask(y) or any(map(holds_dask, params.values()))):
+        _, y, params = gather_inputs(None, y, params)
+    return X, y, params
 
 
 def gather(*values):
@@ -155,24 +296,19 @@ def gather(*values):
     only the blocks not fetched yet, and spill them if they must), and the blocks are
     assembled here -- a dask array with known chunks straight into its final numpy
     array, so this process holds the result plus one block. Other values (and
-    everything without a distributed client) go through ``dask.compute`` unchanged.
+    everything without a distributed client) go through :func:`compute_all`, which
+    pairs every result with its input whatever order dask returns them in.
     """
-    import dask
-
     client = _distributed_client()
     if client is None:
-        with sending_input():
-            return dask.compute(*values)
+        return compute_all(*values)
     out = list(values)
     lazy = [i for i, v in enumerate(values) if _is_dask_collection(v)]
     rest = [i for i in range(len(values)) if i not in lazy]
     for i, v in zip(lazy, _gather_blocks(client, [values[i] for i in lazy])):
         out[i] = v
-    if rest:
-        with sending_input():
-            computed = dask.compute(*[values[i] for i in rest])
-        for i, v in zip(rest, computed):
-            out[i] = v
+    for i, v in zip(rest, compute_all(*[values[i] for i in rest])):
+        out[i] = v
     return tuple(out)
 
 
@@ -260,8 +396,7 @@ def _gather_blocks(client, collections):
         next_i += len(batch)
         if not batch:
             return
-        with sending_input():
-            futures = client.compute([where[i][0].parts[where[i][1]] for i in batch])
+        futures = compute_futures(client, [where[i][0].parts[where[i][1]] for i in batch])
         for f, i in zip(futures, batch):
             position[f.key] = where[i]
             live.append(f)

@@ -25,6 +25,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._cluster import clone_sharing_client, inside_worker, portable_state, resolve_client
+from ._cluster_data import computed_delayed, gather_inputs, inputs_to_read
 from ._compat import HasMethods, Interval, StrOptions, _fit_context, _routing_enabled
 from ._cost import MODEL
 from ._executors import ExecutionContext, get_executor
@@ -78,25 +79,6 @@ def _measured(X, prof: InputProfile):
     nbytes = usage.sum() if hasattr(usage, "sum") and usage.ndim else usage
     nbytes = int(nbytes.compute()) if hasattr(nbytes, "compute") else int(nbytes)
     return X, InputProfile(prof.kind, prof.shape, nbytes)
-
-
-def gather_inputs(X, y, params: dict):
-    """Compute every dask collection among ``X, y, params``, block by block into here."""
-    from ._cluster_data import gather
-
-    keys = list(params)
-    computed = gather(X, y, *[params[k] for k in keys])
-    X, y, *values = (_own(v) for v in computed)
-    return X, y, dict(zip(keys, values))
-
-
-def _own(value):
-    # Arrays unpickled from workers can sit at odd (even unaligned) addresses in the
-    # receive buffer, which sends BLAS down other code paths and changes last bits;
-    # a fresh allocation is laid out like the user's own arrays.
-    if isinstance(value, np.ndarray) and not value.flags.owndata:
-        return np.array(value, order="K", copy=True)
-    return value
 
 
 def _current(client):
@@ -290,8 +272,8 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         self.max_gather_bytes = max_gather_bytes
 
     # ------------------------------------------------------------------ planning
-    def _plan(self, X):
-        client = resolve_client(self.client)
+    def _plan(self, X, client=None):
+        client = resolve_client(self.client) if client is None else client
         prof = profile_input(X)
         if self.backend == "auto":
             with _current(client):
@@ -310,7 +292,11 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
     def _fit(self, X, y, fit_params, then=None):
         if _routing_enabled():
             fit_params = process_routing(self, "fit", **fit_params).estimator.fit
-        plan, client, X = self._plan(X)
+        client = resolve_client(self.client)
+        with _current(client):
+            X, y, fit_params = inputs_to_read(
+                X, y, fit_params, resolve_gather_limit(self.max_gather_bytes))
+        plan, client, X = self._plan(X, client)
         with _current(client):
             return self._execute(plan, client, X, y, fit_params, then)
 
@@ -401,6 +387,7 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         """Incremental fit on one batch, in this process (dask batches are gathered)."""
         if _routing_enabled():
             params = process_routing(self, "partial_fit", **params).estimator.partial_fit
+        X, y, params = inputs_to_read(X, y, params, resolve_gather_limit(self.max_gather_bytes))
         if profile_input(X).lazy:
             X, y, params = gather_inputs(X, y, params)
         if "estimator_" not in self.__dict__:
@@ -431,6 +418,7 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
             named, params = _named_arguments(getattr(model, method), params)
             routed = getattr(process_routing(self, method, **params).estimator, method)
             params = {**named, **routed}
+        X = computed_delayed(X, "X", resolve_gather_limit(self.max_gather_bytes))
         if profile_input(X).lazy:
             _no_extra_arguments(method, args)
             return _blockwise(model, method, X, params)
@@ -454,6 +442,7 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         model = self._model()
         if _routing_enabled():
             params = process_routing(self, "score", **params).estimator.score
+        X, y, params = inputs_to_read(X, y, params, resolve_gather_limit(self.max_gather_bytes))
         if not profile_input(X).lazy:
             return model.score(X, y, **params)
         return _score_lazy(self, X, y, params)
@@ -609,7 +598,6 @@ def _first_rows(X):
 
 
 def _score_lazy(self, X, y, params):
-    import dask
     from sklearn.metrics import accuracy_score, r2_score
 
     est = self._model()
@@ -618,7 +606,9 @@ def _score_lazy(self, X, y, params):
         y_true, y_pred, params = gather_inputs(y, y_pred, params)
         metric = accuracy_score if is_classifier(est) else r2_score
         return float(metric(np.asarray(y_true), np.asarray(y_pred), **params))
-    X, y = dask.compute(X, y)
+    from ._cluster_data import compute_all
+
+    X, y = compute_all(X, y)
     return est.score(X, y, **params)
 
 
@@ -660,4 +650,7 @@ def explain(estimator, X, y=None, client=None) -> Plan:
     elif client is not None:
         estimator = clone(estimator).set_params(client=client)
     estimator._validate_params()
-    return estimator._plan(X)[0]
+    client = resolve_client(estimator.client)
+    with _current(client):  # a dask.delayed X is computed: its size is unknown until then
+        X = computed_delayed(X, "X", resolve_gather_limit(estimator.max_gather_bytes))
+    return estimator._plan(X, client)[0]

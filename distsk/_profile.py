@@ -98,7 +98,7 @@ def format_bytes(n: int | float) -> str:
     return _fmt(int(n))
 
 
-def _dask_kind(X) -> str | None:
+def dask_kind(X) -> str | None:
     # Detect dask collections without importing dask: if the module was never
     # imported, X cannot be one of its types.
     da = sys.modules.get("dask.array")
@@ -112,7 +112,7 @@ def _dask_kind(X) -> str | None:
 
 def profile_input(X) -> InputProfile:
     """Describe ``X`` without computing anything."""
-    kind = _dask_kind(X)
+    kind = dask_kind(X)
     if kind == "dask-array":
         shape = tuple(None if (s is None or np.isnan(s)) else int(s) for s in X.shape)
         known = all(s is not None for s in shape)
@@ -130,7 +130,8 @@ def profile_input(X) -> InputProfile:
         return InputProfile("sparse", tuple(X.shape), int(nbytes))
     pd = sys.modules.get("pandas")
     if pd is not None and isinstance(X, (pd.DataFrame, pd.Series)):
-        return InputProfile("pandas", tuple(X.shape), int(X.memory_usage(deep=False).sum()))
+        # A DataFrame's memory_usage is a Series (one entry a column), a Series' an int.
+        return InputProfile("pandas", tuple(X.shape), int(np.sum(X.memory_usage(deep=False))))
     if isinstance(X, np.ndarray):
         return InputProfile("numpy", tuple(X.shape), int(X.nbytes))
     return InputProfile("other", None, None)

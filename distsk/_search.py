@@ -25,7 +25,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._checkpoint import Checkpoint
 from ._cluster import clone_sharing_client, inside_worker, portable_state, resolve_client
-from ._cluster_data import OnCluster, assemble_on_workers
+from ._cluster_data import (
+    OnCluster,
+    assemble_on_workers,
+    computed_delayed,
+    gather_inputs,
+    inputs_to_read,
+)
 from ._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
 from ._cost import MODEL, PROBE_ERROR, PROBE_SUBSAMPLE, subsample, timed_probe
 from ._estimator import (
@@ -33,7 +39,6 @@ from ._estimator import (
     _current,
     _delegated,
     _measured,
-    gather_inputs,
     resolve_gather_limit,
 )
 from ._executors import ExecutionContext, get_executor
@@ -225,15 +230,17 @@ n_splits_, refit_time_, multimetric_
         """
         self._validate_params()
         candidates = self._candidates()
-        prof = profile_input(X)
         client = resolve_client(self.client) if self.backend in ("auto", "dask") else None
+        limit = resolve_gather_limit(self.max_gather_bytes)
+        with _current(client):
+            X, y, params = inputs_to_read(X, y, params, limit)
+        prof = profile_input(X)
         compute = profile_compute(client)
         data = None
         if prof.lazy:
             with _current(client):
                 X, prof = _measured(X, prof)
-                data = place_data(prof, compute, backend=self.backend,
-                                  max_gather_bytes=resolve_gather_limit(self.max_gather_bytes))
+                data = place_data(prof, compute, backend=self.backend, max_gather_bytes=limit)
                 if data[0] == "workers":
                     # X stays on the cluster; y and fit parameters (what sklearn's
                     # splitters and scorers read here) come to this process.
@@ -398,6 +405,7 @@ n_splits_, refit_time_, multimetric_
     # Prediction with the refit model: as GridSearchCV's, but blockwise on the cluster
     # for dask input (column names kept), as DistributedEstimator does.
     def _call(self, method, X, *args, **params):
+        X = computed_delayed(X, "X", resolve_gather_limit(self.max_gather_bytes))
         if profile_input(X).lazy and not args:
             check_is_fitted(self)
             return _blockwise(self.best_estimator_, method, X, params)

@@ -649,3 +649,64 @@ def test_private_names_are_imported_only_in_compat():
                              for a in node.names
                              if private(a.name))
     assert found == [], "private imports outside distsk/_compat.py:\n" + "\n".join(found)
+
+
+def test_dask_compute_returns_mixed_collections_out_of_order():
+    """dask.compute(array, delayed, array) returns (array, array, delayed): results of
+    collections of both graph kinds come back out of order (dask 2025.7.0 and 2026.8.0;
+    with optimize_graph=False the order is right). distsk/_cluster_data.py's compute_all
+    and compute_futures pair each result with its input by position or key and never
+    rely on the order (#21: a search fitted on the groups as labels). When this fails,
+    dask returns them in order: the workaround costs one small task per input and may
+    stay, but say so in _cluster_data.compute_all's docstring."""
+    import dask
+    import dask.array as da
+
+    got = dask.compute(da.from_array(np.array([1, 1]), chunks=1),
+                       dask.delayed(np.array([2, 2])),
+                       da.from_array(np.array([3, 3]), chunks=1))
+    assert [int(v[0]) for v in got] == [1, 3, 2], (
+        f"dask {dask.__version__} returned mixed collections in order: revisit "
+        "_cluster_data.compute_all")
+    in_order = dask.compute(da.from_array(np.array([1, 1]), chunks=1),
+                            dask.delayed(np.array([2, 2])), optimize_graph=False)
+    assert [int(v[0]) for v in in_order] == [1, 2]
+
+
+def test_client_compute_keys_futures_by_the_delayed_parts_keys(client):
+    """_cluster_data.compute_futures pairs futures with dask.delayed parts by key: the
+    future of a Delayed carries the Delayed's key (not so for arrays, whose future is a
+    finalize task); the list client.compute returns is in another order when kinds mix."""
+    import dask
+    import dask.array as da
+
+    parts = list(da.from_array(np.arange(6), chunks=2).to_delayed()) + [
+        dask.delayed(np.ones(2))]
+    futures = client.compute(parts)
+    try:
+        assert {f.key for f in futures} == {p.key for p in parts}
+    finally:
+        for f in futures:
+            f.release()
+    mixed = client.compute([da.from_array(np.array([1, 1]), chunks=1),
+                            dask.delayed(np.array([2, 2])),
+                            da.from_array(np.array([3, 3]), chunks=1)])
+    assert [int(f.result()[0]) for f in mixed] == [1, 3, 2]
+
+
+def test_dask_persist_of_arrays_and_frames_together_can_swap_their_data(client):
+    """Worse than the order: client.persist([array, series, array]) returns a Series that
+    computes to the last array's values (dask 2025.7.0 and 2026.8.0), and dask.persist
+    alike. distsk persists one collection per call (_executors/_dask_ml._persisted).
+    When this fails, dask persists mixed collections faithfully."""
+    import dask.array as da
+    import dask.dataframe as dd
+    import pandas as pd
+
+    a = da.from_array(np.array([1.0, 1.0]), chunks=1)
+    s = dd.from_pandas(pd.Series([4.0, 4.0]), npartitions=1)
+    c = da.from_array(np.array([3.0, 3.0]), chunks=1)
+    got = client.persist([a, s, c])
+    with client.as_current():
+        values = [float(np.asarray(x.compute()).ravel()[0]) for x in got]
+    assert values == [1.0, 3.0, 3.0], f"persist of mixed collections gave {values}"

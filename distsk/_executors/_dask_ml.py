@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import clone
 
+from .._cluster_data import compute_all
 from ..exceptions import NoFaithfulTranslationError
 from ._base import ExecutionContext, Executor
 
@@ -579,12 +580,13 @@ def persisted(client, X, y):
     """
     if client is None:
         return X, y
-    arrays = [a for a in (X, y) if a is not None]
     from .._cluster_data import sending_input
 
+    # One collection per call: persisting arrays and dataframes together can hand one
+    # collection another's blocks (tests/test_contracts.py); y made from X's source is
+    # then read twice, once per call.
     with sending_input():
-        arrays = client.persist(arrays)
-    return arrays[0], (arrays[1] if y is not None else None)
+        return client.persist(X), (None if y is None else client.persist(y))
 
 
 @contextlib.contextmanager
@@ -650,7 +652,7 @@ def _check_input(estimator, X, y):
     if is_regressor(estimator) and y.dtype.kind == "O":
         # sklearn's regressors take y as float64 and name the first value that is not a
         # number: blocks are converted in order and the first failure is raised here.
-        failures = dask.compute(*[dask.delayed(_as_float_failure)(b) for b in y.to_delayed()])
+        failures = compute_all(*[dask.delayed(_as_float_failure)(b) for b in y.to_delayed()])
         failure = next((f for f in failures if f is not None), None)
         if failure is not None:
             raise failure[0](failure[1])
@@ -662,12 +664,11 @@ def _check_input(estimator, X, y):
 
 def _check_finite(estimator, name, array, allow_nan, check_array):
     """sklearn's NaN / infinity error for ``array`` (one pass), raised on a stand-in."""
-    import dask
     import dask.array as da
 
     if array.dtype.kind != "f":
         return
-    has_nan, has_inf = dask.compute(da.isnan(array).any(), da.isinf(array).any())
+    has_nan, has_inf = compute_all(da.isnan(array).any(), da.isinf(array).any())
     bad = np.nan if has_nan and not allow_nan else (np.inf if has_inf else None)
     if bad is not None:
         check_array(_stand_in(bad, (1, 1) if name == "X" else (1,), array.dtype),

@@ -5,6 +5,7 @@ xgboost is imported only when this engine runs.
 
 from __future__ import annotations
 
+from .._cluster_data import compute_all
 from ._base import ExecutionContext, Executor
 
 __all__ = ["XGBoostExecutor", "is_xgboost_model"]
@@ -69,7 +70,6 @@ def _check_input(estimator, X, y, found=None):
     raised by the plain model itself on a two-row stand-in with the same defect, so the
     error is its own; a length mismatch gets xgboost's error type with a sentence.
     """
-    import dask
     import numpy as np
     import xgboost
 
@@ -93,7 +93,7 @@ def _check_input(estimator, X, y, found=None):
     x_inf = isinstance(X, da.Array) and X.dtype.kind == "f" and plain.missing != np.inf
     y_bad = isinstance(y, da.Array) and y.dtype.kind == "f"
     # One pass over the data for every check.
-    classes, x_has_inf, y_has_nan, y_has_inf = dask.compute(
+    classes, x_has_inf, y_has_nan, y_has_inf = compute_all(
         (y.unique() if hasattr(y, "unique") else da.unique(y)) if classifier else None,
         da.isinf(X).any() if x_inf else False,
         da.isnan(y).any() if y_bad else False, da.isinf(y).any() if y_bad else False,

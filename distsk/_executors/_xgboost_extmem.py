@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import time
 import uuid
-import warnings
 
+from .._cluster_data import compute_futures
 from ..exceptions import ClusterUnavailableError, NoFaithfulTranslationError
 from ._base import ExecutionContext, Executor
 from ._xgboost import _check_input, _require_xgboost
@@ -182,9 +182,7 @@ def _train_on_worker(rank: int, blocks: _Blocks, params: dict, n_rounds: int,
             self._i, self._ahead = 0, None
 
         def _compute(self, i):
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Sending large graph")
-                return self._client.compute([p for p in self._parts[i] if p is not None])
+            return compute_futures(self._client, [p for p in self._parts[i] if p is not None])
 
         def next(self, input_data) -> bool:
             if self._i >= len(self._parts):
