@@ -60,8 +60,15 @@ def test_inner_parallelism_makes_no_extra_tasks(client):
                                  client=client).fit(X, y)
     tasks = [k for k in _new_keys(client, before) if not k.startswith("ndarray-")]
     # Only distsk's batches ran: the forests' per-tree joblib jobs stayed inside them
-    # (6 fits, and the refit when it ran ahead on a slot left idle at the end).
+    # (6 fits, and the refit when it ran ahead on a slot left idle at the end). A unit out
+    # too long on a busy machine is run a second time on an idle slot: that copy
+    # (COPY_SUFFIX) is one of the same batches, not a task of the forest's.
+    from distsk._worker import COPY_SUFFIX
+
+    copies = {k for k in tasks if k.endswith(COPY_SUFFIX)}
+    tasks = [k for k in tasks if k not in copies]
     assert tasks and all(k.startswith("distsk-batch") for k in tasks), tasks
+    assert {k.removesuffix(COPY_SUFFIX) for k in copies} <= set(tasks), (copies, tasks)
     assert len(tasks) <= 6 + search._refit_ran_ahead
     assert_same_search(search, GridSearchCV(forest, {"max_depth": [2, 4]}, cv=3).fit(X, y))
 
