@@ -234,11 +234,9 @@ def computed_delayed(value, name: str, max_bytes: int, timeout: float = ASSEMBLE
     client = _distributed_client()
     if client is None:
         return _own(compute_all(value)[0])
-    from dask.sizeof import sizeof
-
     future = client.compute(value)
     try:
-        nbytes = client.submit(sizeof, future, pure=False).result(timeout=timeout)
+        nbytes = client.submit(_nbytes, future, pure=False).result(timeout=timeout)
         if nbytes > max_bytes:
             from dask.utils import format_bytes
 
@@ -252,6 +250,15 @@ def computed_delayed(value, name: str, max_bytes: int, timeout: float = ASSEMBLE
         return _own(future.result(timeout=timeout))
     finally:
         future.release()
+
+
+def _nbytes(value) -> int:
+    # Sent by reference: dask's ``sizeof`` dispatcher pickles by value with its cache
+    # of every type sized in this process, and a numpy function type in that cache
+    # cannot be unpickled by a scheduler in this process (found in a random test order).
+    from dask.sizeof import sizeof
+
+    return int(sizeof(value))
 
 
 def _own(value):
