@@ -29,7 +29,7 @@ from ._profile import ComputeProfile, InputProfile, format_bytes
 __all__ = [
     "Costs", "Prediction", "MODEL", "predict_search", "predict_fit", "fit_work_key",
     "WRONG_BY", "WRONG_BY_SECONDS", "cheapest", "traced_peak", "subsample", "PROBE_SUBSAMPLE",
-    "PROBE_ERROR", "LargeWork", "predict_large", "timed_probe",
+    "PROBE_ERROR", "LargeWork", "predict_large", "timed_probe", "plan_from_subsample",
 ]
 
 #: Seconds to start a cold loky pool of two processes (measured: 0.9 s on 2 cores).
@@ -544,6 +544,28 @@ def timed_probe(func):
         seconds = time.perf_counter() - start
         cpu = time.process_time() - cpu
     return value, (seconds, peak(), cpu)
+
+
+def plan_from_subsample(plan_for, probe_part):
+    """``(plan, probe)`` from a probe on 1/PROBE_SUBSAMPLE of the rows, scaled, when that
+    plan is the same for a fit PROBE_ERROR times faster or slower; else None (the
+    caller then probes on all rows: a probe is work whose result no one keeps).
+
+    ``probe_part()`` fits on the part and returns its (seconds, bytes, CPU seconds), or
+    None when there is no part or its fit failed; ``plan_for(seconds, nbytes, cpu,
+    rows)`` plans for a probe of that cost on ``rows`` of the data. One sequence for
+    DistributedSearchCV and the joblib backend.
+    """
+    measured = probe_part()
+    if measured is None or measured[0] is None:
+        return None
+    k = PROBE_SUBSAMPLE
+    seconds, nbytes, cpu = (None if v is None else v * k for v in measured)
+    plan = plan_for(seconds, nbytes, cpu, 1 / k)
+    if all(plan_for(seconds * f, nbytes, None if cpu is None else cpu * f, 1 / k).executor
+           == plan.executor for f in PROBE_ERROR):
+        return plan, (seconds, nbytes, cpu)
+    return None
 
 
 @contextlib.contextmanager

@@ -78,20 +78,13 @@ class _DistributedHalving(DistributedSearchCV):
         self : object
             The fitted search.
         """
-        # For planning only; never computes lazy input (a dask DataFrame's length).
-        rows = getattr(X, "shape", (None,))[0]
-        self._n_samples_hint = int(rows) if isinstance(rows, Integral) else None
-        try:
-            super().fit(X, y, **params)
-        finally:
-            self.__dict__.pop("_n_samples_hint", None)
-            self.__dict__.pop("_first_round", None)
-            engine = self.__dict__.pop("_growing_engine", None)
+        return super().fit(X, y, **params)
+
+    def _record_engine(self, engine):
         self.n_fits_grown_ = engine.n_grown
         self.n_fits_ahead_ = engine.n_ahead
         self.n_fits_discarded_ = engine.n_discarded
         self.n_trees_fitted_ = engine.n_trees if engine.counts_trees else None
-        return self
 
     def _planning_candidates(self):
         raise NotImplementedError
@@ -169,16 +162,7 @@ class _DistributedHalving(DistributedSearchCV):
         return rounds
 
     def _make_engine(self, runner, **options):
-        engine = _GrowingEngine(runner, resource=self.resource, **options)
-        self._growing_engine = engine
-        return engine
-
-    def __getstate__(self):
-        # The search travels with its fits (sklearn passes it to callbacks as
-        # ``caller``): its engine, with the runner's locks and pools, stays here.
-        state = super().__getstate__()
-        state.pop("_growing_engine", None)
-        return state
+        return _GrowingEngine(runner, resource=self.resource, **options)
 
     def _candidates(self):
         # Only for planning (the probe fit and the number of fits): the rounds' own
@@ -190,10 +174,12 @@ class _DistributedHalving(DistributedSearchCV):
         # here on (scoring on the client, the refit) sklearn runs with the caller's own
         # joblib settings.
         self._release_engine()
-        self.__dict__.pop("_candidate_list", None)
+        state = getattr(self, "_fit_state", None)
+        engine = None if state is None else state.engine
+        if state is not None:
+            state.candidates = None  # the rounds' candidates are sklearn's
         halving = super(DistributedSearchCV, self)._run_search
-        engine = self.__dict__.get("_growing_engine")
-        if engine is None:
+        if not isinstance(engine, _GrowingEngine):
             return halving(evaluate_candidates, callback_ctx=callback_ctx)
 
         def evaluate_round(candidate_params, cv=None, more_results=None, **kwargs):
@@ -219,9 +205,10 @@ class _DistributedHalving(DistributedSearchCV):
             (itr, *_), (n_resources, *_) = more_results["iter"], more_results["n_resources"]
         except (TypeError, KeyError, ValueError):
             return cv, None, False
+        state = self._fit_state
         if itr == 0:
-            self._first_round = len(candidate_params)
-        first = self.__dict__.get("_first_round")
+            state.first_round = len(candidate_params)
+        first = state.first_round
         if not first:
             return cv, None, False
         required = 1 + floor(log(first, self.factor))
@@ -453,8 +440,10 @@ class DistributedHalvingRandomSearchCV(_DistributedHalving, HalvingRandomSearchC
         if n == "exhaust":
             # sklearn samples max_resources_ // min_resources_ candidates, known only
             # inside its fit; "smallest" min_resources is about 2 x n_splits x n_classes.
+            state = getattr(self, "_fit_state", None)
+            rows = None if state is None else state.n_samples_hint
             most = self.max_resources if isinstance(self.max_resources, Integral) else (
-                self._n_samples_hint or 1)
+                rows or 1)
             least = (self.min_resources if isinstance(self.min_resources, Integral)
                      else 2 * _n_splits_hint(self.cv))
             n = max(1, most // max(1, least))

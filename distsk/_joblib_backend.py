@@ -198,6 +198,7 @@ class _EngineCall(ParallelBackendBase):
         self._plan = None
         self._key = None  # set when the runner goes back to the dispatcher at the end
         self._spoiled = False  # a runner that cancelled its work is never kept
+        self._where = None  # (client, ComputeProfile), resolved once for this call
         self._pending: list = []
         self._callbacks = QueuedCallbacks()
         self.n_jobs = None
@@ -262,20 +263,18 @@ class _EngineCall(ParallelBackendBase):
 
         first, probe = [], None
         if self._runner is None:
-            rows = 1.0
+            plan = None
             if self._wants_probe(items, fits):
                 # A fit on 1/8 of the rows, scaled, when the choice is the same for a fit
                 # 3x faster or slower (as DistributedSearchCV); else the first call runs
                 # here, timed, and its result is kept. The plan prices the rest.
-                from ._cost import PROBE_SUBSAMPLE
-
-                probe = self._scaled_probe(items)
-                if probe is not None:
-                    rows = 1 / PROBE_SUBSAMPLE
+                decided = self._scaled_probe(items)
+                if decided is not None:
+                    plan, probe = decided
                 else:
                     result, probe = _probe_first(items[0])
                     first, items = [result], items[1:]
-            self._runner = self._make_runner(items, fits, probe, rows)
+            self._runner = self._make_runner(items, fits, probe, plan)
         checkpoint = self.options.checkpoint if fits else None
         store = Checkpoint(checkpoint) if checkpoint is not None else None
         engine = SearchEngine(self._runner, share=fits, checkpoint=store,
@@ -313,9 +312,10 @@ class _EngineCall(ParallelBackendBase):
                 and not has_callbacks(items))
 
     def _scaled_probe(self, items: list) -> tuple | None:
-        """(seconds, bytes, CPU seconds) of the first call's fit on 1/PROBE_SUBSAMPLE of
-        its rows, scaled, if the plan is the same for it 3x faster or slower; else None."""
-        from ._cost import PROBE_ERROR, PROBE_SUBSAMPLE, subsample, timed_probe
+        """``(plan, probe)`` from the first call's fit on 1/PROBE_SUBSAMPLE of its rows,
+        scaled, if the plan is the same for it 3x faster or slower; else None
+        (``_cost.plan_from_subsample``, as DistributedSearchCV)."""
+        from ._cost import PROBE_SUBSAMPLE, plan_from_subsample, subsample, timed_probe
         from ._fit_call import FitCall, clone_with
 
         call = FitCall.of(items[0])
@@ -324,46 +324,55 @@ class _EngineCall(ParallelBackendBase):
         part = subsample(call.estimator, call.X, call.y, PROBE_SUBSAMPLE)
         if part is None:
             return None
-        try:
-            estimator = clone_with(call.estimator, call.candidate_params)
-            with warnings.catch_warnings():  # a probe's warnings are not the user's
-                warnings.simplefilter("ignore")
-                (seconds, nbytes, cpu) = timed_probe(lambda: estimator.fit(*part))[1]
-        except Exception:
-            return None
-        k = PROBE_SUBSAMPLE
-        probe = (seconds * k, nbytes * k, cpu * k)
-        chosen = self._planned(items, True, probe, 1 / k)[0].executor
-        if all(self._planned(items, True, (probe[0] * f, probe[1], probe[2] * f),
-                             1 / k)[0].executor == chosen for f in PROBE_ERROR):
-            return probe
-        return None
+
+        def probe_part():
+            try:
+                estimator = clone_with(call.estimator, call.candidate_params)
+                with warnings.catch_warnings():  # a probe's warnings are not the user's
+                    warnings.simplefilter("ignore")
+                    return timed_probe(lambda: estimator.fit(*part))[1]
+            except Exception:
+                return None
+
+        return plan_from_subsample(
+            lambda seconds, nbytes, cpu, rows: self._planned(
+                items, True, (seconds, nbytes, cpu), rows), probe_part)
+
+    def _client_and_compute(self):
+        """The client and the compute profile of this call, resolved once."""
+        if self._where is None:
+            from ._cluster import resolve_client
+            from ._profile import profile_compute
+
+            engine = self.options.engine
+            client = (resolve_client(self.options.client) if engine in ("auto", "dask")
+                      else None)
+            self._where = (client, profile_compute(client))
+        return self._where
 
     def _planned(self, items: list, fits: bool, probe: tuple | None = None,
                  rows: float = 1.0):
-        from ._cluster import resolve_client
         from ._cost import MODEL
         from ._fit_call import FitCall
         from ._planning import plan_search
-        from ._profile import profile_compute, profile_input
+        from ._profile import profile_input
 
-        engine = self.options.engine
-        client = (resolve_client(self.options.client) if engine in ("auto", "dask")
-                  else None)
+        client, compute = self._client_and_compute()
         X = FitCall.of(items[0]).X if fits else None
         n_jobs = self.n_jobs if self.n_jobs not in (None, -1) else None
         seconds, nbytes, cpu = probe or (None, None, None)
         return plan_search(
-            profile_input(X), profile_compute(client), backend=engine, n_jobs=n_jobs,
+            profile_input(X), compute, backend=self.options.engine, n_jobs=n_jobs,
             n_fits=len(items), probe_seconds=seconds, probe_bytes=nbytes,
             probe_cpu_seconds=cpu, probe_rows=rows,
-            costs=MODEL.costs(client) if probe else None), client
+            costs=MODEL.costs(client) if probe else None)
 
     def _make_runner(self, items: list, fits: bool, probe: tuple | None = None,
-                     rows: float = 1.0):
+                     plan=None):
         from ._executors import ExecutionContext, get_executor
 
-        self._plan, client = self._planned(items, fits, probe, rows)
+        client = self._client_and_compute()[0]
+        self._plan = plan if plan is not None else self._planned(items, fits, probe)
         self.options.plans.append(self._plan)
         key = (self._plan.executor, self._plan.n_jobs, id(client))
         runner, keep = self.options._borrow(key)

@@ -15,6 +15,7 @@ import os
 import time
 import types
 import warnings
+from dataclasses import dataclass
 from numbers import Integral
 from typing import NamedTuple
 
@@ -33,7 +34,7 @@ from ._cluster_data import (
     inputs_to_read,
 )
 from ._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
-from ._cost import MODEL, PROBE_ERROR, PROBE_SUBSAMPLE, subsample, timed_probe
+from ._cost import MODEL, PROBE_SUBSAMPLE, plan_from_subsample, subsample, timed_probe
 from ._estimator import (
     _blockwise,
     _current,
@@ -56,6 +57,50 @@ __all__ = ["DistributedSearchCV"]
 def _own_method(search, method):
     """BaseSearchCV's ``method``, bound to ``search``: what GridSearchCV shows."""
     return types.MethodType(getattr(BaseSearchCV, method), search)
+
+
+@dataclass
+class _FitState:
+    """What one ``fit`` of a search carries while it runs, in one object the search
+    owns (``search._fit_state``, from the start of ``fit`` to its end): the stand-ins
+    for sklearn's refit and the halving rounds write here, never into the search.
+
+    Attributes
+    ----------
+    n_samples_hint : int or None
+        Rows of X when known without computing (planning the halving candidates).
+    candidates : list or None
+        The candidates planned with, handed to ``_run_search`` once.
+    engine : SearchEngine or None
+        The engine of this fit's calls (a growing one for halving searches).
+    collector : joblib.parallel_config or None
+        The configuration holding the engine until ``_run_search`` releases it.
+    refit_on_cluster : ExecutionContext or None
+        With X kept on the cluster: where sklearn's refit runs.
+    first_round : int or None
+        Candidates of a halving search's first round.
+    refit_waited, refit_fit_time : float or None
+        A refit run ahead and taken: the wait for it, and its own fit time.
+    refit_parts, n_refits_discarded : int
+        The parts a refit ran ahead in; refits run ahead for other candidates.
+    """
+
+    n_samples_hint: int | None = None
+    candidates: list | None = None
+    engine: object = None
+    collector: object = None
+    refit_on_cluster: object = None
+    first_round: int | None = None
+    refit_waited: float | None = None
+    refit_fit_time: float | None = None
+    refit_parts: int = 0
+    n_refits_discarded: int = 0
+
+
+def _rows_hint(X) -> int | None:
+    """Rows of X when known without computing anything (not a dask DataFrame's)."""
+    rows = getattr(X, "shape", (None,))[0]
+    return int(rows) if isinstance(rows, Integral) else None
 
 
 class DistributedSearchCV(BaseSearchCV):
@@ -229,6 +274,13 @@ n_splits_, refit_time_, multimetric_
         self : DistributedSearchCV
         """
         self._validate_params()
+        self._fit_state = state = _FitState(n_samples_hint=_rows_hint(X))
+        try:
+            return self._fit(state, X, y, params)
+        finally:
+            del self._fit_state
+
+    def _fit(self, state: _FitState, X, y, params):
         candidates = self._candidates()
         client = resolve_client(self.client) if self.backend in ("auto", "dask") else None
         limit = resolve_gather_limit(self.max_gather_bytes)
@@ -273,17 +325,11 @@ n_splits_, refit_time_, multimetric_
             # is work whose result no one keeps).
             part = subsample(self.estimator, X, y, PROBE_SUBSAMPLE) if (
                 work.terms is None) else None
-            if part is not None:
-                sub, sub_bytes, sub_cpu = self._probe(*part, candidates[0])
-                if sub is not None:
-                    k = PROBE_SUBSAMPLE
-                    plan = planned(sub * k, sub_bytes * k, sub_cpu * k, 1 / k)
-                    if all(planned(sub * k * f, sub_bytes * k, sub_cpu * k * f, 1 / k).executor
-                           == plan.executor for f in PROBE_ERROR):
-                        probe = sub * k
-                    else:
-                        plan = None
-            if plan is None:
+            decided = None if part is None else plan_from_subsample(
+                planned, lambda: self._probe(*part, candidates[0]))
+            if decided is not None:
+                plan, (probe, _, _) = decided
+            else:
                 measured = [self._probe(p.X, p.y, p.candidate) for p in work.probes]
                 probe, probe_bytes, probe_cpu = measured[0]
                 fits = _work_fits(work, [m[0] for m in measured])
@@ -303,31 +349,25 @@ n_splits_, refit_time_, multimetric_
             # One call: its idle slots at the end start the refit of the leader (halving
             # searches set it per round, in their own _run_search).
             engine.refit_ahead = RefitAhead()
-        self._refit_engine = engine
-        self._candidate_list = candidates
+        state.engine, state.candidates = engine, candidates
         if plan.on_workers:
             # sklearn refits best_estimator_ on X in this process: here, on the cluster.
-            self._refit_on_cluster = ExecutionContext(plan, client)
-        self._engine = parallel_config(backend=CollectorBackend(engine))
-        self._engine.__enter__()
+            state.refit_on_cluster = ExecutionContext(plan, client)
+        state.collector = parallel_config(backend=CollectorBackend(engine))
+        state.collector.__enter__()
         try:
             with _current(client), progress_bar(self):  # verbose > 0: a live bar of the fits
                 started = time.perf_counter()
                 super().fit(X, y, **params)
                 spent = time.perf_counter() - started
                 # Without the refit (a refit run ahead: without the wait for it).
-                refit = self.__dict__.get("refit_time_", 0.0) if self.refit else 0.0
-                spent -= self.__dict__.pop("_refit_waited", refit)
+                refit = getattr(self, "refit_time_", 0.0) if self.refit else 0.0
+                spent -= refit if state.refit_waited is None else state.refit_waited
             n_run = self.n_splits_ * len(self.cv_results_.get("params", ()))
             if n_run and not engine.n_registered:
                 raise RuntimeError(_BYPASSED.format(n_run=n_run, executor=plan.executor))
         finally:
             self._release_engine()
-            self.__dict__.pop("_candidate_list", None)
-            self.__dict__.pop("_refit_on_cluster", None)
-            self.__dict__.pop("_refit_engine", None)
-            fit_time = self.__dict__.pop("_refit_fit_time", None)
-            self.__dict__.pop("_refit_waited", None)
             if isinstance(X, OnCluster):
                 X.future.release()
             engine.close()
@@ -341,14 +381,18 @@ n_splits_, refit_time_, multimetric_
         self.n_fits_performed_ = engine.n_fits
         self.n_fits_resumed_ = engine.n_resumed
         self._n_speculated = engine.n_speculated  # straggling units run a second time
-        # A refit run ahead took fit_time where it ran; sklearn timed only the wait.
-        self._refit_ran_ahead = fit_time is not None
-        self._refit_parts = self.__dict__.pop("_refit_parts", 0)
+        # A refit run ahead took its fit time where it ran; sklearn timed only the wait.
+        self._refit_ran_ahead = state.refit_fit_time is not None
+        self._refit_parts = state.refit_parts
         # Refits run ahead for other candidates than sklearn's best (thrown away).
-        self._n_refits_discarded = self.__dict__.pop("_n_refits_discarded", 0)
-        if fit_time is not None:
-            self.refit_time_ = fit_time
+        self._n_refits_discarded = state.n_refits_discarded
+        if state.refit_fit_time is not None:
+            self.refit_time_ = state.refit_fit_time
+        self._record_engine(engine)
         return self
+
+    def _record_engine(self, engine):
+        """Fitted attributes from this fit's engine (the halving searches add theirs)."""
 
     # sklearn's refit is ``self.best_estimator_.fit(X, y, ...)`` (a contract test checks
     # it): with X kept on the cluster, the getter hands sklearn a stand-in whose fit runs
@@ -361,11 +405,14 @@ n_splits_, refit_time_, multimetric_
             raise AttributeError(
                 f"{type(self).__name__!r} object has no attribute 'best_estimator_'"
             ) from None
-        ctx = self.__dict__.get("_refit_on_cluster")
-        engine = self.__dict__.get("_refit_engine")
-        if engine is not None and engine.refit_ahead is not None:
-            return _RefitTaken(self, estimator, engine.refit_ahead)
-        return _RefitOnCluster(self, estimator, ctx) if ctx is not None else estimator
+        state = getattr(self, "_fit_state", None)
+        if state is None:
+            return estimator
+        if state.engine is not None and state.engine.refit_ahead is not None:
+            return _RefitTaken(self, state, estimator, state.engine.refit_ahead)
+        if state.refit_on_cluster is not None:
+            return _RefitOnCluster(self, state, estimator)
+        return estimator
 
     @best_estimator_.setter
     def best_estimator_(self, value):
@@ -380,15 +427,20 @@ n_splits_, refit_time_, multimetric_
         return SearchEngine(runner, **options)
 
     def _release_engine(self):
-        engine = self.__dict__.pop("_engine", None)
-        if engine is not None:
-            engine.__exit__(None, None, None)
+        state = getattr(self, "_fit_state", None)
+        collector = None if state is None else state.collector
+        if collector is not None:
+            state.collector = None
+            collector.__exit__(None, None, None)
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
         # The search's Parallel already holds the engine; from here on (scoring on the
         # client, the refit) sklearn runs with the caller's own joblib settings.
         self._release_engine()
-        candidates = self.__dict__.pop("_candidate_list", None)
+        state = getattr(self, "_fit_state", None)
+        candidates = None if state is None else state.candidates
+        if state is not None:
+            state.candidates = None  # planned for the first call only
         if candidates is None:
             candidates = self._candidates()
         if callback_ctx is None:
@@ -430,7 +482,7 @@ n_splits_, refit_time_, multimetric_
         # The search travels with its fits (sklearn passes it to callbacks as
         # ``caller``): the engine it refits from stays here.
         state = portable_state(super().__getstate__())
-        state.pop("_refit_engine", None)
+        state.pop("_fit_state", None)
         return state
 
     def __sklearn_clone__(self):
@@ -451,8 +503,9 @@ _BYPASSED = (
 class _RefitOnCluster:
     """The unfitted best estimator, whose ``fit`` runs on the cluster holding X."""
 
-    def __init__(self, search, estimator, ctx):
-        self._search, self._estimator, self._ctx = search, estimator, ctx
+    def __init__(self, search, state: _FitState, estimator):
+        self._search, self._state, self._estimator = search, state, estimator
+        self._ctx = state.refit_on_cluster
 
     def __getattr__(self, name):
         return getattr(self.__dict__["_estimator"], name)
@@ -464,7 +517,7 @@ class _RefitOnCluster:
         plan = replace(ctx.plan, strategy="single-task", n_jobs=1)
         fitted = get_executor("dask").fit(
             self._estimator, X, y, fit_params, ExecutionContext(plan, ctx.client))
-        self._search.__dict__.pop("_refit_on_cluster", None)
+        self._state.refit_on_cluster = None
         self._search.best_estimator_ = fitted
         return fitted
 
@@ -510,23 +563,24 @@ class _RefitTaken:
     sklearn's (the same parameters, X, y and fit parameters), else is sklearn's refit
     (on the cluster holding X, or here)."""
 
-    def __init__(self, search, estimator, ahead):
-        self._search, self._estimator, self._ahead = search, estimator, ahead
+    def __init__(self, search, state: _FitState, estimator, ahead):
+        self._search, self._state = search, state
+        self._estimator, self._ahead = estimator, ahead
 
     def __getattr__(self, name):
         return getattr(self.__dict__["_estimator"], name)
 
     def fit(self, X, y=None, **fit_params):
-        search = self._search
-        search.__dict__.pop("_refit_engine", None)  # the getter is plain from here on
+        search, state = self._search, self._state
+        state.engine = None  # the getter hands no stand-in from here on
         started = time.perf_counter()
         taken = self._ahead.take(search.best_params_, X, y, fit_params)
-        search._n_refits_discarded = self._ahead.discarded
+        state.n_refits_discarded = self._ahead.discarded
         if taken is None:
             return search.best_estimator_.fit(X, y, **fit_params)
-        search._refit_waited = time.perf_counter() - started
-        search._refit_parts = self._ahead.parts
-        model, search._refit_fit_time = taken
+        state.refit_waited = time.perf_counter() - started
+        state.refit_parts = self._ahead.parts
+        model, state.refit_fit_time = taken
         search.best_estimator_ = model
         return model
 
