@@ -522,3 +522,34 @@ def test_engine_auto_with_a_checkpoint_probes_nothing(active_client, tmp_path):
         GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3, n_jobs=-1).fit(X, y)
     (plan,) = backend.plans
     assert plan.predictions == ()  # every fit goes through the checkpoint
+
+
+def test_a_halving_search_under_the_backend_plans_once_and_sends_x_once(client):
+    """sklearn's halving rounds are one Parallel (entered once, ``with parallel:``): one
+    plan, one runner, X and y scattered once; each later round sends only its folds'
+    row indices. Counted at the client's own scatter (#22)."""
+    Xh, yh = make_classification(n_samples=600, n_features=8, random_state=0)
+    grid = {"C": list(np.logspace(-3, 3, 9))}
+
+    def search():
+        return HalvingGridSearchCV(LogisticRegression(), grid, cv=3, factor=3,
+                                   random_state=0).fit(Xh, yh)
+
+    ref = search()
+    shapes, scatter = [], client.scatter
+
+    def counting(data, *args, **kwargs):
+        values = data.values() if isinstance(data, dict) else (
+            data if isinstance(data, list) else [data])
+        shapes.extend(getattr(v, "shape", None) for v in values)
+        return scatter(data, *args, **kwargs)
+
+    client.scatter = counting
+    try:
+        with joblib.parallel_config(backend="distsk", engine="dask", client=client) as config:
+            ours = search()
+    finally:
+        del client.scatter  # the instance attribute; the method is the class's again
+    assert ours.n_iterations_ == 3 and len(config["backend"].plans) == 1
+    assert shapes.count(Xh.shape) == 1 and shapes.count(yh.shape) == 1, shapes
+    assert_same(ours.cv_results_, ref.cv_results_)
