@@ -458,7 +458,8 @@ def plan_fit(
                 # No larger-than-memory engine, but a worker can hold it: an exact fit
                 # there beats refusing.
                 return _on_workers(estimator, inp, comp, why, forced=False)
-        cluster_wins, preds = _fit_choice(estimator, inp, comp, costs)
+        cluster_wins, preds = _fit_choice(estimator, inp, comp, costs,
+                                          on_workers=where == "workers")
         if where == "workers" and cluster_wins:
             return _on_workers(estimator, inp, comp, why, forced=False, predictions=preds)
     prefix = ""
@@ -472,8 +473,13 @@ def plan_fit(
     return replace(plan, gather=inp.lazy)
 
 
-def _fit_choice(estimator, inp, comp, costs) -> tuple[bool, tuple[Prediction, ...]]:
+def _fit_choice(estimator, inp, comp, costs, *,
+                on_workers: bool = False) -> tuple[bool, tuple[Prediction, ...]]:
     """Whether a fit goes to the cluster under "auto", and the predictions behind it.
+
+    ``on_workers``: the cluster's fit would be the one made with the data kept on the
+    workers (an estimator's own joblib loops then run as one task on one worker, as
+    ``_on_workers`` plans it), not one spread over every worker thread.
 
     Only an estimator that parallelises can gain from the cluster. With a fit of its type
     timed earlier in this process, the faster prediction that fits in memory wins;
@@ -485,7 +491,7 @@ def _fit_choice(estimator, inp, comp, costs) -> tuple[bool, tuple[Prediction, ..
     local_jobs = 1 if n_jobs in (None, 1) else _slots(n_jobs, comp.local_cores)
     cluster_jobs = None
     if comp.has_cluster and kind:
-        cluster_jobs = _cluster_strategy(estimator, comp)[1]
+        cluster_jobs = _cluster_strategy(estimator, comp, on_workers=on_workers)[1]
     preds = predict_fit(estimator, kind, inp, comp, costs or Costs(),
                         local_jobs=local_jobs, cluster_jobs=cluster_jobs)
     best = cheapest(preds)
