@@ -8,6 +8,8 @@ distributed's scheduler info). Each name below says why distsk needs it and sinc
 release it exists (the floors in ``pyproject.toml`` must be at or above these).
 """
 
+import contextlib
+
 # --------------------------------------------------------------------------- scikit-learn
 # ``fit`` validates parameters once and skips nested validation of the inner estimator,
 # as sklearn's meta-estimators do. sklearn.base, since 1.3.
@@ -120,6 +122,36 @@ def loky_workers() -> int:
     return len(getattr(executor, "_processes", None) or ())
 
 
+# ------------------------------------------------------------------------- distributed
+@contextlib.contextmanager
+def client_as_current(client):
+    """``client`` as the one dask computes on in this block: ``Client.as_current``
+    without its ``dask.config.set(scheduler="dask.distributed")``.
+
+    That set is process-wide and restored on exit to what it was on entry, so blocks
+    of two threads that overlap without nesting (A enters, B enters, A exits, B exits)
+    leave ``scheduler="dask.distributed"`` set for the process: found after 20
+    concurrent searches from threads of one client, when the next dask computation
+    without a client raised "Requested dask.distributed scheduler but no Client
+    active". The task-local current client alone (``distributed.client._current_client``,
+    the context variable ``as_current`` sets; distributed >= 2023.x) is what dask's
+    ``get_scheduler`` finds when no scheduler is configured. With one configured
+    other than distributed, ``as_current`` itself (which overrides it) is used.
+    """
+    import dask
+    from distributed.client import _current_client
+
+    if dask.config.get("scheduler", None) not in (None, "dask.distributed", "distributed"):
+        with client.as_current():
+            yield
+        return
+    token = _current_client.set(client)
+    try:
+        yield
+    finally:
+        _current_client.reset(token)
+
+
 # ---------------------------------------------------------------------------- dask-glm
 def dask_glm_lbfgs_without_iprint() -> None:
     """Let dask-glm's L-BFGS run on scipy >= 1.18 (called before each dask-ml fit).
@@ -174,6 +206,7 @@ __all__ = [
     "_safe_split",
     "_search_estimator_has",
     "callback_transport",
+    "client_as_current",
     "dask_glm_lbfgs_without_iprint",
     "get_memmapping_executor",
     "loky_workers",

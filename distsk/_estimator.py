@@ -26,7 +26,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._cluster import clone_sharing_client, inside_worker, portable_state, resolve_client
 from ._cluster_data import computed_delayed, gather_inputs, inputs_to_read
-from ._compat import HasMethods, Interval, StrOptions, _fit_context, _routing_enabled
+from ._compat import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    _fit_context,
+    _routing_enabled,
+    client_as_current,
+)
 from ._cost import MODEL
 from ._executors import ExecutionContext, get_executor
 from ._executors._base import pinned
@@ -83,7 +90,7 @@ def _measured(X, prof: InputProfile):
 
 def _current(client):
     """Dask work (gathering, dask-ml) runs on ``client`` even when it is not the default."""
-    return client.as_current() if client is not None else contextlib.nullcontext()
+    return client_as_current(client) if client is not None else contextlib.nullcontext()
 
 
 def _inner_has(name):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures.process
 import inspect
+import threading
 import time
 
 import numpy as np
@@ -710,3 +711,57 @@ def test_dask_persist_of_arrays_and_frames_together_can_swap_their_data(client):
     with client.as_current():
         values = [float(np.asarray(x.compute()).ravel()[0]) for x in got]
     assert values == [1.0, 3.0, 3.0], f"persist of mixed collections gave {values}"
+
+
+def test_the_current_client_context_variable_is_what_dask_computes_on(client):
+    """_compat.client_as_current sets distributed.client._current_client alone (not
+    as_current's process-wide dask.config.set): dask's get_scheduler must find the
+    client through it when no scheduler is configured."""
+    import dask
+    import dask.base
+
+    from distsk._compat import client_as_current
+
+    assert dask.config.get("scheduler", None) is None
+    assert getattr(dask.base.get_scheduler(), "__self__", None) is not client
+    with client_as_current(client):
+        assert getattr(dask.base.get_scheduler(), "__self__", None) is client
+        assert dask.config.get("scheduler", None) is None
+    assert getattr(dask.base.get_scheduler(), "__self__", None) is not client
+
+
+def test_as_current_blocks_overlapping_in_two_threads_leave_the_scheduler_set(client):
+    """Why distsk does not use Client.as_current: blocks of two threads that overlap
+    without nesting leave scheduler='dask.distributed' set for the process (the next
+    dask computation without a client raises). When this fails, as_current is safe
+    across threads and _compat.client_as_current may go."""
+    import dask
+
+    def overlapping(current):
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+        def a():
+            with current(client):
+                a_in.set()
+                b_in.wait(10)
+            a_out.set()
+
+        def b():
+            a_in.wait(10)
+            with current(client):
+                b_in.set()
+                a_out.wait(10)
+
+        threads = [threading.Thread(target=a), threading.Thread(target=b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        left = dask.config.get("scheduler", None)
+        dask.config.config.pop("scheduler", None)
+        return left
+
+    from distsk._compat import client_as_current
+
+    assert overlapping(lambda c: c.as_current()) == "dask.distributed"
+    assert overlapping(client_as_current) is None

@@ -6,6 +6,7 @@ xgboost is imported only when this engine runs.
 from __future__ import annotations
 
 from .._cluster_data import compute_all
+from .._compat import client_as_current
 from ._base import ExecutionContext, Executor
 
 __all__ = ["XGBoostExecutor", "is_xgboost_model"]
@@ -52,7 +53,7 @@ class XGBoostExecutor(Executor):
         X, y = persisted(ctx.client, X, y)  # the boosting rounds read it where it lives
         X, y = _check_input(estimator, X, y)
         model = dask_cls(**estimator.get_params())
-        with ctx.client.as_current():
+        with client_as_current(ctx.client):
             model.fit(X, y, **fit_params)
         # A plain model: same booster, same parameters, picklable, no cluster needed.
         raw = model.get_booster().save_raw(raw_format="ubj")
