@@ -66,6 +66,9 @@ class Plan:
     actual_seconds : float or None
         After the fit: the seconds the planned work took (a search's candidates x folds,
         without the refit).
+    solver : str or None
+        For the dask-ml engine's generalised linear models: the solver it runs ("newton",
+        distsk's, or "lbfgs", dask-glm's), chosen when planning and named in ``reason``.
     """
 
     executor: str
@@ -78,6 +81,7 @@ class Plan:
     compute: ComputeProfile | None = field(default=None, repr=False)
     predictions: tuple[Prediction, ...] = field(default=(), repr=False)
     actual_seconds: float | None = None
+    solver: str | None = None
 
     def __str__(self) -> str:
         return f"{self.executor} ({self.strategy}): {self.reason}"
@@ -277,7 +281,7 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None, costs=None) -> Pl
     workers' memory is chosen, and none whose predicted peak is over it.
     """
     from ._executors import dask_ml_support, is_xgboost_model
-    from ._executors._dask_ml import plan_solver, solver_note
+    from ._executors._dask_ml import plan_solver
     from ._executors._xgboost_extmem import external_memory_reason
 
     size = "of unknown size" if inp.nbytes is None else f"of {format_bytes(inp.nbytes)}"
@@ -331,13 +335,16 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None, costs=None) -> Pl
             chosen = by["dask-ml"]
             predicted = f" Predicted: {_compared(preds, 'dask-ml')}{_gain(preds, chosen)}."
         if support == "translated":
+            # Chosen here, once: the engine runs plan.solver, the solver the reason names.
+            choice = plan_solver(estimator, inp, comp)
+            note = "" if choice is None else f" {choice.reason[0].upper()}{choice.reason[1:]}."
             return Plan(
                 "dask-ml", "translated",
                 f"{over}: fit blockwise on the cluster by the dask-ml equivalent of "
                 f"{type(estimator).__name__} ({comp.describe()}); estimator_ is a plain "
-                f"{type(estimator).__name__} carrying the fitted attributes."
-                f"{solver_note(estimator, inp, comp)}{predicted}",
+                f"{type(estimator).__name__} carrying the fitted attributes.{note}{predicted}",
                 input=inp, compute=comp, predictions=preds,
+                solver=None if choice is None else choice.solver,
             )
         if support == "incremental":
             return Plan(

@@ -166,9 +166,11 @@ def test_rule4_glm_reason_names_the_dask_ml_solver(est, inp, solver, where):
     p = plan(est, inp=inp, comp=SMALL_CLUSTER, max_gather_bytes=10)
     assert (p.executor, p.strategy) == ("dask-ml", "translated")
     if solver is None:
-        assert "Solver" not in p.reason
+        assert "Solver" not in p.reason and p.solver is None
     else:
         assert solver in p.reason and where in p.reason
+        # The plan carries the choice the engine runs (it is not made again there).
+        assert p.solver == {"Solver Newton": "newton", "Solver L-BFGS": "lbfgs"}[solver]
 
 
 def test_rule4_xgboost_goes_to_xgboost_dask_when_the_workers_hold_the_data():

@@ -22,7 +22,7 @@ from ._base import ExecutionContext, Executor
 
 __all__ = [
     "DaskMLExecutor", "SolverChoice", "check_translation", "choose_solver", "dask_ml_support",
-    "plan_solver", "require_dask_ml", "persisted", "quiet_dask_ml", "solver_note",
+    "plan_solver", "require_dask_ml", "persisted", "quiet_dask_ml",
 ]
 
 
@@ -198,13 +198,6 @@ def choose_solver(name: str | None, n_features, data_bytes=None, cluster_memory_
     return SolverChoice("newton", (
         f"solver Newton (distsk's; fewest passes over the data): {n_features} features <= "
         f"{NEWTON_MAX_FEATURES}; {where}"))
-
-
-def solver_note(estimator, inp, comp) -> str:
-    """" Solver ...: why." for ``plan_.reason`` (empty for classes with no choice); the
-    engine runs the solver named here (``DaskMLExecutor._fit`` asks the same rule)."""
-    choice = plan_solver(estimator, inp, comp)
-    return "" if choice is None else f" {choice.reason[0].upper()}{choice.reason[1:]}."
 
 
 def plan_solver(estimator, inp, comp) -> SolverChoice | None:
@@ -552,15 +545,15 @@ class DaskMLExecutor(Executor):
             # dask-glm's logistic loss takes y in {0, 1}; sklearn's positive class is
             # classes_[1], whatever the labels are (other labels fit a different model).
             y = (y == classes[1]).astype(np.float64)
-        if getattr(ctx.plan, "input", None) is not None:  # the solver plan_.reason names
-            choice = plan_solver(estimator, ctx.plan.input, ctx.plan.compute)
-        else:
+        solver = ctx.plan.solver  # chosen by the planner, named in plan_.reason
+        if solver is None and name in _GLMS:  # a plan made without one (by hand)
             comp = ctx.plan.compute
             choice = choose_solver(name, int(X.shape[1]), int(X.nbytes),
                                    getattr(comp, "worker_memory_bytes", 0),
                                    getattr(comp, "n_workers", 1))
+            solver = None if choice is None else choice.solver
         # _newton_terms is written for numpy blocks; sparse blocks keep dask-glm's L-BFGS.
-        if choice is not None and choice.solver == "newton" and type(X._meta) is np.ndarray:
+        if solver == "newton" and type(X._meta) is np.ndarray:
             model = _fit_newton(name, kwargs, X, y)
         else:
             model = getattr(importlib.import_module(module), cls)(**kwargs)
