@@ -16,7 +16,7 @@ from .exceptions import ClusterUnavailableError
 
 __all__ = [
     "resolve_client", "embedded_cluster", "inside_worker", "portable_state",
-    "clone_sharing_client", "CONNECT_TIMEOUT",
+    "clone_sharing_client", "CONNECT_TIMEOUT", "using_client",
 ]
 
 #: Seconds to wait for a scheduler to answer.
@@ -52,6 +52,17 @@ def inside_worker() -> bool:
     return multiprocessing.current_process().name != "MainProcess" and (
         "LokyProcess" in type(multiprocessing.current_process()).__name__
     )
+
+
+def using_client(client):
+    """A block in which dask work (gathering, persisting, dask-ml) runs on ``client``,
+    even when it is not the default one (nothing changes for None). Thread-safe: it sets
+    the task-local current client only (``_compat.client_as_current``)."""
+    if client is None:
+        return contextlib.nullcontext()
+    from ._compat import client_as_current
+
+    return client_as_current(client)
 
 
 def resolve_client(client, *, timeout: float = CONNECT_TIMEOUT):

@@ -17,10 +17,54 @@ import numpy as np
 
 __all__ = ["OnCluster", "assemble_on_workers", "ASSEMBLE_TIMEOUT", "sending_input", "gather",
            "compute_all", "compute_futures", "holds_dask", "is_delayed", "computed_delayed",
-           "gather_inputs", "inputs_to_read"]
+           "gather_inputs", "inputs_to_read", "measured", "resolve_gather_limit",
+           "GATHER_FRACTION"]
 
 #: Seconds the blocks of a dask collection may take to be computed and assembled.
 ASSEMBLE_TIMEOUT = 600.0
+
+
+#: Share of this machine's free memory that lazy input may occupy once gathered.
+GATHER_FRACTION = 0.25
+
+
+def resolve_gather_limit(value) -> int:
+    """Bytes of lazy input that may be gathered: ``"auto"``, an int, or "2GB"-style text."""
+    if isinstance(value, str) and value == "auto":
+        import psutil
+
+        return int(psutil.virtual_memory().available * GATHER_FRACTION)
+    if isinstance(value, str):
+        from dask.utils import parse_bytes
+
+        try:
+            return int(parse_bytes(value))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"max_gather_bytes={value!r} is not a size; expected 'auto', an int or text "
+                "like '2GB'."
+            ) from exc
+    return int(value)
+
+
+def measured(X, prof):
+    """Input profile with the size of a dask collection measured when it is unknown.
+
+    Costs one pass over the data (row counts); documented in "How distsk decides".
+    """
+    from ._profile import InputProfile, profile_input
+
+    if not prof.lazy or prof.nbytes is not None:
+        return X, prof
+    if prof.kind == "dask-array":
+        X = X.compute_chunk_sizes()
+        return X, profile_input(X)
+    usage = X.memory_usage(deep=False)
+    nbytes = usage.sum() if hasattr(usage, "sum") and usage.ndim else usage
+    nbytes = int(nbytes.compute()) if hasattr(nbytes, "compute") else int(nbytes)
+    return X, InputProfile(prof.kind, prof.shape, nbytes)
+
+
 
 
 @contextlib.contextmanager

@@ -24,73 +24,42 @@ from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, proces
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._cluster import clone_sharing_client, inside_worker, portable_state, resolve_client
-from ._cluster_data import computed_delayed, gather_inputs, inputs_to_read
+from ._cluster import (
+    clone_sharing_client,
+    inside_worker,
+    portable_state,
+    resolve_client,
+    using_client,
+)
+from ._cluster_data import (
+    computed_delayed,
+    gather_inputs,
+    inputs_to_read,
+    measured,
+    resolve_gather_limit,
+)
 from ._compat import (
     HasMethods,
     Interval,
     StrOptions,
     _fit_context,
     _routing_enabled,
-    client_as_current,
 )
 from ._cost import MODEL
 from ._executors import ExecutionContext, get_executor
 from ._executors._base import pinned
 from ._notebook import html_repr_with_plan
 from ._planning import BACKENDS, Plan, parallel_kind, plan_fit
-from ._profile import InputProfile, profile_compute, profile_input
+from ._profile import profile_compute, profile_input
 
 __all__ = ["DistributedEstimator", "explain", "resolve_gather_limit", "gather_inputs"]
 
 _log = logging.getLogger("distsk")
 
-#: Share of this machine's free memory that lazy input may occupy once gathered.
-GATHER_FRACTION = 0.25
 _DELEGATED = (
     "predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
     "inverse_transform", "score_samples",
 )
-
-
-def resolve_gather_limit(value) -> int:
-    """Bytes of lazy input that may be gathered: ``"auto"``, an int, or "2GB"-style text."""
-    if isinstance(value, str) and value == "auto":
-        import psutil
-
-        return int(psutil.virtual_memory().available * GATHER_FRACTION)
-    if isinstance(value, str):
-        from dask.utils import parse_bytes
-
-        try:
-            return int(parse_bytes(value))
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"max_gather_bytes={value!r} is not a size; expected 'auto', an int or text "
-                "like '2GB'."
-            ) from exc
-    return int(value)
-
-
-def _measured(X, prof: InputProfile):
-    """Input profile with the size of a dask collection measured when it is unknown.
-
-    Costs one pass over the data (row counts); documented in "How distsk decides".
-    """
-    if not prof.lazy or prof.nbytes is not None:
-        return X, prof
-    if prof.kind == "dask-array":
-        X = X.compute_chunk_sizes()
-        return X, profile_input(X)
-    usage = X.memory_usage(deep=False)
-    nbytes = usage.sum() if hasattr(usage, "sum") and usage.ndim else usage
-    nbytes = int(nbytes.compute()) if hasattr(nbytes, "compute") else int(nbytes)
-    return X, InputProfile(prof.kind, prof.shape, nbytes)
-
-
-def _current(client):
-    """Dask work (gathering, dask-ml) runs on ``client`` even when it is not the default."""
-    return client_as_current(client) if client is not None else contextlib.nullcontext()
 
 
 def _inner_has(name):
@@ -283,8 +252,8 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         client = resolve_client(self.client) if client is None else client
         prof = profile_input(X)
         if self.backend == "auto":
-            with _current(client):
-                X, prof = _measured(X, prof)
+            with using_client(client):
+                X, prof = measured(X, prof)
         nested = self.backend == "auto" and inside_worker()
         plan = plan_fit(
             self.estimator, prof, profile_compute(client),
@@ -300,11 +269,11 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         if _routing_enabled():
             fit_params = process_routing(self, "fit", **fit_params).estimator.fit
         client = resolve_client(self.client)
-        with _current(client):
+        with using_client(client):
             X, y, fit_params = inputs_to_read(
                 X, y, fit_params, resolve_gather_limit(self.max_gather_bytes))
         plan, client, X = self._plan(X, client)
-        with _current(client):
+        with using_client(client):
             return self._execute(plan, client, X, y, fit_params, then)
 
     def _execute(self, plan, client, X, y, fit_params, then):
@@ -658,6 +627,6 @@ def explain(estimator, X, y=None, client=None) -> Plan:
         estimator = clone(estimator).set_params(client=client)
     estimator._validate_params()
     client = resolve_client(estimator.client)
-    with _current(client):  # a dask.delayed X is computed: its size is unknown until then
+    with using_client(client):  # a dask.delayed X is computed: its size is unknown until then
         X = computed_delayed(X, "X", resolve_gather_limit(estimator.max_gather_bytes))
     return estimator._plan(X, client)[0]

@@ -31,9 +31,10 @@ from ._compat import (
     _num_samples,
     _safe_indexing,
 )
+from ._driver import PlannedWork, Probe
 from ._fit_call import FitCall
 from ._planning import SEARCH_BACKENDS
-from ._search import DistributedSearchCV, PlannedWork, Probe, _n_splits_hint
+from ._search import DistributedSearchCV, _n_splits_hint
 from ._search_engine import RefitAhead, SearchEngine, _Running, rank_candidates
 from ._sharing import _ensemble_key, _prefix_key, _shareable_call, size_param, with_fit
 

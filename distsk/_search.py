@@ -17,7 +17,6 @@ import types
 import warnings
 from dataclasses import dataclass
 from numbers import Integral
-from typing import NamedTuple
 
 import numpy as np
 from joblib import parallel_config
@@ -25,29 +24,18 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils.validation import check_is_fitted
 
 from ._checkpoint import Checkpoint
-from ._cluster import clone_sharing_client, inside_worker, portable_state, resolve_client
-from ._cluster_data import (
-    OnCluster,
-    assemble_on_workers,
-    computed_delayed,
-    gather_inputs,
-    inputs_to_read,
-)
+from ._cluster import clone_sharing_client, portable_state, using_client
+from ._cluster_data import OnCluster, computed_delayed, resolve_gather_limit
 from ._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
-from ._cost import MODEL, PROBE_SUBSAMPLE, plan_from_subsample, subsample, timed_probe
-from ._estimator import (
-    _blockwise,
-    _current,
-    _delegated,
-    _measured,
-    resolve_gather_limit,
-)
+from ._cost import MODEL, timed_probe
+from ._driver import PlannedWork, Probe, SearchDriver
+from ._estimator import _blockwise, _delegated
 from ._executors import ExecutionContext, get_executor
 from ._executors._base import fit_estimator
 from ._fit_call import clone_with
 from ._notebook import html_repr_with_plan
-from ._planning import SEARCH_BACKENDS, place_data, plan_search
-from ._profile import profile_compute, profile_input
+from ._planning import SEARCH_BACKENDS
+from ._profile import profile_input
 from ._progress import progress_bar
 from ._search_engine import CollectorBackend, RefitAhead, SearchEngine
 
@@ -282,67 +270,19 @@ n_splits_, refit_time_, multimetric_
 
     def _fit(self, state: _FitState, X, y, params):
         candidates = self._candidates()
-        client = resolve_client(self.client) if self.backend in ("auto", "dask") else None
-        limit = resolve_gather_limit(self.max_gather_bytes)
-        with _current(client):
-            X, y, params = inputs_to_read(X, y, params, limit)
-        prof = profile_input(X)
-        compute = profile_compute(client)
-        data = None
-        if prof.lazy:
-            with _current(client):
-                X, prof = _measured(X, prof)
-                data = place_data(prof, compute, backend=self.backend, max_gather_bytes=limit)
-                if data[0] == "workers":
-                    # X stays on the cluster; y and fit parameters (what sklearn's
-                    # splitters and scorers read here) come to this process.
-                    X = assemble_on_workers(client, X, prof.kind)
-                    _, y, params = gather_inputs(None, y, params)
-                else:
-                    started = time.perf_counter()
-                    X, y, params = gather_inputs(X, y, params)
-                    MODEL.observe_transfer(prof.nbytes, time.perf_counter() - started)
+        driver = SearchDriver(backend=self.backend, n_jobs=self.n_jobs, client=self.client,
+                              max_gather_bytes=self.max_gather_bytes,
+                              checkpoint=self.checkpoint)
+        placed = driver.place(X, y, params)
+        X, y, params, client = placed.X, placed.y, placed.params, placed.client
         work = self._planned_work(X, y, candidates) if candidates else None
         n_fits = work.n_fits if work else 0
-        probe = probe_bytes = probe_cpu = costs = None
-        plan = None
-
-        fits = None  # the work in probe fits, when its fits differ in size
-
-        def planned(seconds, nbytes, cpu, rows=1.0):
-            return plan_search(prof, compute, backend=self.backend, n_jobs=self.n_jobs,
-                               n_fits=n_fits, data=data, probe_seconds=seconds,
-                               probe_bytes=nbytes, probe_cpu_seconds=cpu, probe_rows=rows,
-                               costs=costs, work_fits=fits,
-                               work_detail=work.detail if fits is not None else "")
-
-        if (self.backend == "auto" and self.n_jobs != 1 and candidates
-                and self.checkpoint is None and not isinstance(X, OnCluster)):
-            # Overheads measured once per process (never from inside a worker's task).
-            costs = MODEL.costs(client, measure=not inside_worker())
-            # A probe on 1/8 of the rows, scaled, decides when the choice is the same
-            # for a fit 3x faster or slower; otherwise a probe on all rows does (a probe
-            # is work whose result no one keeps).
-            part = subsample(self.estimator, X, y, PROBE_SUBSAMPLE) if (
-                work.terms is None) else None
-            decided = None if part is None else plan_from_subsample(
-                planned, lambda: self._probe(*part, candidates[0]))
-            if decided is not None:
-                plan, (probe, _, _) = decided
-            else:
-                measured = [self._probe(p.X, p.y, p.candidate) for p in work.probes]
-                probe, probe_bytes, probe_cpu = measured[0]
-                fits = _work_fits(work, [m[0] for m in measured])
-                if len(measured) > 1 and measured[1][1] is not None:
-                    # Memory grows with the amount: the last round's fits hold most.
-                    largest = max(amount for _, amount in work.terms)
-                    probe_bytes = int(measured[1][1] * largest / work.probes[1].amount)
-        if plan is None:
-            plan = planned(probe, probe_bytes, probe_cpu)
+        planned = driver.plan(placed, work, self._probe, self.estimator)
+        plan, probe = planned.plan, planned.seconds_per_fit
         if self.verbose > 0:
             print(f"[distsk] {plan}")
         store = Checkpoint(self.checkpoint) if self.checkpoint is not None else None
-        runner = get_executor(plan.executor).search_runner(ExecutionContext(plan, client))
+        runner = driver.runner(plan, placed)
         engine = self._make_engine(runner, seconds_per_fit=probe, checkpoint=store,
                                    verbose=self.verbose)
         if self.refit is True:
@@ -356,7 +296,7 @@ n_splits_, refit_time_, multimetric_
         state.collector = parallel_config(backend=CollectorBackend(engine))
         state.collector.__enter__()
         try:
-            with _current(client), progress_bar(self):  # verbose > 0: a live bar of the fits
+            with using_client(client), progress_bar(self):  # verbose > 0: a live bar of the fits
                 started = time.perf_counter()
                 super().fit(X, y, **params)
                 spent = time.perf_counter() - started
@@ -520,42 +460,6 @@ class _RefitOnCluster:
         self._state.refit_on_cluster = None
         self._search.best_estimator_ = fitted
         return fitted
-
-
-class Probe(NamedTuple):
-    """One probe fit: ``candidate`` fit on ``X``, ``y``; ``amount`` the size of its
-    resource (a halving round's rows or trees), None for an ordinary search."""
-
-    candidate: dict
-    X: object
-    y: object
-    amount: float | None = None
-
-
-class PlannedWork(NamedTuple):
-    """A search's work as the planner sees it: ``n_fits`` fits, measured by
-    ``probes``. ``terms`` (None: each fit costs one probe fit) are ``(count, amount)``
-    pairs of fits of differing size, priced at ``a + b x amount`` from two probes of
-    different amounts (:func:`_work_fits`); ``detail`` says how they were counted."""
-
-    n_fits: int
-    probes: tuple
-    terms: tuple | None = None
-    detail: str = ""
-
-
-def _work_fits(work: PlannedWork, seconds: list) -> float | None:
-    """The work of ``work.terms`` in first-probe fits, from the probes' ``seconds``:
-    a fixed and a per-amount cost through the two probes (one probe: per amount
-    only)."""
-    if work.terms is None or not seconds or not seconds[0]:
-        return None
-    t0, r0 = seconds[0], work.probes[0].amount
-    a, b = 0.0, t0 / r0
-    if len(seconds) > 1 and seconds[1] is not None and work.probes[1].amount > r0:
-        b = max(0.0, (seconds[1] - t0) / (work.probes[1].amount - r0))
-        a = max(0.0, t0 - b * r0)
-    return sum(count * (a + b * amount) for count, amount in work.terms) / t0
 
 
 class _RefitTaken:

@@ -1,0 +1,176 @@
+"""The search driver: a search's input taken to a plan and its runner, in one place.
+
+Profile once, place the data once (gathered, or assembled on the workers), probe, and
+plan once; hand back the plan with the runner it names. ``DistributedSearchCV`` and the
+halving searches go through it; the joblib backend plans through the same probe
+decision (``_cost.plan_from_subsample``). What the search then does with the runner
+(its engine, sklearn's ``evaluate_candidates``) stays in ``_search``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ._cluster import inside_worker, resolve_client, using_client
+from ._cluster_data import (
+    OnCluster,
+    assemble_on_workers,
+    gather_inputs,
+    inputs_to_read,
+    measured,
+    resolve_gather_limit,
+)
+from ._cost import MODEL, PROBE_SUBSAMPLE, plan_from_subsample, subsample
+from ._executors import ExecutionContext, get_executor
+from ._planning import Plan, place_data, plan_search
+from ._profile import ComputeProfile, InputProfile, profile_compute, profile_input
+
+__all__ = ["SearchDriver", "Placed", "Probe", "PlannedWork", "work_fits"]
+
+
+class Probe(NamedTuple):
+    """One probe fit: ``candidate`` fit on ``X``, ``y``; ``amount`` the size of its
+    resource (a halving round's rows or trees), None for an ordinary search."""
+
+    candidate: dict
+    X: object
+    y: object
+    amount: float | None = None
+
+
+class PlannedWork(NamedTuple):
+    """A search's work as the planner sees it: ``n_fits`` fits, measured by
+    ``probes``. ``terms`` (None: each fit costs one probe fit) are ``(count, amount)``
+    pairs of fits of differing size, priced at ``a + b x amount`` from two probes of
+    different amounts (:func:`work_fits`); ``detail`` says how they were counted."""
+
+    n_fits: int
+    probes: tuple
+    terms: tuple | None = None
+    detail: str = ""
+
+
+def work_fits(work: PlannedWork, seconds: list) -> float | None:
+    """The work of ``work.terms`` in first-probe fits, from the probes' ``seconds``:
+    a fixed and a per-amount cost through the two probes (one probe: per amount
+    only)."""
+    if work.terms is None or not seconds or not seconds[0]:
+        return None
+    t0, r0 = seconds[0], work.probes[0].amount
+    a, b = 0.0, t0 / r0
+    if len(seconds) > 1 and seconds[1] is not None and work.probes[1].amount > r0:
+        b = max(0.0, (seconds[1] - t0) / (work.probes[1].amount - r0))
+        a = max(0.0, t0 - b * r0)
+    return sum(count * (a + b * amount) for count, amount in work.terms) / t0
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A search's input where the driver put it: ``X`` in memory or an
+    :class:`~distsk._cluster_data.OnCluster` placeholder, ``y`` and ``params`` in
+    memory; the profiles it was planned from, and the client it runs on."""
+
+    X: object
+    y: object
+    params: dict
+    input: InputProfile
+    compute: ComputeProfile
+    client: object = None
+    data: tuple | None = None  # place_data's answer, for dask input
+
+
+@dataclass(frozen=True)
+class Planned:
+    """The plan, and the seconds of one fit the probe measured (None: not probed)."""
+
+    plan: Plan
+    seconds_per_fit: float | None = None
+
+
+class SearchDriver:
+    """Takes one search ``fit`` from the user's input to a plan and its runner.
+
+    Parameters are the search's own (``backend``, ``n_jobs``, ``client``,
+    ``max_gather_bytes``, ``checkpoint``). ``place`` profiles the input and the
+    compute once and places the data once; ``plan`` probes (engine "auto" only) and
+    plans once; ``runner`` makes the runner the plan names.
+    """
+
+    def __init__(self, *, backend: str, n_jobs, client, max_gather_bytes, checkpoint=None):
+        self.backend, self.n_jobs = backend, n_jobs
+        self.client_option, self.max_gather_bytes = client, max_gather_bytes
+        self.checkpoint = checkpoint
+
+    def place(self, X, y, params: dict) -> Placed:
+        """Profile X and the compute (once) and place the data (once): dask input is
+        gathered here or assembled on the workers, as ``place_data`` decides."""
+        client = (resolve_client(self.client_option)
+                  if self.backend in ("auto", "dask") else None)
+        limit = resolve_gather_limit(self.max_gather_bytes)
+        with using_client(client):
+            X, y, params = inputs_to_read(X, y, params, limit)
+        prof = profile_input(X)
+        compute = profile_compute(client)
+        data = None
+        if prof.lazy:
+            with using_client(client):
+                X, prof = measured(X, prof)
+                data = place_data(prof, compute, backend=self.backend, max_gather_bytes=limit)
+                if data[0] == "workers":
+                    # X stays on the cluster; y and fit parameters (what sklearn's
+                    # splitters and scorers read here) come to this process.
+                    X = assemble_on_workers(client, X, prof.kind)
+                    _, y, params = gather_inputs(None, y, params)
+                else:
+                    started = time.perf_counter()
+                    X, y, params = gather_inputs(X, y, params)
+                    MODEL.observe_transfer(prof.nbytes, time.perf_counter() - started)
+        return Placed(X, y, params, prof, compute, client, data)
+
+    def plan(self, placed: Placed, work: PlannedWork | None, probe_fit, estimator) -> Planned:
+        """The plan for ``work`` on ``placed`` data.
+
+        Engine "auto" probes first (``probe_fit(X, y, candidate)`` gives the seconds,
+        bytes and CPU seconds of one fit here, or Nones): on 1/8 of the rows when that
+        decides the engine for a fit 3x faster or slower, else each of ``work.probes``
+        on all rows. Not with one slot, a checkpoint (every fit goes through it) or data
+        kept on the cluster (nothing to fit here).
+        """
+        n_fits = work.n_fits if work else 0
+        costs = fits = None
+        seconds = nbytes = cpu = None
+
+        def planned(seconds, nbytes, cpu, rows=1.0):
+            return plan_search(
+                placed.input, placed.compute, backend=self.backend, n_jobs=self.n_jobs,
+                n_fits=n_fits, data=placed.data, probe_seconds=seconds, probe_bytes=nbytes,
+                probe_cpu_seconds=cpu, probe_rows=rows, costs=costs, work_fits=fits,
+                work_detail=work.detail if fits is not None else "")
+
+        if (self.backend == "auto" and self.n_jobs != 1 and work is not None
+                and self.checkpoint is None and not isinstance(placed.X, OnCluster)):
+            # Overheads measured once per process (never from inside a worker's task).
+            costs = MODEL.costs(placed.client, measure=not inside_worker())
+            candidate = work.probes[0].candidate
+            part = (subsample(estimator, placed.X, placed.y, PROBE_SUBSAMPLE)
+                    if work.terms is None else None)
+            decided = None if part is None else plan_from_subsample(
+                planned, lambda: probe_fit(*part, candidate))
+            if decided is not None:
+                plan, (seconds, _, _) = decided
+                return Planned(plan, seconds)
+            probes = [probe_fit(p.X, p.y, p.candidate) for p in work.probes]
+            seconds, nbytes, cpu = probes[0]
+            fits = work_fits(work, [m[0] for m in probes])
+            if len(probes) > 1 and probes[1][1] is not None:
+                # Memory grows with the amount: the last round's fits hold most.
+                largest = max(amount for _, amount in work.terms)
+                nbytes = int(probes[1][1] * largest / work.probes[1].amount)
+        return Planned(planned(seconds, nbytes, cpu), seconds)
+
+    @staticmethod
+    def runner(plan: Plan, placed: Placed):
+        """The search runner of the plan's engine."""
+        return get_executor(plan.executor).search_runner(ExecutionContext(plan, placed.client))
