@@ -199,3 +199,23 @@ def _copy(src: cf.Future, dst: cf.Future) -> None:
         dst.set_exception(src.exception())
     else:
         dst.set_result(src.result())
+
+
+def test_a_failed_search_holds_nothing_on_the_cluster_while_its_error_lives(client):
+    """A unit's error raised to the user kept the frames that held the unit's futures
+    (the runner's callback, ``Future.result``), so every unit that had finished stayed
+    in the cluster's memory as long as the error did (6 of them here before). Only
+    the worker's frames -- the user's fit -- stay in its traceback."""
+    def held():
+        return {k for k in client.who_has() if str(k).startswith("distsk-")}
+
+    before = held()
+    with pytest.raises(ValueError, match="first fold") as info:
+        DistributedSearchCV(FoldFails(delay=0.5), {"delay": [0.5, 0.6, 0.7]}, cv=FOLDS,
+                            error_score="raise", backend="dask", client=client).fit(X, y)
+    deadline = time.monotonic() + 10
+    while (left := held() - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, left
+    assert "fit" in [frame.name for frame in __import__("traceback").extract_tb(
+        info.value.__traceback__)]

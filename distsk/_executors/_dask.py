@@ -208,6 +208,19 @@ def _gather(client, futures):
 
 
 # ---------------------------------------------------------------------------- searches
+def _without_local_frames(exc: BaseException) -> BaseException:
+    """``exc`` (a unit's error, raised by ``Future.result``) without the frames of this
+    process that lead to it: they hold the unit's distributed futures (``done``'s
+    ``fut``, ``Future.result``'s ``self``), and the error lives on with the user, so
+    its result stayed in the cluster's memory as long as the error did. The remote
+    frames (the user's fit, on the worker) are kept."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith(
+            ("distributed.", __name__)):
+        tb = tb.tb_next
+    return exc.with_traceback(tb)
+
+
 class DaskRunner(Runner):
     """Units of search work as Dask tasks.
 
@@ -514,7 +527,7 @@ class DaskRunner(Runner):
                 elif not again(isolated=isolated, confirmations=confirmations):
                     result.set_exception(exc)
             except BaseException as exc:
-                result.set_exception(exc)
+                result.set_exception(_without_local_frames(exc))
             else:
                 if isinstance(outcome, ChildDied):
                     try:
