@@ -264,20 +264,22 @@ def is_delayed(value) -> bool:
     return module is not None and isinstance(value, module.Delayed)
 
 
-def computed_delayed(value, name: str, max_bytes: int, timeout: float = ASSEMBLE_TIMEOUT):
+def computed_delayed(value, name: str, max_gather_bytes, timeout: float = ASSEMBLE_TIMEOUT):
     """A ``dask.delayed`` input computed into this process, which holds what sklearn reads.
 
     Its size is unknown until it is computed: on a distributed cluster it is computed on
     a worker, its size measured there, and it is fetched only when it is at most
-    ``max_bytes`` (else refused, saying what to pass instead; nothing is computed twice).
-    Without a cluster it is computed here, where it would be held anyway. Anything that
-    is not a ``dask.delayed`` is returned as it is.
+    ``max_gather_bytes`` (the estimator's option, resolved only here: predict-like calls
+    pass through on every call) allows (else refused, saying what to pass instead;
+    nothing is computed twice). Without a cluster it is computed here, where it would be
+    held anyway. Anything that is not a ``dask.delayed`` is returned as it is.
     """
     if not is_delayed(value):
         return value
     client = _distributed_client()
     if client is None:
         return _own(compute_all(value)[0])
+    max_bytes = resolve_gather_limit(max_gather_bytes)
     future = client.compute(value)
     try:
         nbytes = client.submit(_nbytes, future, pure=False).result(timeout=timeout)
@@ -322,13 +324,13 @@ def gather_inputs(X, y, params: dict):
     return X, y, dict(zip(keys, values))
 
 
-def inputs_to_read(X, y, params: dict, max_bytes: int):
+def inputs_to_read(X, y, params: dict, max_gather_bytes):
     """The inputs as a fit path starts from them: a ``dask.delayed`` X computed (see
     :func:`computed_delayed`), and, when X is then held in memory, y and the fit
     parameters that are or hold dask objects computed too (sklearn cannot read a
     ``dask.delayed``, and reads a dask array through numpy, computing it at every
     access). With X a dask collection they are left to gather or place with X."""
-    X = computed_delayed(X, "X", max_bytes)
+    X = computed_delayed(X, "X", max_gather_bytes)
     from ._profile import profile_input
 
     if not profile_input(X).lazy and (holds_dask(y) or any(map(holds_dask, params.values()))):

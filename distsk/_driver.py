@@ -110,7 +110,7 @@ class SearchDriver:
                   if self.backend in ("auto", "dask") else None)
         limit = resolve_gather_limit(self.max_gather_bytes)
         with using_client(client):
-            X, y, params = inputs_to_read(X, y, params, limit)
+            X, y, params = inputs_to_read(X, y, params, self.max_gather_bytes)
         prof = profile_input(X)
         compute = profile_compute(client)
         data = None

@@ -271,7 +271,7 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         client = resolve_client(self.client)
         with using_client(client):
             X, y, fit_params = inputs_to_read(
-                X, y, fit_params, resolve_gather_limit(self.max_gather_bytes))
+                X, y, fit_params, self.max_gather_bytes)
         plan, client, X = self._plan(X, client)
         with using_client(client):
             return self._execute(plan, client, X, y, fit_params, then)
@@ -363,7 +363,7 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         """Incremental fit on one batch, in this process (dask batches are gathered)."""
         if _routing_enabled():
             params = process_routing(self, "partial_fit", **params).estimator.partial_fit
-        X, y, params = inputs_to_read(X, y, params, resolve_gather_limit(self.max_gather_bytes))
+        X, y, params = inputs_to_read(X, y, params, self.max_gather_bytes)
         if profile_input(X).lazy:
             X, y, params = gather_inputs(X, y, params)
         if "estimator_" not in self.__dict__:
@@ -394,7 +394,7 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
             named, params = _named_arguments(getattr(model, method), params)
             routed = getattr(process_routing(self, method, **params).estimator, method)
             params = {**named, **routed}
-        X = computed_delayed(X, "X", resolve_gather_limit(self.max_gather_bytes))
+        X = computed_delayed(X, "X", self.max_gather_bytes)
         if profile_input(X).lazy:
             _no_extra_arguments(method, args)
             return _blockwise(model, method, X, params)
@@ -418,7 +418,7 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         model = self._model()
         if _routing_enabled():
             params = process_routing(self, "score", **params).estimator.score
-        X, y, params = inputs_to_read(X, y, params, resolve_gather_limit(self.max_gather_bytes))
+        X, y, params = inputs_to_read(X, y, params, self.max_gather_bytes)
         if not profile_input(X).lazy:
             return model.score(X, y, **params)
         return _score_lazy(self, X, y, params)
@@ -628,5 +628,5 @@ def explain(estimator, X, y=None, client=None) -> Plan:
     estimator._validate_params()
     client = resolve_client(estimator.client)
     with using_client(client):  # a dask.delayed X is computed: its size is unknown until then
-        X = computed_delayed(X, "X", resolve_gather_limit(estimator.max_gather_bytes))
+        X = computed_delayed(X, "X", estimator.max_gather_bytes)
     return estimator._plan(X, client)[0]

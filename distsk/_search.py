@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._checkpoint import Checkpoint
 from ._cluster import clone_sharing_client, portable_state, using_client
-from ._cluster_data import OnCluster, computed_delayed, resolve_gather_limit
+from ._cluster_data import OnCluster, computed_delayed
 from ._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
 from ._cost import MODEL, timed_probe
 from ._driver import PlannedWork, Probe, SearchDriver
@@ -397,7 +397,7 @@ n_splits_, refit_time_, multimetric_
     # Prediction with the refit model: as GridSearchCV's, but blockwise on the cluster
     # for dask input (column names kept), as DistributedEstimator does.
     def _call(self, method, X, *args, **params):
-        X = computed_delayed(X, "X", resolve_gather_limit(self.max_gather_bytes))
+        X = computed_delayed(X, "X", self.max_gather_bytes)
         if profile_input(X).lazy and not args:
             check_is_fitted(self)
             return _blockwise(self.best_estimator_, method, X, params)
