@@ -104,7 +104,7 @@ class SleepyForest(RandomForestClassifier):
 def declare_growable():
     """Let distsk grow :class:`SleepyForest` as it grows RandomForestClassifier (run in
     every process that plans or runs fits)."""
-    import distsk._sharing as sharing
+    import distsk._units.sharing as sharing
 
     known = sharing._size_params
     if getattr(known, "sleepy", False):
@@ -162,7 +162,7 @@ def run_case(slots: int, n_candidates: int, rows: int, seconds_per_row: float,
              only: str | None = None) -> list[dict]:
     from joblib import parallel_config
 
-    import distsk._halving as halving
+    import distsk._face.halving as halving
 
     X, y = data(rows)
     lc, client = cluster(slots)

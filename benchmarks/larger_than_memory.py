@@ -84,7 +84,7 @@ def larger_than_memory_lr(ctx: Context) -> list[dict]:
         def dask_ml(solver=None):
             from dask_ml.linear_model import LogisticRegression as DaskMLLogisticRegression
 
-            from distsk._executors._dask_ml import quiet_dask_ml
+            from distsk._engines.dask_ml import quiet_dask_ml
 
             kwargs = {} if solver is None else {"solver": solver}
             with client.as_current(), quiet_dask_ml():

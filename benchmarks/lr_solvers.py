@@ -4,7 +4,7 @@
     flock /tmp/distsk-bench.lock python benchmarks/lr_solvers.py --slow
 
 The measurements behind the dask-ml engine's solver rule (``choose_solver`` in
-distsk/_executors/_dask_ml.py). Every solver fits sklearn's model -- LogisticRegression
+distsk/_engines/dask_ml.py). Every solver fits sklearn's model -- LogisticRegression
 with C=1 (L2 penalty, the intercept free) or with no penalty -- on raw features, as
 distsk translates it; each result's coefficients are compared with sklearn's optimum
 (lbfgs at tol=1e-10 on the gathered data). A shape runs on two clusters of 2 worker
@@ -77,7 +77,7 @@ def fit_one(solver: str, X, y, C: float, max_iter: int = 100, tol: float = 1e-4)
     """(coef with intercept last, seconds) for one solver on sklearn's model."""
     from dask_ml.linear_model import LogisticRegression as DaskMLLR
 
-    from distsk._executors._dask_ml import _fit_newton, _l2, quiet_dask_ml
+    from distsk._engines.dask_ml import _fit_newton, _l2, quiet_dask_ml
 
     kwargs = dict(C=C, fit_intercept=True, max_iter=max_iter, tol=tol)
     start = time.perf_counter()

@@ -92,7 +92,7 @@ def warm_up(client) -> None:
     """
     from joblib import Parallel, delayed
 
-    from distsk._profile import local_cores
+    from distsk._decide.profile import local_cores
 
     _warm(optional=True)
     Parallel(n_jobs=-1)(delayed(_warm)() for _ in range(2 * local_cores()))
@@ -100,7 +100,7 @@ def warm_up(client) -> None:
 
 
 def environment(args, client, started: str, wall: float) -> dict:
-    from distsk._profile import local_cores, profile_compute
+    from distsk._decide.profile import local_cores, profile_compute
     from distsk.cli import collect_versions
 
     comp = profile_compute(client)
@@ -119,7 +119,7 @@ def environment(args, client, started: str, wall: float) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from distsk._cluster import embedded_cluster
+    from distsk._cluster.client import embedded_cluster
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

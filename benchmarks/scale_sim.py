@@ -55,7 +55,7 @@ def _warm():
     """Imports every contender needs, done before timing in every process."""
     import sklearn.model_selection  # noqa: F401
 
-    import distsk._remote  # noqa: F401
+    import distsk._units.remote  # noqa: F401
 
     try:
         import dask_ml.model_selection  # noqa: F401

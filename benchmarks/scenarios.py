@@ -844,7 +844,7 @@ def _one_line_forest(ctx: Context) -> list[dict]:
     from sklearn.datasets import make_classification
     from sklearn.ensemble import RandomForestClassifier
 
-    from distsk._joblib_backend import DistskBackend
+    from distsk._face.joblib_backend import DistskBackend
 
     class TreesOnEngine(DistskBackend):
         def configure(self, n_jobs=1, parallel=None, prefer=None, **kwargs):

@@ -19,20 +19,20 @@ __version__ = "0.1.0"
 # Imported on first use: a Dask scheduler unpickling distsk's task functions imports
 # this package, and should not import scikit-learn for it (see ``_remote``).
 _LAZY = {
-    "BACKENDS": "._planning",
-    "DistributedEstimator": "._estimator",
-    "DistributedHalvingGridSearchCV": "._halving",
-    "DistributedHalvingRandomSearchCV": "._halving",
-    "DistributedSearchCV": "._search",
-    "Plan": "._planning",
-    "explain": "._estimator",
-    "parallel_backend": "._joblib_backend",
+    "BACKENDS": "._decide.planning",
+    "DistributedEstimator": "._face.estimator",
+    "DistributedHalvingGridSearchCV": "._face.halving",
+    "DistributedHalvingRandomSearchCV": "._face.halving",
+    "DistributedSearchCV": "._face.search",
+    "Plan": "._decide.planning",
+    "explain": "._face.estimator",
+    "parallel_backend": "._face.joblib_backend",
 }
 
 
 def _make_joblib_backend(**options):
     # Imported when the backend is first used, not at ``import distsk`` (as _LAZY).
-    return _importlib.import_module("._joblib_backend", __name__).DistskBackend(**options)
+    return _importlib.import_module("._face.joblib_backend", __name__).DistskBackend(**options)
 
 
 def _register_joblib_backend():

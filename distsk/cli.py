@@ -63,8 +63,8 @@ def collect_versions() -> list[tuple[str, str | None]]:
 
 # ---------------------------------------------------------------------------- info
 def _info(args) -> int:
-    from ._cluster import resolve_client
-    from ._profile import profile_compute
+    from ._cluster.client import resolve_client
+    from ._decide.profile import profile_compute
 
     optional = {label for label, _, opt in _PACKAGES if opt}
     for name, ver in collect_versions():
@@ -181,8 +181,8 @@ def _demo(args) -> int:
     import numpy as np
     from sklearn.datasets import make_classification
 
-    from ._cluster import embedded_cluster
-    from ._profile import local_cores
+    from ._cluster.client import embedded_cluster
+    from ._decide.profile import local_cores
 
     n_samples = 4_000 if args.small else 12_000
     grid = (
@@ -243,7 +243,7 @@ def _demo(args) -> int:
     def lazy_fit(title, client, Xd, yd, *, module, extra, make, minimum, reference, why):
         """Fit ``make()`` on dask data over a forced gather limit of 0 bytes."""
         from . import DistributedEstimator
-        from ._profile import format_bytes
+        from ._decide.profile import format_bytes
 
         if not _installed(module):
             return demo.skip(title, f"pip install {extra} for this step "

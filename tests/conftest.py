@@ -42,10 +42,10 @@ def _randomly_seed(config):
 def _fresh_cost_model_corrections():
     """Each test plans as a fresh process would after its overheads were measured:
     corrections, fit rates and the transfer bandwidth learned by earlier tests
-    (distsk/_cost.py's MODEL, kept for the process) would otherwise make backend="auto"
+    (distsk/_decide/cost.py's MODEL, kept for the process) would otherwise make backend="auto"
     choose by test order. The measured loky and Dask overheads are kept (measured once,
     as a process measures them; not learned from the work earlier tests ran)."""
-    from distsk._cost import MODEL
+    from distsk._decide.cost import MODEL
 
     with MODEL._lock:
         for learned in (MODEL._scale, MODEL._rates, MODEL._from_cluster):

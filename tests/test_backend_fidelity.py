@@ -169,8 +169,8 @@ def test_the_first_failing_fit_raises_in_a_search_with_error_score_raise(engine)
 def test_the_first_failing_fit_raises_when_fits_run_in_batches():
     """Fits batched into one unit stop at their first failure without naming it: the
     engine runs the earlier ones again, alone, to find it."""
-    from distsk._executors._base import InProcessRunner
-    from distsk._search_engine import SearchEngine
+    from distsk._engines.base import InProcessRunner
+    from distsk._search.loop import SearchEngine
 
     class Backwards(InProcessRunner):
         """Two slots whose units finish in the reverse of the order they were sent."""
@@ -189,7 +189,7 @@ def test_the_first_failing_fit_raises_when_fits_run_in_batches():
         ref = _outcome(lambda: joblib.Parallel(n_jobs=2)(
             joblib.delayed(_fails_in_order)(i, 0.0) for i in range(8)))
     engine = SearchEngine(Backwards(), share=False, seconds_per_fit=1e-3)
-    engine.register([(distsk._joblib_backend._call_plain, (func, *args), kwargs)
+    engine.register([(distsk._face.joblib_backend._call_plain, (func, *args), kwargs)
                      for func, args, kwargs in items])
     assert _outcome(engine.run) == ref
 

@@ -237,7 +237,7 @@ def test_keyboard_interrupt_cancels_and_keeps_the_checkpoint(tmp_path, cli_clien
 def test_searches_opening_one_new_file_at_once_all_open_it(tmp_path):
     # SQLite answers "database is locked" at once (no busy wait) to a connection switching
     # a file to WAL while another does: seen as a flaky test_two_searches_share_one_file.
-    from distsk._checkpoint import Checkpoint
+    from distsk._search.checkpoint import Checkpoint
 
     errors = []
     for rep in range(30):

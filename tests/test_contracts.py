@@ -32,9 +32,9 @@ from distsk._compat import (
     _Scorer,
     callback_transport,
 )
-from distsk._executors._base import InProcessRunner
-from distsk._fit_call import FitCall
-from distsk._search_engine import CollectorBackend, SearchEngine
+from distsk._engines.base import InProcessRunner
+from distsk._search.loop import CollectorBackend, SearchEngine
+from distsk._units.fit_call import FitCall
 
 X, y = make_classification(n_samples=60, n_features=4, random_state=0)
 
@@ -102,7 +102,7 @@ def test_search_parallel_is_built_before_run_search():
         "BaseSearchCV.fit builds its joblib Parallel before calling _run_search, so a "
         "parallel_config entered in fit and left in _run_search reaches the search's "
         "fits and nothing else",
-        "distsk/_search.py (DistributedSearchCV.fit / _run_search)",
+        "distsk/_face/search.py (DistributedSearchCV.fit / _run_search)",
     )
 
 
@@ -126,7 +126,7 @@ def test_refit_fits_best_estimator_read_through_the_attribute():
     assert search.seen[:2] == ["set", "get"], relied_on(
         "BaseSearchCV.fit sets best_estimator_ to the unfitted clone and then calls "
         "self.best_estimator_.fit(X, y, ...) through the attribute",
-        "distsk/_search.py (DistributedSearchCV.best_estimator_, _RefitOnCluster)",
+        "distsk/_face/search.py (DistributedSearchCV.best_estimator_, _RefitOnCluster)",
     )
     assert hasattr(search.best_estimator_, "coef_")
 
@@ -162,12 +162,12 @@ def test_a_search_whose_fits_bypass_the_collector_raises():
 def test_run_search_takes_callback_ctx():
     assert "callback_ctx" in inspect.signature(BaseSearchCV._run_search).parameters, relied_on(
         "BaseSearchCV._run_search takes a callback_ctx keyword (sklearn 1.9 callbacks)",
-        "distsk/_search.py (DistributedSearchCV._run_search)",
+        "distsk/_face/search.py (DistributedSearchCV._run_search)",
     )
 
 
-# Every keyword distsk reads, through distsk/_fit_call.py (FitCall), the one place
-# that names them (used by _sharing, _checkpoint, _callbacks, _executors/_child, ...).
+# Every keyword distsk reads, through distsk/_units/fit_call.py (FitCall), the one place
+# that names them (used by _sharing, _checkpoint, _callbacks, _engines/_child, ...).
 FIT_AND_SCORE_KEYWORDS = set(FitCall.KEYWORDS)
 if callback_transport is not None:  # sklearn >= 1.9 (callbacks)
     FIT_AND_SCORE_KEYWORDS |= FitCall.CALLBACK_KEYWORDS
@@ -179,12 +179,12 @@ def test_fit_and_score_takes_the_keywords_distsk_reads():
     params = inspect.signature(_fit_and_score).parameters
     assert list(params)[:3] == ["estimator", "X", "y"], relied_on(
         "_fit_and_score(estimator, X, y, ...) takes the estimator, X and y first",
-        "distsk/_fit_call.py (FitCall.estimator, X, y)",
+        "distsk/_units/fit_call.py (FitCall.estimator, X, y)",
     )
     missing = FIT_AND_SCORE_KEYWORDS - set(params)
     assert not missing, relied_on(
         f"_fit_and_score no longer takes {sorted(missing)}",
-        "distsk/_fit_call.py (FitCall.KEYWORDS)",
+        "distsk/_units/fit_call.py (FitCall.KEYWORDS)",
     )
 
 
@@ -192,34 +192,34 @@ def test_search_calls_are_batches_of_fit_and_score_triples():
     items = collected(CollectedSearch(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2))
     assert len(items) == 4, relied_on(
         "joblib hands a backend's submit() a batch whose .items lists every call",
-        "distsk/_search_engine.py (CollectorBackend.submit reads func.items)",
+        "distsk/_search/loop.py (CollectorBackend.submit reads func.items)",
     )
     for item in items:
         assert isinstance(item, tuple) and len(item) == 3, relied_on(
             "BatchedCalls.items are (func, args, kwargs) triples",
-            "distsk/_search_engine.py, distsk/_sharing.py, distsk/_remote.py (pack)",
+            "distsk/_search/loop.py, distsk/_units/sharing.py, distsk/_units/remote.py (pack)",
         )
         func, args, kwargs = item
         assert callable(func) and args[1] is X and args[2] is y, relied_on(
             "a search's call is _fit_and_score(estimator_clone, X, y, **kwargs)",
-            "distsk/_sharing.py (_split_train, _candidate)",
+            "distsk/_units/sharing.py (_split_train, _candidate)",
         )
         assert isinstance(args[0], LogisticRegression)
         assert hasattr(func, "config") and hasattr(func, "warning_filters") and hasattr(
             type(func), "with_config_and_warning_filters"), relied_on(
             "sklearn's Parallel wraps each call in _FuncWrapper(func) carrying the caller's "
             "config and warning filters, settable through with_config_and_warning_filters",
-            "distsk/_fit_call.py (FitCall.calling)")
+            "distsk/_units/fit_call.py (FitCall.calling)")
         assert FIT_AND_SCORE_KEYWORDS <= set(kwargs), relied_on(
             f"the search passes {sorted(FIT_AND_SCORE_KEYWORDS - set(kwargs))} by keyword",
-            "distsk/_sharing.py, distsk/_executors/_child.py",
+            "distsk/_units/sharing.py, distsk/_engines/child.py",
         )
         assert kwargs["parameters"] in ({"C": 0.1}, {"C": 1.0}), relied_on(
             "parameters= is the candidate's parameter dict",
-            "distsk/_sharing.py (_candidate, _prefix_key, _ensemble_key)")
+            "distsk/_units/sharing.py (_candidate, _prefix_key, _ensemble_key)")
         assert kwargs["split_progress"][1] == 2, relied_on(
             "split_progress=(fold index, number of folds)",
-            "distsk/_sharing.py (plan_units groups items by fold)")
+            "distsk/_units/sharing.py (plan_units groups items by fold)")
 
 
 class _Failing(LogisticRegression):
@@ -238,7 +238,7 @@ def test_failure_result_of_fit_and_score_is_what_distsk_makes_for_a_killed_fit(
     from sklearn.metrics import check_scoring
     from sklearn.model_selection._validation import _fit_and_score
 
-    from distsk._executors._child import _killed_result
+    from distsk._engines.child import _killed_result
 
     scorer = check_scoring(_Failing(), scoring=scoring)
     kwargs = dict(
@@ -253,14 +253,14 @@ def test_failure_result_of_fit_and_score_is_what_distsk_makes_for_a_killed_fit(
     made = _killed_result((_fit_and_score, (_Failing(), X, y), kwargs), "killed")
     assert set(made) == set(real), relied_on(
         f"_fit_and_score's failure result has keys {sorted(real)}",
-        "distsk/_executors/_child.py (_killed_result)",
+        "distsk/_engines/child.py (_killed_result)",
     )
     assert real["fit_error"] is not None and isinstance(real["fit_error"], str)
     for key in ("test_scores", "train_scores"):
         if key in real:
             assert type(made[key]) is type(real[key]), relied_on(
                 f"{key} of a failed fit is a {type(real[key]).__name__}",
-                "distsk/_executors/_child.py (_killed_result)")
+                "distsk/_engines/child.py (_killed_result)")
             if isinstance(real[key], dict):
                 assert set(made[key]) == set(real[key])
     assert made["n_test_samples"] == real["n_test_samples"]
@@ -278,7 +278,7 @@ def test_fit_and_score_returns_the_estimator_when_asked():
     assert isinstance(model, LogisticRegression) and model.C == 0.5 and hasattr(
         model, "coef_"), relied_on(
         "_fit_and_score(..., return_estimator=True) returns the fitted estimator under "
-        "'estimator'", "distsk/_halving.py (_fit_and_keep keeps a round's models)")
+        "'estimator'", "distsk/_face/halving.py (_fit_and_keep keeps a round's models)")
 
 
 def test_halving_runs_one_parallel_call_per_round_with_the_resource_as_a_parameter():
@@ -293,7 +293,7 @@ def test_halving_runs_one_parallel_call_per_round_with_the_resource_as_a_paramet
         RandomForestClassifier(random_state=0), {"max_depth": [1, 2, 3, 4]}, cv=2,
         resource="n_estimators", max_resources=8, min_resources=2, factor=2)
     items = collected(search)
-    by = "distsk/_halving.py (rounds on the engine; _GrowingEngine grows survivors)"
+    by = "distsk/_face/halving.py (rounds on the engine; _GrowingEngine grows survivors)"
     assert search.engine_.runs == search.n_iterations_ > 1, relied_on(
         "BaseSuccessiveHalving._run_search calls evaluate_candidates (one Parallel "
         "call) once per round", by)
@@ -304,23 +304,23 @@ def test_halving_runs_one_parallel_call_per_round_with_the_resource_as_a_paramet
 
 
 def test_pipeline_fit_signature():
-    from distsk._sharing import _SharedPrefixPipeline
+    from distsk._units.sharing import _SharedPrefixPipeline
 
     theirs = inspect.signature(Pipeline._fit).parameters
     ours = inspect.signature(_SharedPrefixPipeline._fit).parameters
     assert list(theirs) == [p for p in ours if p in theirs], relied_on(
         f"Pipeline._fit{inspect.signature(Pipeline._fit)} (the transformers' fit, "
         "returning the transformed X)",
-        "distsk/_sharing.py (_SharedPrefixPipeline._fit, shared pipeline prefixes)",
+        "distsk/_units/sharing.py (_SharedPrefixPipeline._fit, shared pipeline prefixes)",
     )
     extra = [p for name, p in ours.items() if name not in theirs]
     assert all(p.default is not inspect.Parameter.empty for p in extra), relied_on(
         "Pipeline.fit passes no argument Pipeline._fit does not take",
-        "distsk/_sharing.py (_SharedPrefixPipeline._fit's extra parameters have defaults)")
+        "distsk/_units/sharing.py (_SharedPrefixPipeline._fit's extra parameters have defaults)")
     source = inspect.getsource(Pipeline.fit)
     assert "self._fit(" in source, relied_on(
         "Pipeline.fit fits its transformers through self._fit",
-        "distsk/_sharing.py (_SharedPrefixPipeline)",
+        "distsk/_units/sharing.py (_SharedPrefixPipeline)",
     )
 
 
@@ -328,7 +328,7 @@ def test_scorer_classes():
     from sklearn.metrics import check_scoring, get_scorer
 
     est = LogisticRegression()
-    by = "distsk/_sharing.py (_shareable_call) and distsk/_executors/_child.py"
+    by = "distsk/_units/sharing.py (_shareable_call) and distsk/_engines/child.py"
     assert isinstance(check_scoring(est), _PassthroughScorer), relied_on(
         "scoring=None gives a _PassthroughScorer", by)
     assert isinstance(get_scorer("accuracy"), _Scorer), relied_on(
@@ -345,7 +345,7 @@ def test_safe_split_takes_the_rows_of_a_fold():
     Xs, ys = _safe_split(LogisticRegression(), X, y, idx)
     assert np.array_equal(Xs, X[idx]) and np.array_equal(ys, y[idx]), relied_on(
         "_safe_split(estimator, X, y, indices) returns the rows X[indices], y[indices]",
-        "distsk/_sharing.py (_split_train)",
+        "distsk/_units/sharing.py (_split_train)",
     )
 
 
@@ -356,7 +356,7 @@ def test_routing_enabled_follows_set_config():
     with sklearn.config_context(enable_metadata_routing=True):
         assert _routing_enabled() is True, relied_on(
             "_routing_enabled() tells whether metadata routing is on",
-            "distsk/_estimator.py (DistributedEstimator._fit, _call, score)",
+            "distsk/_face/estimator.py (DistributedEstimator._fit, _call, score)",
         )
 
 
@@ -364,7 +364,7 @@ def test_search_estimator_has_guards_delegated_methods():
     from distsk._compat import _search_estimator_has
 
     unfitted = GridSearchCV(LogisticRegression(), {"C": [1.0]})
-    by = "distsk/_search.py (DistributedSearchCV's delegated methods)"
+    by = "distsk/_face/search.py (DistributedSearchCV's delegated methods)"
     assert _search_estimator_has("predict_proba")(unfitted) is True, relied_on(
         "_search_estimator_has(name)(search) is True when the estimator has name", by)
     with pytest.raises(AttributeError):  # hasattr(search, "transform") is then False
@@ -389,8 +389,8 @@ def test_callback_transport_looks_consumers_up_with_get():
     assert seen == [("somewhere", "hi")], relied_on(
         "sklearn.callback._transport.send(ListenerHandle(address, authkey), message) "
         "finds the consumer with _message_consumers.get(address), a module-level dict",
-        "distsk/_worker.py (_ForwardingConsumers, _Collecting), "
-        "distsk/_executors/_dask.py (_deliver) and _local.py (_delivered)",
+        "distsk/_units/worker.py (_ForwardingConsumers, _Collecting), "
+        "distsk/_engines/dask.py (_deliver) and _local.py (_delivered)",
     )
 
 
@@ -401,7 +401,7 @@ def test_callback_contexts_link_parent_and_children():
     search = CollectedSearch(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2)
     search.set_callbacks(RecordingCallback())
     items = collected(search)
-    by = "distsk/_callbacks.py (portable, shows_progress, replay_callbacks)"
+    by = "distsk/_units/callbacks.py (portable, shows_progress, replay_callbacks)"
     for _, _, kwargs in items:
         ctx = kwargs["callback_ctx"]
         assert ctx is not None and ctx.parent is not None, relied_on(
@@ -417,14 +417,14 @@ def test_callback_contexts_link_parent_and_children():
                 f"CallbackContext.{hook}(estimator=..., metadata=...)", by)
     assert search.__dict__.get("_skl_callbacks"), relied_on(
         "set_callbacks keeps the callbacks in _skl_callbacks",
-        "distsk/_callbacks.py (portable: fits without callbacks travel light)")
+        "distsk/_units/callbacks.py (portable: fits without callbacks travel light)")
     # During fit, the search holds the root of the context tree.
     assert "_callback_fit_ctx" not in search.__dict__  # removed after fit, as in 1.9
     from sklearn.callback import _callback_support
 
     assert "_callback_fit_ctx" in inspect.getsource(_callback_support), relied_on(
         "an estimator holds its root callback context in _callback_fit_ctx during fit",
-        "distsk/_callbacks.py (portable: bare)")
+        "distsk/_units/callbacks.py (portable: bare)")
 
 
 # --------------------------------------------------------------- sklearn: estimators
@@ -434,7 +434,7 @@ def test_hist_gradient_boosting_keeps_one_predictor_list_per_iteration():
     model = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(X, y)
     assert len(model._predictors) == model.n_iter_ == 5, relied_on(
         "HistGradientBoosting*._predictors holds one entry per iteration",
-        "distsk/_sharing.py (_fit_from_big: smaller max_iter from a larger fit)",
+        "distsk/_units/sharing.py (_fit_from_big: smaller max_iter from a larger fit)",
     )
     assert isinstance(model.train_score_, np.ndarray)  # sliced [: k + 1] there
     assert isinstance(model.validation_score_, np.ndarray)
@@ -456,7 +456,7 @@ def test_forest_warm_start_seeds_new_trees_as_a_fresh_fit():
             theirs.tree_.threshold, ours.tree_.threshold), relied_on(
             "a warm-started forest draws one seed per existing tree before seeding its "
             "new trees, so trees start:stop equal those of a fresh fit",
-            "distsk/_executors/_base.py (fit_subforest: split-forest fits, split refits)")
+            "distsk/_engines/base.py (fit_subforest: split-forest fits, split refits)")
 
 
 def test_kmeans_predict_reads_n_threads():
@@ -465,7 +465,7 @@ def test_kmeans_predict_reads_n_threads():
     model = KMeans(n_clusters=2, n_init=1, random_state=0).fit(X)
     assert "_n_threads" in model.__dict__, relied_on(
         "a fitted KMeans keeps _n_threads, which predict reads",
-        "distsk/_executors/_dask_ml.py (_transplant sets it on a dask-ml fit)",
+        "distsk/_engines/dask_ml.py (_transplant sets it on a dask-ml fit)",
     )
 
 
@@ -476,7 +476,7 @@ def test_poisson_predict_reads_base_loss():
     assert "_base_loss" in model.__dict__ and type(model._base_loss) is type(
         PoissonRegressor()._get_loss()), relied_on(
         "a fitted PoissonRegressor keeps _base_loss (its _get_loss()), which predict reads",
-        "distsk/_executors/_dask_ml.py (_transplant sets it on a dask-ml fit)",
+        "distsk/_engines/dask_ml.py (_transplant sets it on a dask-ml fit)",
     )
 
 
@@ -496,13 +496,13 @@ def test_stop_call_runs_before_parallel_returns():
         out = Parallel(n_jobs=2)(delayed(_fill)(i) for i in range(5))
         assert out == [{"i": i} for i in range(5)], relied_on(
             "joblib calls the backend's stop_call() before Parallel.__call__ returns",
-            "distsk/_search_engine.py (CollectorBackend.stop_call runs the collected calls)",
+            "distsk/_search/loop.py (CollectorBackend.stop_call runs the collected calls)",
         )
         with Parallel(n_jobs=2) as parallel:  # sklearn's way: one Parallel, many calls
             first = parallel(delayed(_fill)(i) for i in range(3))
             assert first == [{"i": i} for i in range(3)], relied_on(
                 "a managed Parallel (with Parallel(...) as p) calls stop_call at the end "
-                "of each p(...) call", "distsk/_search_engine.py (CollectorBackend)")
+                "of each p(...) call", "distsk/_search/loop.py (CollectorBackend)")
             second = parallel(delayed(_fill)(i) for i in range(2))
             assert second == [{"i": 0}, {"i": 1}]
     assert len(engine.seen) == 10
@@ -513,14 +513,14 @@ def test_sequential_backend_takes_nesting_level():
 
     assert SequentialBackend(nesting_level=1).nesting_level == 1, relied_on(
         "SequentialBackend(nesting_level=...)",
-        "distsk/_search_engine.py (CollectorBackend.get_nested_backend)")
+        "distsk/_search/loop.py (CollectorBackend.get_nested_backend)")
 
 
 def test_loky_executor_internals():
     from distsk._compat import LokyBackend
-    from distsk._executors._local import LokyRunner
+    from distsk._engines.local import LokyRunner
 
-    by = "distsk/_executors/_local.py (LokyRunner)"
+    by = "distsk/_engines/local.py (LokyRunner)"
     kwargs = Parallel(n_jobs=1)._backend_kwargs
     assert {"max_nbytes", "mmap_mode", "temp_folder"} <= set(kwargs), relied_on(
         "Parallel._backend_kwargs holds the executor arguments of a default Parallel", by)
@@ -552,16 +552,16 @@ def test_loky_broken_pool_is_the_standard_library_one():
 
     assert issubclass(BrokenProcessPool, concurrent.futures.process.BrokenProcessPool), (
         relied_on("loky's BrokenProcessPool subclasses concurrent.futures'",
-                  "distsk/_executors/_local.py (LokyRunner.submit retries broken pools)"))
+                  "distsk/_engines/local.py (LokyRunner.submit retries broken pools)"))
 
 
 # -------------------------------------------------------------------- distributed
 def test_scheduler_info_shape(client):
-    from distsk._profile import _accepts_n_workers, profile_compute
+    from distsk._decide.profile import _accepts_n_workers, profile_compute
 
     info = (client.scheduler_info(n_workers=-1) if _accepts_n_workers(client)
             else client.scheduler_info())
-    by = "distsk/_profile.py (profile_compute)"
+    by = "distsk/_decide/profile.py (profile_compute)"
     if "total_threads" in info:
         assert {"n_workers", "total_threads", "total_memory"} <= set(info), relied_on(
             "scheduler_info() has n_workers, total_threads and total_memory", by)
@@ -583,13 +583,13 @@ def test_future_cancelled_error_takes_a_reason():
     err = FutureCancelledError("key", reason="lost dependencies")
     assert isinstance(err, Exception) and "lost dependencies" in str(err), relied_on(
         "distributed.client.FutureCancelledError(key, reason=...)",
-        "distsk/_executors/_dask.py (DaskRunner: tasks cancelled for lost inputs)")
+        "distsk/_engines/dask.py (DaskRunner: tasks cancelled for lost inputs)")
 
 
 def test_scheduler_keeps_event_topics_in_a_dict_and_answers_events(client):
-    from distsk._remote import drop_topics
+    from distsk._units.remote import drop_topics
 
-    by = "distsk/_remote.py (drop_topics) and distsk/_worker.py (_run_fits_kept)"
+    by = "distsk/_units/remote.py (drop_topics) and distsk/_units/worker.py (_run_fits_kept)"
     client.log_event("distsk-contract-fits-a", b"kept")
     time.sleep(0.2)
     assert client.run_on_scheduler(
@@ -616,7 +616,7 @@ def test_worker_exposes_its_status_and_task_states(client):
 
     assert all(all(v) for v in client.run(probe).values()), relied_on(
         "Worker.status (distributed.core.Status) and Worker.state.tasks[key].state",
-        "distsk/_worker.py (_wanted: a batch stops once its worker leaves)")
+        "distsk/_units/worker.py (_wanted: a batch stops once its worker leaves)")
 
 
 # ------------------------------------------------------------- one place for private names
@@ -655,7 +655,7 @@ def test_private_names_are_imported_only_in_compat():
 def test_dask_compute_returns_mixed_collections_out_of_order():
     """dask.compute(array, delayed, array) returns (array, array, delayed): results of
     collections of both graph kinds come back out of order (dask 2025.7.0 and 2026.8.0;
-    with optimize_graph=False the order is right). distsk/_cluster_data.py's compute_all
+    with optimize_graph=False the order is right). distsk/_cluster/data.py's compute_all
     and compute_futures pair each result with its input by position or key and never
     rely on the order (#21: a search fitted on the groups as labels). When this fails,
     dask returns them in order: the workaround costs one small task per input and may
@@ -698,7 +698,7 @@ def test_client_compute_keys_futures_by_the_delayed_parts_keys(client):
 def test_dask_persist_of_arrays_and_frames_together_can_swap_their_data(client):
     """Worse than the order: client.persist([array, series, array]) returns a Series that
     computes to the last array's values (dask 2025.7.0 and 2026.8.0), and dask.persist
-    alike. distsk persists one collection per call (_executors/_dask_ml._persisted).
+    alike. distsk persists one collection per call (_engines/_dask_ml._persisted).
     When this fails, dask persists mixed collections faithfully."""
     import dask.array as da
     import dask.dataframe as dd

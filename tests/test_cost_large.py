@@ -1,4 +1,4 @@
-"""The cost model for dask input over the gather limit (distsk/_cost.py ``predict_large``):
+"""The cost model for dask input over the gather limit (distsk/_decide/cost.py ``predict_large``):
 every engine that can take the estimator is predicted (gathering, dask-ml, xgboost.dask,
 xgboost's external memory), a plan whose predicted peak is over the memory there is not
 chosen and the reason says so, and a real fit records its actual time beside the
@@ -11,9 +11,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 
 from distsk import DistributedEstimator, explain
-from distsk._cost import Costs
-from distsk._planning import plan_fit
-from distsk._profile import ComputeProfile, InputProfile, profile_compute
+from distsk._decide.cost import Costs
+from distsk._decide.planning import plan_fit
+from distsk._decide.profile import ComputeProfile, InputProfile, profile_compute
 
 da = pytest.importorskip("dask.array", reason="needs the distsk[dask] extra")
 pytest.importorskip("dask_ml", reason="needs the distsk[dask-ml] extra")

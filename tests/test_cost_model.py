@@ -1,4 +1,4 @@
-"""The cost model behind backend="auto" (distsk/_cost.py): predictions per engine, memory
+"""The cost model behind backend="auto" (distsk/_decide/cost.py): predictions per engine, memory
 that excludes a plan, corrections learned from wrong predictions, and that real fits and
 searches record their predictions beside the actual time."""
 
@@ -12,9 +12,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
 from distsk import DistributedEstimator, DistributedSearchCV, explain
-from distsk._cost import MODEL, Costs, _Model
-from distsk._planning import plan_fit, plan_search
-from distsk._profile import ComputeProfile, InputProfile
+from distsk._decide.cost import MODEL, Costs, _Model
+from distsk._decide.planning import plan_fit, plan_search
+from distsk._decide.profile import ComputeProfile, InputProfile
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -250,7 +250,7 @@ def test_bandwidth_seen_replaces_the_default():
 
 
 def test_subsample_keeps_an_eighth_of_the_rows_and_every_class():
-    from distsk._cost import subsample
+    from distsk._decide.cost import subsample
 
     X, y = make_classification(1600, 4, weights=[0.9], random_state=0)
     Xs, ys = subsample(LogisticRegression(), X, y, 8)

@@ -137,7 +137,7 @@ def test_unpicklable_candidate_value_is_named():
 def test_embedded_cluster_listens_on_loopback_only_without_dashboard():
     import psutil
 
-    from distsk._cluster import embedded_cluster
+    from distsk._cluster.client import embedded_cluster
 
     def listening():
         me = psutil.Process()

@@ -28,7 +28,7 @@ def test_refused_address_fails_at_once_every_time_with_the_same_message(address)
     import dask
     import distributed  # noqa: F401 -- its config defaults load before dask.config.set
 
-    from distsk._cluster import _by_address
+    from distsk._cluster.client import _by_address
 
     address = address.format(port=free_port())
     messages = []
@@ -49,7 +49,7 @@ def test_refused_address_fails_at_once_every_time_with_the_same_message(address)
 
 
 def test_silent_address_waits_for_the_timeout_and_says_so():
-    from distsk._cluster import resolve_client
+    from distsk._cluster.client import resolve_client
 
     with socket.socket() as silent:  # accepts connections, never answers
         silent.bind(("127.0.0.1", 0))
@@ -104,7 +104,7 @@ def test_progress_counts_resumed_fits_apart(tmp_path, capsys):
 
 def test_progress_counts_a_fit_reported_twice_once(capsys):
     pytest.importorskip("rich", reason="the progress bar is drawn with rich (distsk[all])")
-    from distsk._progress import _Display
+    from distsk._search.progress import _Display
 
     bar = _Display("search")
     for message in [("total", 2), ("done", (0, False)), ("done", (0, False)),
@@ -185,7 +185,7 @@ def test_every_cluster_engine_names_its_scheduler_in_the_plan(engine):
     # No cluster needed: the plan is what the repr reads.
     from dataclasses import replace
 
-    from distsk._executors import engine_names
+    from distsk._engines import engine_names
 
     assert set(engine_names(needs_cluster=True)) == {"dask", "dask-ml", "xgboost",
                                                       "xgboost-external-memory"}

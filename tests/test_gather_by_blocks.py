@@ -21,7 +21,7 @@ def test_gather_equals_dask_compute(active_client):
     and non-dask values come back as ``dask.compute`` returns them."""
     import dask
 
-    from distsk._cluster_data import gather
+    from distsk._cluster.data import gather
 
     X = da.random.RandomState(0).normal(size=(1000, 7), chunks=(300, 3))
     y = X[:, 0] > 0
@@ -41,7 +41,7 @@ def test_gather_equals_dask_compute(active_client):
 
 @pytest.mark.timeout(120)
 def test_gather_raises_a_blocks_own_error(active_client):
-    from distsk._cluster_data import gather
+    from distsk._cluster.data import gather
 
     def fail(block):
         raise ZeroDivisionError("block 2 is bad")

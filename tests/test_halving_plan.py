@@ -11,8 +11,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import HalvingGridSearchCV, HalvingRandomSearchCV
 
 from distsk import DistributedHalvingGridSearchCV, DistributedHalvingRandomSearchCV
-from distsk._driver import PlannedWork, Probe
-from distsk._driver import work_fits as _work_fits
+from distsk._search.driver import PlannedWork, Probe
+from distsk._search.driver import work_fits as _work_fits
 
 X, y = make_classification(n_samples=400, n_features=6, n_informative=4, random_state=0)
 

@@ -16,7 +16,7 @@ PACKAGE = Path(distsk.__file__).resolve().parent
 def test_remote_task_functions_import_without_sklearn():
     # A fresh interpreter: this one has imported scikit-learn long ago.
     code = (
-        "import sys, distsk._remote\n"
+        "import sys, distsk._units.remote\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('sklearn', 'scipy', 'distributed', 'dask'))\n"
         "print(','.join(heavy))\n"
@@ -24,7 +24,7 @@ def test_remote_task_functions_import_without_sklearn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip() == "", (
-        "importing distsk._remote (which every Dask scheduler does to unpickle distsk's "
+        "importing distsk._units.remote (which every Dask scheduler does to unpickle distsk's "
         f"tasks) imported {out.stdout.strip()}"
     )
 
@@ -62,7 +62,7 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
 
 
 def _unit(module: str) -> str:
-    # A subpackage is one unit: distsk._executors (the engines, behind one registry)
+    # A subpackage is one unit: distsk._engines (the engines, behind one registry)
     # must not import back from the modules that use it.
     parts = module.split(".")
     if len(parts) > 2 and (PACKAGE / parts[1]).is_dir():
@@ -120,22 +120,63 @@ def test_the_import_graph_has_no_cycle():
     """Function-level imports count: a cycle through one still makes two modules that
     cannot be understood, tested or moved apart -- a deferred import only moves the
     failure from import time to call time. (The lazy registries in ``distsk/__init__``
-    and ``distsk/_executors/__init__``, which import by name with importlib, are
+    and ``distsk/_engines/__init__``, which import by name with importlib, are
     dependencies *on* the engines, never back, so they cannot close a cycle.)"""
     assert import_cycles() == [], f"import cycles between distsk modules: {import_cycles()}"
 
 
 def test_the_worker_side_does_not_import_the_runners():
     # What runs in a worker (``_worker``, reached from the Dask task functions in
-    # ``_remote``) is below the runners in ``_executors``: they import it, never back.
+    # ``_remote``) is below the runners in ``_engines``: they import it, never back.
     modules = {_module_name(p) for p in PACKAGE.rglob("*.py")}
-    for name in ("_worker.py", "_remote.py"):
+    for name in ("_units/worker.py", "_units/remote.py"):
         imported = _imports(PACKAGE / name, modules)
-        assert not {m for m in imported if m.startswith("distsk._executors")}, (name, imported)
+        assert not {m for m in imported if m.startswith("distsk._engines")}, (name, imported)
 
 
 def test_cycle_detection_sees_function_level_imports():
     modules = {_module_name(p) for p in PACKAGE.rglob("*.py")}
     # _remote imports the worker side inside run_batch only.
-    assert "distsk._worker" in _imports(PACKAGE / "_remote.py", modules)
+    assert "distsk._units.worker" in _imports(PACKAGE / "_units/remote.py", modules)
     assert frozenset({"a", "b"}) in _strongly_connected({"a": {"b"}, "b": {"a"}, "c": {"a"}})
+
+
+#: The parts of distsk (docs/internals.rst, "The parts") and what each must never import:
+#: deciding never imports an engine (engines are specs in a registry it loops over);
+#: engines never import the search or the public face; units (what runs on workers,
+#: what a Dask scheduler unpickles) import no other part at all.
+FORBIDDEN = {
+    "distsk._decide": ("distsk._engines", "distsk._search", "distsk._face", "distsk._cluster.client"),
+    "distsk._engines": ("distsk._search", "distsk._face", "distsk.cli"),
+    "distsk._units": ("distsk._engines", "distsk._search", "distsk._face", "distsk._decide",
+                      "distsk._cluster", "distsk.cli"),
+    "distsk._cluster": ("distsk._engines", "distsk._search", "distsk._face", "distsk.cli"),
+    "distsk._search": ("distsk._face", "distsk.cli"),
+}
+
+
+def _forbidden(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """``(module, imported)`` pairs of ``edges`` (module -> modules it imports) that
+    FORBIDDEN bans."""
+    found = []
+    for name, imported in sorted(edges.items()):
+        for part, banned in FORBIDDEN.items():
+            if name == part or name.startswith(part + "."):
+                found += [(name, m) for m in sorted(imported)
+                          if any(m == b or m.startswith(b + ".") for b in banned)]
+    return found
+
+
+def test_no_import_in_a_forbidden_direction():
+    modules = {_module_name(p) for p in PACKAGE.rglob("*.py")}
+    edges = {_module_name(p): _imports(p, modules) for p in PACKAGE.rglob("*.py")}
+    assert _forbidden(edges) == [], (
+        "imports against the direction of distsk's parts (FORBIDDEN above, "
+        f"docs/internals.rst): {_forbidden(edges)}")
+
+
+def test_forbidden_direction_check_finds_a_banned_import():
+    edges = {"distsk._decide.planning": {"distsk._engines.dask", "distsk._decide.cost"},
+             "distsk._engines.dask": {"distsk._units.worker"},
+             "distsk._units.worker": {"distsk._compat"}}
+    assert _forbidden(edges) == [("distsk._decide.planning", "distsk._engines.dask")]

@@ -235,7 +235,7 @@ def test_delayed_x_larger_than_the_gather_limit_is_refused_with_the_way_out(clie
 def test_gathering_pairs_each_result_with_its_input_whatever_dask_returns(client):
     """compute_all and gather on mixed arrays, delayed objects, frames and plain values,
     without and with a distributed client."""
-    from distsk._cluster_data import compute_all, gather
+    from distsk._cluster.data import compute_all, gather
 
     values = [da.from_array(np.array([1, 1]), chunks=1), dask.delayed(np.array([2, 2])),
               da.from_array(np.array([3, 3]), chunks=1), np.array([4]),

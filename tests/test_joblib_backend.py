@@ -427,7 +427,7 @@ def test_dask_engine_without_a_cluster_is_refused_as_distributedsearchcv_does():
 
 # -------------------------------------------------------------- joblib's contracts
 def test_joblib_and_sklearn_behave_as_the_backend_assumes():
-    """What ``distsk._joblib_backend`` relies on: joblib configures the backend raised
+    """What ``distsk._face.joblib_backend`` relies on: joblib configures the backend raised
     as ``FallbackToBackend`` from ``configure``; sklearn's ``delayed`` names the function
     it wraps in ``__wrapped__``; joblib passes ``prefer`` to ``configure``."""
     from distsk._compat import FallbackToBackend, SequentialBackend, _fit_and_score

@@ -12,7 +12,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: F401 (loads
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from distsk import DistributedEstimator
-from distsk._executors._base import pinned
+from distsk._engines.base import pinned
 
 
 def pools():

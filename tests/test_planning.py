@@ -11,8 +11,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from distsk import ClusterUnavailableError, DataTooLargeError
-from distsk._planning import parallel_kind, plan_fit, plan_search
-from distsk._profile import ComputeProfile, InputProfile
+from distsk._decide.planning import parallel_kind, plan_fit, plan_search
+from distsk._decide.profile import ComputeProfile, InputProfile
 
 GB = 2**30
 NUMPY = InputProfile("numpy", (1000, 20), 160_000)
@@ -292,7 +292,7 @@ def test_compute_profile_never_sees_an_empty_cluster_while_the_client_refreshes(
     import dask
     from distributed import Client
 
-    from distsk._profile import profile_compute
+    from distsk._decide.profile import profile_compute
 
     with dask.config.set({"distributed.client.scheduler-info-interval": "1ms"}), \
             Client(local_cluster, set_as_default=False, timeout=10) as c:
@@ -303,7 +303,7 @@ def test_compute_profile_never_sees_an_empty_cluster_while_the_client_refreshes(
 
 # ------------------------------------------------ where a search's dask data goes (#10)
 def test_search_data_on_the_workers_when_one_holds_it():
-    from distsk._planning import place_data
+    from distsk._decide.planning import place_data
 
     where, why = place_data(SMALL_LAZY, SMALL_CLUSTER, backend="auto", max_gather_bytes=10)
     assert where == "workers"
@@ -314,7 +314,7 @@ def test_search_data_on_the_workers_when_one_holds_it():
 
 
 def test_search_data_gathered_when_no_worker_holds_it_but_the_client_does():
-    from distsk._planning import place_data
+    from distsk._decide.planning import place_data
 
     small_workers = ComputeProfile(2, 16 * GB, "tcp://127.0.0.1:8786", n_workers=2,
                                    worker_threads=2, worker_memory_bytes=2 * 32 * 2**20)
@@ -325,7 +325,7 @@ def test_search_data_gathered_when_no_worker_holds_it_but_the_client_does():
 
 
 def test_search_data_too_large_for_both_names_both_memories():
-    from distsk._planning import place_data
+    from distsk._decide.planning import place_data
 
     with pytest.raises(DataTooLargeError, match=r"gather limit of this process \(10 B\).*"
                        r"1.00 GiB of a worker's memory"):
@@ -338,7 +338,7 @@ def test_auto_prices_a_fit_kept_on_the_workers_as_the_one_task_it_is():
     thread and chose it for 0.67 s of a 4 s fit (found running test_first_hour alone).
     Priced as one task it loses, and the fit over every worker thread (gathered, joblib
     on the cluster) is what the 0.67 s was for."""
-    from distsk._cost import Costs, fit_work_key
+    from distsk._decide.cost import Costs, fit_work_key
 
     est = LogisticRegression()
     rate = 4.0 / SMALL_LAZY.nbytes  # 4 s of single-core work, timed earlier

@@ -14,9 +14,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, HalvingGridSearchCV
 
 from distsk import DistributedHalvingGridSearchCV, DistributedSearchCV
-from distsk._executors._local import LokyRunner
-from distsk._fit_call import FitCall
-from distsk._search_engine import RefitAhead
+from distsk._engines.local import LokyRunner
+from distsk._search.loop import RefitAhead
+from distsk._units.fit_call import FitCall
 
 from ._search_helpers import assert_same_search
 from .counting import CountingClassifier, fits

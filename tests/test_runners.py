@@ -1,4 +1,4 @@
-"""The Runner contract (``distsk/_executors/_base.py``): a search runs on any runner that
+"""The Runner contract (``distsk/_engines/base.py``): a search runs on any runner that
 implements ``submit``; the engine calls the other hooks in the documented order; every
 runner's units come back as a ``UnitResult``."""
 
@@ -10,11 +10,11 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
-from distsk._executors import ENGINES, ExecutionContext, get_executor
-from distsk._executors._base import InProcessRunner, Runner, UnitResult
-from distsk._planning import plan_search
-from distsk._profile import profile_compute, profile_input
-from distsk._search_engine import CollectorBackend, SearchEngine
+from distsk._decide.planning import plan_search
+from distsk._decide.profile import profile_compute, profile_input
+from distsk._engines import ENGINES, ExecutionContext, get_executor
+from distsk._engines.base import InProcessRunner, Runner, UnitResult
+from distsk._search.loop import CollectorBackend, SearchEngine
 from tests._search_helpers import assert_same_cv_results
 
 X, y = make_classification(n_samples=60, n_features=4, random_state=0)
@@ -114,11 +114,11 @@ def test_each_engine_is_what_the_registry_declares(engine):
     import importlib
 
     from distsk import exceptions
-    from distsk._executors import Executor
-    from distsk._planning import plan_fit
-    from distsk._profile import ComputeProfile
+    from distsk._decide.planning import plan_fit
+    from distsk._decide.profile import ComputeProfile
+    from distsk._engines import Executor
 
-    cls = getattr(importlib.import_module(f"distsk._executors{engine.module}"), engine.cls)
+    cls = getattr(importlib.import_module(f"distsk._engines{engine.module}"), engine.cls)
     assert cls.name == engine.name
     # runs_searches: exactly the executors with a search runner of their own.
     assert (cls.search_runner is not Executor.search_runner) == engine.runs_searches
@@ -136,7 +136,7 @@ def test_each_engine_is_what_the_registry_declares(engine):
 
 def test_the_planners_lists_come_from_the_registry():
     import distsk
-    from distsk._planning import CLUSTER_BACKENDS, SEARCH_BACKENDS
+    from distsk._decide.planning import CLUSTER_BACKENDS, SEARCH_BACKENDS
 
     assert distsk.BACKENDS == tuple(e.name for e in ENGINES)
     assert SEARCH_BACKENDS == tuple(e.name for e in ENGINES if e.runs_searches)

@@ -63,7 +63,7 @@ def test_inner_parallelism_makes_no_extra_tasks(client):
     # (6 fits, and the refit when it ran ahead on a slot left idle at the end). A unit out
     # too long on a busy machine is run a second time on an idle slot: that copy
     # (COPY_SUFFIX) is one of the same batches, not a task of the forest's.
-    from distsk._worker import COPY_SUFFIX
+    from distsk._units.worker import COPY_SUFFIX
 
     copies = {k for k in tasks if k.endswith(COPY_SUFFIX)}
     tasks = [k for k in tasks if k not in copies]

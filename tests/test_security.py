@@ -19,7 +19,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
-import distsk._cluster
+import distsk._cluster.client
 from distsk import ClusterUnavailableError, DistributedEstimator, DistributedSearchCV
 
 from ._search_helpers import assert_same_search
@@ -29,7 +29,7 @@ X, y = make_classification(n_samples=300, n_features=5, random_state=0)
 GRID = {"C": [0.01, 0.1, 1.0, 10.0]}
 
 #: A refusal must come from the handshake, long before distsk's connection timeout.
-FAST = distsk._cluster.CONNECT_TIMEOUT / 2
+FAST = distsk._cluster.client.CONNECT_TIMEOUT / 2
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def fresh_connections(monkeypatch):
     """distsk's cache of clients made from addresses, empty for one test and closed after:
     a client cached by one test must not answer for an address in another."""
     cache: dict = {}
-    monkeypatch.setattr(distsk._cluster, "_by_address", cache)
+    monkeypatch.setattr(distsk._cluster.client, "_by_address", cache)
     yield cache
     for client in cache.values():
         client.close(timeout=CONNECT_TIMEOUT)

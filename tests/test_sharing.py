@@ -21,7 +21,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from distsk import DistributedSearchCV
-from distsk._sharing import plan_units
+from distsk._units.sharing import plan_units
 
 from ._search_helpers import assert_same_search
 

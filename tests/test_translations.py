@@ -216,7 +216,7 @@ def test_logistic_regression_default_l1_ratio_is_the_l2_penalty(client):
 
 def test_pca_iterated_power_auto_is_sklearns_rule(client):
     # 'auto' is 7 or 4 power iterations in sklearn; dask-ml's own default is 0.
-    from distsk._executors._dask_ml import _TRANSLATIONS
+    from distsk._engines.dask_ml import _TRANSLATIONS
 
     params = PCA(n_components=2, svd_solver="randomized").get_params()
     _, _, kwargs = _TRANSLATIONS["PCA"].build(params, (200, 4))

@@ -14,8 +14,8 @@ xgboost = pytest.importorskip("xgboost", reason="needs the distsk[xgboost] extra
 da = pytest.importorskip("dask.array", reason="needs the distsk[dask] extra")
 
 from distsk import DistributedEstimator, NoFaithfulTranslationError  # noqa: E402
-from distsk._planning import plan_fit  # noqa: E402
-from distsk._profile import ComputeProfile, InputProfile  # noqa: E402
+from distsk._decide.planning import plan_fit  # noqa: E402
+from distsk._decide.profile import ComputeProfile, InputProfile  # noqa: E402
 from distsk.exceptions import ClusterUnavailableError  # noqa: E402
 
 GB = 1 << 30
@@ -181,7 +181,7 @@ def test_persisted_blocks_train_on_the_worker_holding_them(active_client):
     them); blocks still to compute are left to contiguous shares."""
     from distributed import wait
 
-    from distsk._executors._xgboost_extmem import _row_blocks, _where_held
+    from distsk._engines.xgboost_extmem import _row_blocks, _where_held
 
     X, y = _data(n=4000)
     client = active_client

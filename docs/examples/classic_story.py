@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
 from distsk import DistributedEstimator, DistributedSearchCV
-from distsk._cluster import embedded_cluster
+from distsk._cluster.client import embedded_cluster
 
 SIZES = {
     # n_samples for steps 1-3, trees per forest, n_samples of the dask array (steps 4-5)

@@ -30,10 +30,10 @@ from __future__ import annotations
 import time
 import uuid
 
-from .._cluster_data import compute_futures
+from .._cluster.data import compute_futures
 from ..exceptions import ClusterUnavailableError, NoFaithfulTranslationError
-from ._base import ExecutionContext, Executor
-from ._xgboost import _check_input, _require_xgboost
+from .base import ExecutionContext, Executor
+from .xgboost import _check_input, _require_xgboost
 
 __all__ = [
     "XGBoostExternalMemoryExecutor", "check_external_memory_params", "external_memory_reason",
@@ -130,7 +130,7 @@ def external_memory_reason(estimator, inp, comp, forced) -> str | None:
     External memory only when requested (``forced="xgboost-external-memory"``); what it
     cannot train is refused here (``NoFaithfulTranslationError``), at plan time. With
     ``backend="auto"`` the planner chooses by the cost model instead
-    (``distsk._planning._xgboost_choice``: the faster predicted of the engines whose
+    (``distsk._decide.planning._xgboost_choice``: the faster predicted of the engines whose
     predicted peak fits a worker's memory).
     """
     if forced != "xgboost-external-memory":

@@ -20,13 +20,13 @@ from numbers import Real
 
 import numpy as np
 
-from ._callbacks import has_callbacks, portable, replay_callbacks, shows_progress
-from ._checkpoint import ItemKeys
-from ._compat import ParallelBackendBase, SequentialBackend
-from ._executors._base import Runner, reemit
-from ._fit_call import FitCall, clone_with
-from ._sharing import Unit, plan_units
-from .exceptions import ClusterUnavailableError
+from .._compat import ParallelBackendBase, SequentialBackend
+from .._engines.base import Runner, reemit
+from .._units.callbacks import has_callbacks, portable, replay_callbacks, shows_progress
+from .._units.fit_call import FitCall, clone_with
+from .._units.sharing import Unit, plan_units
+from ..exceptions import ClusterUnavailableError
+from .checkpoint import ItemKeys
 
 __all__ = ["CollectorBackend", "RefitAhead", "SearchEngine"]
 
@@ -433,7 +433,7 @@ class RefitAhead:
         None; the others are cancelled."""
         from joblib import hash as joblib_hash
 
-        from ._executors._base import forest_warnings, merge_forests
+        from .._engines.base import forest_warnings, merge_forests
 
         started, self._started = self._started, {}
         hit = started.pop(id(parameters), None)
@@ -473,7 +473,7 @@ class RefitAhead:
 def _tree_parts(estimator, parameters, parts: int) -> list:
     """Trees ``(a, b)`` of each part of a forest's refit, or ``[None]``: one whole fit
     (not a forest, an out-of-bag score that needs all trees, a warm start, one part)."""
-    from ._planning import parallel_kind
+    from .._decide.planning import parallel_kind
 
     if parts < 2:
         return [None]
@@ -508,7 +508,7 @@ def _refit(estimator, X, y, *, parameters, fit_params, limits, verbose=0, trees=
     that forest only."""
     from threadpoolctl import threadpool_limits
 
-    from ._executors._base import fit_subforest, laid_out
+    from .._engines.base import fit_subforest, laid_out
 
     model = clone_with(estimator, parameters)
     # Data received over the network may be views into a receive buffer, which sends

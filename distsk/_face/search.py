@@ -2,7 +2,7 @@
 
 Scoring, refit, ``cv_results_``, multimetric and metadata routing are sklearn's
 ``BaseSearchCV`` code. distsk decides where and how its (candidate, fold) calls run: the
-search's own ``Parallel`` gets a :class:`~distsk._search_engine.CollectorBackend`, whose
+search's own ``Parallel`` gets a :class:`~distsk._search.loop.CollectorBackend`, whose
 engine runs them on the plan's runner (in process, loky, Dask) with work shared where
 exact. The engine is released before sklearn's refit code runs; the refit itself usually
 ran ahead on the runner, beside the last fits (``_search_engine.RefitAhead``), and
@@ -23,21 +23,21 @@ from joblib import parallel_config
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils.validation import check_is_fitted
 
-from ._checkpoint import Checkpoint
-from ._cluster import clone_sharing_client, portable_state, using_client
-from ._cluster_data import OnCluster, computed_delayed
-from ._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
-from ._cost import MODEL, timed_probe
-from ._driver import PlannedWork, Probe, SearchDriver
-from ._estimator import _blockwise, _delegated
-from ._executors import ExecutionContext, get_executor
-from ._executors._base import fit_estimator
-from ._fit_call import clone_with
-from ._notebook import html_repr_with_plan
-from ._planning import SEARCH_BACKENDS
-from ._profile import profile_input
-from ._progress import progress_bar
-from ._search_engine import CollectorBackend, RefitAhead, SearchEngine
+from .._cluster.client import clone_sharing_client, portable_state, using_client
+from .._cluster.data import OnCluster, computed_delayed
+from .._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
+from .._decide.cost import MODEL, timed_probe
+from .._decide.planning import SEARCH_BACKENDS
+from .._decide.profile import profile_input
+from .._engines import ExecutionContext, get_executor
+from .._engines.base import fit_estimator
+from .._search.checkpoint import Checkpoint
+from .._search.driver import PlannedWork, Probe, SearchDriver
+from .._search.loop import CollectorBackend, RefitAhead, SearchEngine
+from .._search.progress import progress_bar
+from .._units.fit_call import clone_with
+from .estimator import _blockwise, _delegated
+from .notebook import html_repr_with_plan
 
 __all__ = ["DistributedSearchCV"]
 
@@ -234,7 +234,7 @@ n_splits_, refit_time_, multimetric_
 
     def _probe(self, X, y, candidate) -> tuple[float | None, int | None, float | None]:
         """Seconds, peak memory growth and CPU seconds of one in-process fit of
-        ``candidate`` (all None if it fails); see ``distsk._cost``."""
+        ``candidate`` (all None if it fails); see ``distsk._decide.cost``."""
         try:
             est = clone_with(self.estimator, candidate)
             with warnings.catch_warnings():  # a probe's warnings are not the user's
@@ -363,7 +363,7 @@ n_splits_, refit_time_, multimetric_
         del self.__dict__["best_estimator_"]
 
     def _make_engine(self, runner, **options) -> SearchEngine:
-        # The halving searches (distsk._halving) run their rounds on a growing engine.
+        # The halving searches (distsk._face.halving) run their rounds on a growing engine.
         return SearchEngine(runner, **options)
 
     def _release_engine(self):
@@ -415,7 +415,7 @@ n_splits_, refit_time_, multimetric_
         "score_samples", _search_estimator_has, "Per-sample scores", _own_method)
     transform = _delegated("transform", _search_estimator_has, "Transformed data", _own_method)
 
-    # In a notebook: sklearn's diagram, then the plan once fitted (distsk._notebook).
+    # In a notebook: sklearn's diagram, then the plan once fitted (distsk._face.notebook).
     _html_repr = html_repr_with_plan
 
     def __getstate__(self):

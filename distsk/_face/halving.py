@@ -2,7 +2,7 @@
 
 sklearn's ``BaseSuccessiveHalving._run_search`` decides every round (candidates,
 resources, survivors) and calls ``evaluate_candidates`` once per round; each call is one
-``Parallel`` call whose fits the :class:`~distsk._search_engine.CollectorBackend` hands
+``Parallel`` call whose fits the :class:`~distsk._search.loop.CollectorBackend` hands
 to the plan's runner, as for :class:`~distsk.DistributedSearchCV` (whose ``fit`` these
 classes reuse). Results, ties and errors are therefore sklearn's own.
 """
@@ -20,10 +20,8 @@ from sklearn.base import is_classifier
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.utils import check_random_state
 
-from ._callbacks import has_callbacks, portable
-from ._checkpoint import ItemKeys
-from ._cluster_data import OnCluster
-from ._compat import (
+from .._cluster.data import OnCluster
+from .._compat import (
     HalvingGridSearchCV,
     HalvingRandomSearchCV,
     Interval,
@@ -31,12 +29,14 @@ from ._compat import (
     _num_samples,
     _safe_indexing,
 )
-from ._driver import PlannedWork, Probe
-from ._fit_call import FitCall
-from ._planning import SEARCH_BACKENDS
-from ._search import DistributedSearchCV, _n_splits_hint
-from ._search_engine import RefitAhead, SearchEngine, _Running, rank_candidates
-from ._sharing import _ensemble_key, _prefix_key, _shareable_call, size_param, with_fit
+from .._decide.planning import SEARCH_BACKENDS
+from .._search.checkpoint import ItemKeys
+from .._search.driver import PlannedWork, Probe
+from .._search.loop import RefitAhead, SearchEngine, _Running, rank_candidates
+from .._units.callbacks import has_callbacks, portable
+from .._units.fit_call import FitCall
+from .._units.sharing import _ensemble_key, _prefix_key, _shareable_call, size_param, with_fit
+from .search import DistributedSearchCV, _n_splits_hint
 
 __all__ = ["DistributedHalvingGridSearchCV", "DistributedHalvingRandomSearchCV"]
 
@@ -712,7 +712,7 @@ def _fit_and_keep(estimator, X, y, *, distsk_previous=None, distsk_keep=False,
     fitted model to grow next round (when ``distsk_keep`` and the fit succeeded);
     ``distsk_resource`` the size parameter, as the client decided it.
     """
-    from ._compat import _fit_and_score
+    from .._compat import _fit_and_score
 
     call = FitCall(_fit_and_score, (estimator, X, y), kwargs)
     grown_from = None

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 
-from .exceptions import CheckpointError
+from ..exceptions import CheckpointError
 
 __all__ = ["Checkpoint", "fingerprint"]
 
@@ -142,8 +142,8 @@ class ItemKeys:
     def key(self, item) -> str:
         import sklearn
 
-        from . import __version__
-        from ._fit_call import FitCall
+        from .. import __version__
+        from .._units.fit_call import FitCall
 
         call = FitCall.of(item)
         shared = (self._fp(call.X), self._fp(call.y), self._fp(call.fit_params),

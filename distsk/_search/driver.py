@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ._cluster import inside_worker, resolve_client, using_client
-from ._cluster_data import (
+from .._cluster.client import inside_worker, resolve_client, using_client
+from .._cluster.data import (
     OnCluster,
     assemble_on_workers,
     gather_inputs,
@@ -22,10 +22,10 @@ from ._cluster_data import (
     measured,
     resolve_gather_limit,
 )
-from ._cost import MODEL, PROBE_SUBSAMPLE, plan_from_subsample, subsample
-from ._executors import ExecutionContext, get_executor
-from ._planning import Plan, place_data, plan_search
-from ._profile import ComputeProfile, InputProfile, profile_compute, profile_input
+from .._decide.cost import MODEL, PROBE_SUBSAMPLE, plan_from_subsample, subsample
+from .._decide.planning import Plan, place_data, plan_search
+from .._decide.profile import ComputeProfile, InputProfile, profile_compute, profile_input
+from .._engines import ExecutionContext, get_executor
 
 __all__ = ["SearchDriver", "Placed", "Probe", "PlannedWork", "work_fits"]
 
@@ -69,7 +69,7 @@ def work_fits(work: PlannedWork, seconds: list) -> float | None:
 @dataclass(frozen=True)
 class Placed:
     """A search's input where the driver put it: ``X`` in memory or an
-    :class:`~distsk._cluster_data.OnCluster` placeholder, ``y`` and ``params`` in
+    :class:`~distsk._cluster.data.OnCluster` placeholder, ``y`` and ``params`` in
     memory; the profiles it was planned from, and the client it runs on."""
 
     X: object

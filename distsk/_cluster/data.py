@@ -52,7 +52,7 @@ def measured(X, prof):
 
     Costs one pass over the data (row counts); documented in "How distsk decides".
     """
-    from ._profile import InputProfile, profile_input
+    from .._decide.profile import InputProfile, profile_input
 
     if not prof.lazy or prof.nbytes is not None:
         return X, prof
@@ -188,7 +188,7 @@ def _distributed_client():
 def _is_dask_collection(value) -> bool:
     """A dask array, DataFrame or Series (a ``dask.delayed`` answers every attribute,
     ``to_delayed`` included, so attributes cannot tell)."""
-    from ._profile import dask_kind
+    from .._decide.profile import dask_kind
 
     return dask_kind(value) is not None
 
@@ -331,7 +331,7 @@ def inputs_to_read(X, y, params: dict, max_gather_bytes):
     ``dask.delayed``, and reads a dask array through numpy, computing it at every
     access). With X a dask collection they are left to gather or place with X."""
     X = computed_delayed(X, "X", max_gather_bytes)
-    from ._profile import profile_input
+    from .._decide.profile import profile_input
 
     if not profile_input(X).lazy and (holds_dask(y) or any(map(holds_dask, params.values()))):
         _, y, params = gather_inputs(None, y, params)

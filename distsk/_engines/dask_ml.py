@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import clone
 
-from .._cluster_data import compute_all
+from .._cluster.data import compute_all
 from ..exceptions import NoFaithfulTranslationError
-from ._base import ExecutionContext, Executor
+from .base import ExecutionContext, Executor
 
 __all__ = [
     "DaskMLExecutor", "SolverChoice", "check_translation", "choose_solver", "dask_ml_support",
@@ -573,7 +573,7 @@ def persisted(client, X, y):
     """
     if client is None:
         return X, y
-    from .._cluster_data import sending_input
+    from .._cluster.data import sending_input
 
     # One collection per call: persisting arrays and dataframes together can hand one
     # collection another's blocks (tests/test_contracts.py); y made from X's source is

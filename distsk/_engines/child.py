@@ -12,9 +12,9 @@ This module is the caller's side: how many times, and the result a convicted fit
 
 from __future__ import annotations
 
-from .._callbacks import replay_callbacks
-from .._fit_call import FitCall
-from .._worker import UnitResult
+from .._units.callbacks import replay_callbacks
+from .._units.fit_call import FitCall
+from .._units.worker import UnitResult
 
 __all__ = ["KILLED_CONFIRMATIONS", "convicted"]
 

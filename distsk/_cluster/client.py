@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from .exceptions import ClusterUnavailableError
+from ..exceptions import ClusterUnavailableError
 
 __all__ = [
     "resolve_client", "embedded_cluster", "inside_worker", "portable_state",
@@ -60,7 +60,7 @@ def using_client(client):
     the task-local current client only (``_compat.client_as_current``)."""
     if client is None:
         return contextlib.nullcontext()
-    from ._compat import client_as_current
+    from .._compat import client_as_current
 
     return client_as_current(client)
 

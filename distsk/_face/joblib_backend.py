@@ -22,7 +22,7 @@ from typing import Any
 
 from joblib import parallel_config
 
-from ._compat import (
+from .._compat import (
     FallbackToBackend,
     LokyBackend,
     ParallelBackendBase,
@@ -30,8 +30,8 @@ from ._compat import (
     ThreadingBackend,
     _fit_and_score,
 )
-from ._executors._base import SEQUENTIAL_OPTION
-from ._search_engine import QueuedCallbacks
+from .._engines.base import SEQUENTIAL_OPTION
+from .._search.loop import QueuedCallbacks
 
 __all__ = ["DistskBackend", "parallel_backend", "register"]
 
@@ -258,8 +258,8 @@ class _EngineCall(ParallelBackendBase):
             job.results = chunk if fits else [r["value"] for r in chunk]
 
     def _run(self, items: list, fits: bool) -> list:
-        from ._checkpoint import Checkpoint
-        from ._search_engine import SearchEngine
+        from .._search.checkpoint import Checkpoint
+        from .._search.loop import SearchEngine
 
         first, probe = [], None
         if self._runner is None:
@@ -292,7 +292,7 @@ class _EngineCall(ParallelBackendBase):
             if store is not None:
                 store.close()
         if probe is not None:  # the actual time beside the prediction (#16)
-            from ._cost import MODEL
+            from .._decide.cost import MODEL
 
             plan, _ = MODEL.learn(self._plan, time.perf_counter() - started,
                                   calibrate=engine.n_fits == len(items))
@@ -304,8 +304,8 @@ class _EngineCall(ParallelBackendBase):
         """Whether the plan times a fit first: engine "auto", fits to place (more than
         one), no checkpoint (every fit goes through it) and no callbacks (they report
         from the engine's fits)."""
-        from ._callbacks import has_callbacks
-        from ._cluster import inside_worker
+        from .._cluster.client import inside_worker
+        from .._units.callbacks import has_callbacks
 
         return (fits and self.options.engine == "auto" and len(items) > 1
                 and self.options.checkpoint is None and not inside_worker()
@@ -315,8 +315,8 @@ class _EngineCall(ParallelBackendBase):
         """``(plan, probe)`` from the first call's fit on 1/PROBE_SUBSAMPLE of its rows,
         scaled, if the plan is the same for it 3x faster or slower; else None
         (``_cost.plan_from_subsample``, as DistributedSearchCV)."""
-        from ._cost import PROBE_SUBSAMPLE, plan_from_subsample, subsample, timed_probe
-        from ._fit_call import FitCall, clone_with
+        from .._decide.cost import PROBE_SUBSAMPLE, plan_from_subsample, subsample, timed_probe
+        from .._units.fit_call import FitCall, clone_with
 
         call = FitCall.of(items[0])
         if call.fit_params:
@@ -341,8 +341,8 @@ class _EngineCall(ParallelBackendBase):
     def _client_and_compute(self):
         """The client and the compute profile of this call, resolved once."""
         if self._where is None:
-            from ._cluster import resolve_client
-            from ._profile import profile_compute
+            from .._cluster.client import resolve_client
+            from .._decide.profile import profile_compute
 
             engine = self.options.engine
             client = (resolve_client(self.options.client) if engine in ("auto", "dask")
@@ -352,10 +352,10 @@ class _EngineCall(ParallelBackendBase):
 
     def _planned(self, items: list, fits: bool, probe: tuple | None = None,
                  rows: float = 1.0):
-        from ._cost import MODEL
-        from ._fit_call import FitCall
-        from ._planning import plan_search
-        from ._profile import profile_input
+        from .._decide.cost import MODEL
+        from .._decide.planning import plan_search
+        from .._decide.profile import profile_input
+        from .._units.fit_call import FitCall
 
         client, compute = self._client_and_compute()
         X = FitCall.of(items[0]).X if fits else None
@@ -369,7 +369,7 @@ class _EngineCall(ParallelBackendBase):
 
     def _make_runner(self, items: list, fits: bool, probe: tuple | None = None,
                      plan=None):
-        from ._executors import ExecutionContext, get_executor
+        from .._engines import ExecutionContext, get_executor
 
         client = self._client_and_compute()[0]
         self._plan = plan if plan is not None else self._planned(items, fits, probe)
@@ -410,8 +410,8 @@ class _EngineCall(ParallelBackendBase):
 def _probe_first(item) -> tuple[dict, tuple[float, int | None, float]]:
     """``item`` (a fit call) run here, timed (``_cost.timed_probe``): its result and
     the probe."""
-    from ._cost import timed_probe
-    from ._sharing import run_unit
+    from .._decide.cost import timed_probe
+    from .._units.sharing import run_unit
 
     (results, _), probe = timed_probe(lambda: run_unit("single", [item]))
     return results[0], probe

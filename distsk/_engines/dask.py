@@ -26,10 +26,10 @@ from distributed.client import FutureCancelledError
 from joblib import parallel_config
 from sklearn.base import clone
 
-from .._cluster_data import OnCluster
-from .._fit_call import FitCall
-from .._remote import call, drop_topics, pack, run_batch, run_suspect
-from .._worker import (
+from .._cluster.data import OnCluster
+from .._units.fit_call import FitCall
+from .._units.remote import call, drop_topics, pack, run_batch, run_suspect
+from .._units.worker import (
     COPY_SUFFIX,
     ChildDied,
     kept_topic,
@@ -38,7 +38,7 @@ from .._worker import (
     wants_stdout,
 )
 from ..exceptions import ClusterUnavailableError
-from ._base import (
+from .base import (
     ExecutionContext,
     Executor,
     Runner,
@@ -51,7 +51,7 @@ from ._base import (
     reemit,
     with_callers_config,
 )
-from ._child import KILLED_CONFIRMATIONS, convicted
+from .child import KILLED_CONFIRMATIONS, convicted
 
 __all__ = ["DaskExecutor", "DaskRunner"]
 

@@ -24,33 +24,33 @@ from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, proces
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._cluster import (
+from .._cluster.client import (
     clone_sharing_client,
     inside_worker,
     portable_state,
     resolve_client,
     using_client,
 )
-from ._cluster_data import (
+from .._cluster.data import (
     computed_delayed,
     gather_inputs,
     inputs_to_read,
     measured,
     resolve_gather_limit,
 )
-from ._compat import (
+from .._compat import (
     HasMethods,
     Interval,
     StrOptions,
     _fit_context,
     _routing_enabled,
 )
-from ._cost import MODEL
-from ._executors import ExecutionContext, get_executor
-from ._executors._base import pinned
-from ._notebook import html_repr_with_plan
-from ._planning import BACKENDS, Plan, parallel_kind, plan_fit
-from ._profile import profile_compute, profile_input
+from .._decide.cost import MODEL
+from .._decide.planning import BACKENDS, Plan, parallel_kind, plan_fit
+from .._decide.profile import profile_compute, profile_input
+from .._engines import ExecutionContext, get_executor
+from .._engines.base import pinned
+from .notebook import html_repr_with_plan
 
 __all__ = ["DistributedEstimator", "explain", "resolve_gather_limit", "gather_inputs"]
 
@@ -279,7 +279,7 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
     def _execute(self, plan, client, X, y, fit_params, then):
         lazy_X = None
         if plan.on_workers:
-            from ._cluster_data import assemble_on_workers
+            from .._cluster.data import assemble_on_workers
 
             lazy_X = X
             X = assemble_on_workers(client, X, plan.input.kind)
@@ -463,7 +463,7 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         inner.array_api_support = False
         return inner
 
-    # In a notebook: sklearn's diagram, then the plan once fitted (distsk._notebook).
+    # In a notebook: sklearn's diagram, then the plan once fitted (distsk._face.notebook).
     _html_repr = html_repr_with_plan
 
     def __getstate__(self):
@@ -582,7 +582,7 @@ def _score_lazy(self, X, y, params):
         y_true, y_pred, params = gather_inputs(y, y_pred, params)
         metric = accuracy_score if is_classifier(est) else r2_score
         return float(metric(np.asarray(y_true), np.asarray(y_pred), **params))
-    from ._cluster_data import compute_all
+    from .._cluster.data import compute_all
 
     X, y = compute_all(X, y)
     return est.score(X, y, **params)

@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from ._profile import ComputeProfile, InputProfile, format_bytes
+from .profile import ComputeProfile, InputProfile, format_bytes
 
 __all__ = [
     "Costs", "Prediction", "MODEL", "predict_search", "predict_fit", "fit_work_key",
@@ -536,7 +536,7 @@ def subsample(estimator, X, y, every: int):
 def timed_probe(func):
     """``func()`` run here as on a worker (one thread, joblib loops sequential), timed:
     its value, and (seconds, peak memory growth, CPU seconds) for the cost model."""
-    from ._worker import pinned
+    from .._units.worker import pinned
 
     with pinned(), traced_peak() as peak:
         start, cpu = time.perf_counter(), time.process_time()
@@ -618,7 +618,7 @@ class _Model:
         """The snapshot to plan with; measures overheads not measured yet when
         ``measure`` (a loky pool only when it is already warm: measuring a cold one would
         start it; a Dask cluster's once per scheduler)."""
-        from ._compat import loky_workers
+        from .._compat import loky_workers
 
         warm = loky_workers()
         measured = []

@@ -170,14 +170,14 @@ def call(blob, data):
 
 def run_batch(kind, blob, data, capture_stdout, topic):
     """Run a packed unit in this worker."""
-    from ._worker import run_unit_on_worker
+    from .worker import run_unit_on_worker
 
     return run_unit_on_worker(kind, unpack(blob, data), capture_stdout, topic)
 
 
 def run_suspect(kind, blob, data, capture_stdout, topic):
     """Run a packed unit in a child process of this worker."""
-    from ._worker import run_unit_isolated
+    from .worker import run_unit_isolated
 
     return run_unit_isolated(kind, unpack(blob, data), capture_stdout, topic)
 

@@ -2,14 +2,14 @@
 
 Used by the search engine (which fits report to callbacks, what travels with a unit)
 and by the runners (fits that did not run still begin and end). A neutral module (it
-imports nothing from distsk), so the runners in ``_executors`` can use it without
+imports nothing from distsk), so the runners in ``_engines`` can use it without
 importing the search engine above them. The worker side of callback events (forwarded
 as Dask events from a worker, kept by a child process) is in ``_worker``.
 """
 
 from __future__ import annotations
 
-from ._fit_call import FitCall
+from .fit_call import FitCall
 
 __all__ = ["replay_callbacks", "has_callbacks", "portable", "shows_progress"]
 

@@ -9,8 +9,8 @@ from concurrent.futures.process import BrokenProcessPool
 from joblib import Parallel
 
 from .._compat import LokyBackend, get_memmapping_executor
-from .._fit_call import FitCall
-from .._worker import (
+from .._units.fit_call import FitCall
+from .._units.worker import (
     ChildDied,
     UnitResult,
     merged,
@@ -19,7 +19,7 @@ from .._worker import (
     run_unit_remote,
     wants_stdout,
 )
-from ._base import (
+from .base import (
     ExecutionContext,
     Executor,
     InProcessRunner,
@@ -27,7 +27,7 @@ from ._base import (
     check_picklable,
     fit_estimator,
 )
-from ._child import KILLED_CONFIRMATIONS, convicted
+from .child import KILLED_CONFIRMATIONS, convicted
 
 __all__ = ["SequentialExecutor", "LokyExecutor", "LokyRunner"]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Re-exported: what runs in workers lives in ``_worker`` (imported from here, never back).
-from .._worker import UnitResult, merged, pinned, run_recording, run_unit_remote
+from .._units.worker import UnitResult, merged, pinned, run_recording, run_unit_remote
 
 __all__ = [
     "ExecutionContext", "Executor", "pinned", "run_recording", "reemit", "fit_estimator",
@@ -271,7 +271,7 @@ class InProcessRunner(Runner):
     slots = 1
 
     def submit(self, kind, items, avoid=None):
-        from .._sharing import run_unit
+        from .._units.sharing import run_unit
 
         future = cf.Future()
         try:

@@ -5,9 +5,9 @@ xgboost is imported only when this engine runs.
 
 from __future__ import annotations
 
-from .._cluster_data import compute_all
+from .._cluster.data import compute_all
 from .._compat import client_as_current
-from ._base import ExecutionContext, Executor
+from .base import ExecutionContext, Executor
 
 __all__ = ["XGBoostExecutor", "is_xgboost_model"]
 
@@ -34,7 +34,7 @@ class XGBoostExecutor(Executor):
         import xgboost
         from xgboost import dask as dxgb
 
-        from ._dask_ml import _as_dask_array, persisted
+        from .dask_ml import _as_dask_array, persisted
 
         dask_cls = {
             xgboost.XGBClassifier: dxgb.DaskXGBClassifier,

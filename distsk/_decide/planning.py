@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ._cost import (
+from .._engines import engine_names
+from .cost import (
     Costs,
     LargeWork,
     Prediction,
@@ -18,13 +19,12 @@ from ._cost import (
     predict_large,
     predict_search,
 )
-from ._cost import _secs as _secs
-from ._executors import engine_names
-from ._profile import ComputeProfile, InputProfile, format_bytes
+from .cost import _secs as _secs
+from .profile import ComputeProfile, InputProfile, format_bytes
 
 __all__ = ["Plan", "BACKENDS", "plan_fit", "plan_search", "place_data", "parallel_kind"]
 
-# Derived from the engine registry (``_executors.ENGINES``), never kept by hand.
+# Derived from the engine registry (``_engines.ENGINES``), never kept by hand.
 #: Engine names accepted by ``backend=`` (besides "auto").
 BACKENDS = engine_names()
 CLUSTER_BACKENDS = frozenset(engine_names(needs_cluster=True))
@@ -224,14 +224,14 @@ def _compared(predictions, chosen: str) -> str:
 
 def _large_work(estimator, support, comp) -> LargeWork:
     """What the larger-than-memory engines would run for ``estimator`` (pure)."""
-    from ._executors import is_xgboost_model
-    from ._executors._dask_ml import _sklearn_class
+    from .._engines import is_xgboost_model
+    from .._engines.dask_ml import _sklearn_class
 
     xgb = is_xgboost_model(estimator)
     external = None
     if xgb:
-        from ._executors._xgboost_extmem import check_external_memory_params, unsupported
-        from .exceptions import NoFaithfulTranslationError
+        from .._engines.xgboost_extmem import check_external_memory_params, unsupported
+        from ..exceptions import NoFaithfulTranslationError
 
         external = unsupported()
         if external is None:
@@ -280,9 +280,9 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None, costs=None) -> Pl
     ``Plan.predictions``; between the xgboost engines the faster that fits in the
     workers' memory is chosen, and none whose predicted peak is over it.
     """
-    from ._executors import dask_ml_support, is_xgboost_model
-    from ._executors._dask_ml import plan_solver
-    from ._executors._xgboost_extmem import external_memory_reason
+    from .._engines import dask_ml_support, is_xgboost_model
+    from .._engines.dask_ml import plan_solver
+    from .._engines.xgboost_extmem import external_memory_reason
 
     size = "of unknown size" if inp.nbytes is None else f"of {format_bytes(inp.nbytes)}"
     over = f"{inp.describe()} is over the gather limit of {format_bytes(limit)}" if inp.nbytes else (
@@ -311,7 +311,7 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None, costs=None) -> Pl
     by = {p.engine: p for p in preds}
     if forced in (None, "xgboost", "xgboost-external-memory") and is_xgboost_model(estimator):
         if not comp.has_cluster:
-            from .exceptions import ClusterUnavailableError
+            from ..exceptions import ClusterUnavailableError
 
             raise ClusterUnavailableError(
                 f"{over}: xgboost models train on such data with xgboost.dask, which needs a "
@@ -353,7 +353,7 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None, costs=None) -> Pl
                 f"block by block (dask-ml Incremental), one pass over the data.{predicted}",
                 input=inp, compute=comp, predictions=preds,
             )
-    from .exceptions import DataTooLargeError
+    from ..exceptions import DataTooLargeError
 
     raise DataTooLargeError(
         f"{over}, and {type(estimator).__name__} has no larger-than-memory engine: "
@@ -369,7 +369,7 @@ def _xgboost_choice(estimator, inp, comp, over, by, preds, model) -> Plan:
     """``backend="auto"`` for an xgboost model: xgboost.dask or external memory, the faster
     predicted of those that fit in a worker's memory; external memory when xgboost.dask
     does not fit (refused, naming the parameter, when it cannot train the model)."""
-    from ._executors._xgboost_extmem import _require_external_memory, check_external_memory_params
+    from .._engines.xgboost_extmem import _require_external_memory, check_external_memory_params
 
     dask, ext = by["xgboost"], by["xgboost-external-memory"]
     lives = f"trained where the data lives with xgboost.dask ({comp.describe()})"
@@ -416,7 +416,7 @@ def plan_fit(
     estimator's type timed earlier, ``backend="auto"`` predicts this process against the
     cluster and takes the faster that fits in memory.
     """
-    from .exceptions import ClusterUnavailableError, DataTooLargeError
+    from ..exceptions import ClusterUnavailableError, DataTooLargeError
 
     if backend in CLUSTER_BACKENDS and not comp.has_cluster:
         raise ClusterUnavailableError(
@@ -524,7 +524,7 @@ def _on_workers(estimator, inp, comp, placement, forced, predictions=()) -> Plan
 
 def _placement(inp, comp, backend, max_gather_bytes):
     """``place_data`` without raising: ``(None, why)`` when neither memory holds it."""
-    from .exceptions import DataTooLargeError
+    from ..exceptions import DataTooLargeError
 
     if inp.nbytes is None:
         return None, f"{inp.describe()} of unknown size"
@@ -543,7 +543,7 @@ def place_data(inp: InputProfile, comp: ComputeProfile, *, backend: str,
     the client never holds it. Otherwise into this process under ``max_gather_bytes``.
     Raises ``DataTooLargeError`` naming both memories when neither can hold it.
     """
-    from .exceptions import DataTooLargeError
+    from ..exceptions import DataTooLargeError
 
     per_worker = comp.worker_memory_bytes // comp.n_workers if comp.has_cluster else 0
     worker_room = int(per_worker * WORKER_DATA_FRACTION)
@@ -603,7 +603,7 @@ def plan_search(
     ``backend="auto"`` predicts each engine's time and peak memory and takes the fastest
     that fits in memory; every prediction is kept in ``Plan.predictions``.
     """
-    from .exceptions import ClusterUnavailableError
+    from ..exceptions import ClusterUnavailableError
 
     where = f"{n_fits} fits on {inp.describe()}; {comp.describe()}"
     if data is not None and data[0] == "workers":

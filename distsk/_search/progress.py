@@ -68,13 +68,13 @@ class SearchProgress:
 
     # -- in this process
     def setup(self, estimator, context):
-        from ._compat import callback_transport as transport
+        from .._compat import callback_transport as transport
 
         self._display = _Display(self.description)
         self._handle = transport.open_listener(self._display.receive)
 
     def teardown(self, estimator, context):
-        from ._compat import callback_transport as transport
+        from .._compat import callback_transport as transport
 
         if self._handle is not None:
             transport.close_listener(self._handle)
@@ -95,7 +95,7 @@ class SearchProgress:
             self._send(("done", (context.task_id, resumed)))
 
     def _send(self, message):
-        from ._compat import callback_transport as transport
+        from .._compat import callback_transport as transport
 
         if self._handle is not None:
             transport.send(self._handle, message)

@@ -11,7 +11,7 @@ import html
 
 from sklearn.utils import estimator_html_repr
 
-from ._executors import engine_names
+from .._engines import engine_names
 
 __all__ = ["html_repr_with_plan", "dashboard_link"]
 
@@ -57,7 +57,7 @@ def dashboard_link(estimator, address: str) -> str | None:
         return None
     from distributed import Client, default_client
 
-    from ._cluster import _by_address
+    from .._cluster.client import _by_address
 
     candidates = [estimator.__dict__.get("client"), _by_address.get(address)]
     try:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from ._base import ExecutionContext, Executor
-from ._dask_ml import dask_ml_support
-from ._xgboost import is_xgboost_model
+from .base import ExecutionContext, Executor
+from .dask_ml import dask_ml_support
+from .xgboost import is_xgboost_model
 
 __all__ = [
     "ENGINES", "Engine", "engine_names", "get_executor", "ExecutionContext", "Executor",
@@ -37,12 +37,12 @@ class Engine:
 
 
 ENGINES = (
-    Engine("sequential", "._local", "SequentialExecutor", runs_searches=True),
-    Engine("loky", "._local", "LokyExecutor", runs_searches=True),
-    Engine("dask", "._dask", "DaskExecutor", runs_searches=True, needs_cluster=True),
-    Engine("dask-ml", "._dask_ml", "DaskMLExecutor", needs_cluster=True),
-    Engine("xgboost", "._xgboost", "XGBoostExecutor", needs_cluster=True),
-    Engine("xgboost-external-memory", "._xgboost_extmem", "XGBoostExternalMemoryExecutor",
+    Engine("sequential", ".local", "SequentialExecutor", runs_searches=True),
+    Engine("loky", ".local", "LokyExecutor", runs_searches=True),
+    Engine("dask", ".dask", "DaskExecutor", runs_searches=True, needs_cluster=True),
+    Engine("dask-ml", ".dask_ml", "DaskMLExecutor", needs_cluster=True),
+    Engine("xgboost", ".xgboost", "XGBoostExecutor", needs_cluster=True),
+    Engine("xgboost-external-memory", ".xgboost_extmem", "XGBoostExternalMemoryExecutor",
            needs_cluster=True),
 )
 

@@ -1,10 +1,10 @@
 """The worker side of a search: what runs where the fits run.
 
-A loky worker, a Dask worker, or a child process of either (``python -m distsk._worker
+A loky worker, a Dask worker, or a child process of either (``python -m distsk._units.worker
 IN OUT``) runs a unit of search work here: pinned to one core, its warnings and prints
 kept, its sklearn callback events forwarded (as Dask events from a Dask worker, kept
 for the parent by a child process). The caller side -- runners, executors -- is in
-``_executors``, which imports this module and never the other way round; ``_remote``
+``_engines``, which imports this module and never the other way round; ``_remote``
 (the task functions a Dask scheduler unpickles) imports it only on the worker.
 
 Child-process protocol: ``IN`` holds the pickled ``(kind, tasks, capture_stdout)``; the
@@ -134,7 +134,7 @@ def run_recording(func, *args, **kwargs):
 
 def run_unit_remote(kind, items, capture_stdout) -> UnitResult:
     """Evaluate one unit of search work in a worker: pinned, warnings and prints kept."""
-    from ._sharing import run_unit
+    from .sharing import run_unit
 
     out = io.StringIO()
     redirect = contextlib.redirect_stdout(out) if capture_stdout else contextlib.nullcontext()
@@ -144,7 +144,7 @@ def run_unit_remote(kind, items, capture_stdout) -> UnitResult:
 
 
 def wants_stdout(items) -> bool:
-    from ._fit_call import FitCall
+    from .fit_call import FitCall
 
     return any(FitCall.of(item).verbose > 1 for item in items)
 
@@ -176,7 +176,7 @@ def _forward(topic, address, message):
 
 
 def run_unit_on_worker(kind, tasks, capture_stdout, topic):
-    from ._compat import callback_transport as transport
+    from .._compat import callback_transport as transport
 
     if transport is not None and not isinstance(
         transport._message_consumers, _ForwardingConsumers
@@ -229,7 +229,7 @@ def _run_fits_kept(tasks, capture_stdout, topic) -> UnitResult:
     """
     from distributed import get_worker
 
-    from ._fit_call import FitCall
+    from .fit_call import FitCall
 
     worker = get_worker()
     key = str(worker.get_current_task())
@@ -440,7 +440,7 @@ def run_in_child(kind, tasks, capture_stdout) -> UnitResult | ChildDied:
         # The child imports what this process imported, from where it found it.
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         proc = subprocess.run(
-            [sys.executable, "-m", "distsk._worker", path_in, path_out],
+            [sys.executable, "-m", "distsk._units.worker", path_in, path_out],
             env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         if not os.path.exists(path_out):
@@ -455,7 +455,7 @@ def run_in_child(kind, tasks, capture_stdout) -> UnitResult | ChildDied:
 def main(path_in: str, path_out: str) -> None:
     import cloudpickle
 
-    from ._compat import callback_transport as transport
+    from .._compat import callback_transport as transport
 
     with open(path_in, "rb") as f:
         kind, tasks, capture_stdout = pickle.load(f)
@@ -479,7 +479,7 @@ def main(path_in: str, path_out: str) -> None:
 
 if __name__ == "__main__":
     # Through the imported module, not this ``__main__`` copy: the classes pickled back
-    # to the parent (UnitResult) must be distsk._worker's.
-    from distsk._worker import main as _main
+    # to the parent (UnitResult) must be distsk._units.worker's.
+    from distsk._units.worker import main as _main
 
     _main(sys.argv[1], sys.argv[2])

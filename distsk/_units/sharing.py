@@ -26,8 +26,8 @@ import numpy as np
 from joblib import hash as joblib_hash
 from sklearn.pipeline import Pipeline
 
-from ._compat import _MultimetricScorer, _PassthroughScorer, _safe_split, _Scorer
-from ._fit_call import FitCall, clone_with
+from .._compat import _MultimetricScorer, _PassthroughScorer, _safe_split, _Scorer
+from .fit_call import FitCall, clone_with
 
 __all__ = ["Unit", "plan_units", "run_unit", "size_param"]
 
