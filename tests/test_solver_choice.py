@@ -24,7 +24,7 @@ from distsk import DistributedEstimator, explain
 da = pytest.importorskip("dask.array", reason="needs the distsk[dask] extra")
 pytest.importorskip("dask_ml", reason="needs the distsk[dask-ml] extra")
 
-from distsk._engines.dask_ml import (  # noqa: E402
+from distsk._decide.dask_ml_rules import (  # noqa: E402
     NEWTON_HESSIAN_MEMORY_FRACTION,
     NEWTON_MAX_FEATURES,
     choose_solver,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .._engines import engine_names
 from .cost import (
     Costs,
     LargeWork,
@@ -20,7 +19,17 @@ from .cost import (
     predict_search,
 )
 from .cost import _secs as _secs
+from .dask_ml_rules import dask_ml_support, plan_solver, sklearn_class
 from .profile import ComputeProfile, InputProfile, format_bytes
+from .specs import engine_names, spec
+from .xgboost_rules import (
+    check_external_memory_params,
+    external_memory_reason,
+    external_memory_refusal,
+    external_memory_unsupported,
+    is_xgboost_model,
+    require_external_memory,
+)
 
 __all__ = ["Plan", "BACKENDS", "plan_fit", "plan_search", "place_data", "parallel_kind"]
 
@@ -224,24 +233,16 @@ def _compared(predictions, chosen: str) -> str:
 
 def _large_work(estimator, support, comp) -> LargeWork:
     """What the larger-than-memory engines would run for ``estimator`` (pure)."""
-    from .._engines import is_xgboost_model
-    from .._engines.dask_ml import _sklearn_class
-
     xgb = is_xgboost_model(estimator)
     external = None
     if xgb:
-        from .._engines.xgboost_extmem import check_external_memory_params, unsupported
-        from ..exceptions import NoFaithfulTranslationError
-
-        external = unsupported()
-        if external is None:
-            try:
-                check_external_memory_params(estimator, numeric=True)
-            except NoFaithfulTranslationError as exc:
-                external = str(exc).split(" cannot train", 1)[0] + " is not supported there"
+        external = external_memory_unsupported()
+        refusal = None if external else external_memory_refusal(estimator, numeric=True)
+        if refusal is not None:
+            external = f"{refusal.setting} is not supported there"
     n_jobs = _n_jobs_of(estimator)
     return LargeWork(
-        name=_sklearn_class(estimator) or type(estimator).__name__, dask_ml=support,
+        name=sklearn_class(estimator) or type(estimator).__name__, dask_ml=support,
         xgboost=xgb, external_memory=external,
         local_engine="loky" if n_jobs not in (None, 1) else "sequential",
     )
@@ -280,25 +281,13 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None, costs=None) -> Pl
     ``Plan.predictions``; between the xgboost engines the faster that fits in the
     workers' memory is chosen, and none whose predicted peak is over it.
     """
-    from .._engines import dask_ml_support, is_xgboost_model
-    from .._engines.dask_ml import plan_solver
-    from .._engines.xgboost_extmem import external_memory_reason
-
     size = "of unknown size" if inp.nbytes is None else f"of {format_bytes(inp.nbytes)}"
     over = f"{inp.describe()} is over the gather limit of {format_bytes(limit)}" if inp.nbytes else (
         f"{inp.kind} {size}"
     )
-    if forced in ("xgboost", "xgboost-external-memory") and not is_xgboost_model(estimator):
-        raise ValueError(
-            f"backend={forced!r} trains xgboost models only; got {type(estimator).__name__}. "
-            "Use backend='auto' or 'dask-ml', or wrap an xgboost.XGBClassifier/XGBRegressor."
-        )
-    if forced == "dask-ml" and dask_ml_support(estimator) is None:
-        raise ValueError(
-            f"backend='dask-ml' has no equivalent of {type(estimator).__name__}: it runs "
-            "LogisticRegression, LinearRegression, PoissonRegressor, KMeans, PCA, TruncatedSVD, "
-            "StandardScaler, MinMaxScaler, and estimators with partial_fit. Use backend='auto'."
-        )
+    refused = None if forced is None else spec(forced).refuses(estimator)
+    if refused is not None:
+        raise ValueError(refused)
     preds: tuple[Prediction, ...] = ()
     if forced is None:
         support = dask_ml_support(estimator)
@@ -369,8 +358,6 @@ def _xgboost_choice(estimator, inp, comp, over, by, preds, model) -> Plan:
     """``backend="auto"`` for an xgboost model: xgboost.dask or external memory, the faster
     predicted of those that fit in a worker's memory; external memory when xgboost.dask
     does not fit (refused, naming the parameter, when it cannot train the model)."""
-    from .._engines.xgboost_extmem import _require_external_memory, check_external_memory_params
-
     dask, ext = by["xgboost"], by["xgboost-external-memory"]
     lives = f"trained where the data lives with xgboost.dask ({comp.describe()})"
     reads = (f"trained through xgboost's external memory on the {comp.n_workers} workers "
@@ -389,7 +376,7 @@ def _xgboost_choice(estimator, inp, comp, over, by, preds, model) -> Plan:
             f"{format_bytes(dask.room_bytes)} there")
     # An xgboost without external memory (ImportError naming the upgrade), and what
     # external memory cannot train, are refused rather than fit out of memory.
-    _require_external_memory()
+    require_external_memory()
     check_external_memory_params(estimator, numeric=True)
     fits = ("" if ext.fits_memory else "; its own predicted peak is over that too, and it "
             "needs the least memory of the engines")

@@ -11,19 +11,22 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import clone
 
 from .._cluster.data import compute_all
+from .._decide.dask_ml_rules import (
+    GLMS,
+    check_translation,
+    choose_solver,
+    lr_penalty,
+    sklearn_class,
+)
 from ..exceptions import NoFaithfulTranslationError
 from .base import ExecutionContext, Executor
 
-__all__ = [
-    "DaskMLExecutor", "SolverChoice", "check_translation", "choose_solver", "dask_ml_support",
-    "plan_solver", "require_dask_ml", "persisted", "quiet_dask_ml",
-]
+__all__ = ["DaskMLExecutor", "require_dask_ml", "persisted", "quiet_dask_ml"]
 
 
 def require_dask_ml():
@@ -37,53 +40,9 @@ def require_dask_ml():
         ) from exc
 
 
-# For each supported sklearn class, every parameter is in exactly one of three places
-# (``_Translation``): ``translated`` -- ``build`` maps its value to a dask-ml argument of
-# the same meaning, or refuses the value; ``no_effect`` -- it does not change the fitted
-# model on this path (any value); anywhere else -- accepted at sklearn's default only.
-# tests/test_translations.py walks every parameter at a non-default value.
 # dask-glm standardises X by default, which moves the L2 penalty onto standardised
 # coefficients: a different model from sklearn's. Solve on the raw features.
 _RAW = {"normalize": False}
-
-
-@dataclass(frozen=True)
-class _Translation:
-    #: (params, shape) -> (dask-ml module, class, kwargs); raises for untranslatable values.
-    build: Callable[[dict, tuple], tuple[str, str, dict]]
-    translated: tuple[str, ...]
-    no_effect: tuple[str, ...] = ()
-    #: (params) -> None; refuses values with no exact meaning, needs no data (plan time).
-    check: Callable[[dict], None] = lambda p: None
-
-
-def _lr_penalty(p):
-    """The penalty sklearn 1.8+ fits (LogisticRegression.fit's own resolution)."""
-    if p["penalty"] != "deprecated":
-        return p["penalty"]  # the deprecated explicit form wins over l1_ratio
-    if p["C"] == np.inf:
-        return None
-    if p["l1_ratio"] in (0, None):  # 0.0 is the default
-        return "l2"
-    return "l1" if p["l1_ratio"] == 1 else "elasticnet"
-
-
-def _lr_check(p):
-    # dask-glm's L1 / elastic net use proximal solvers with their own scaling: refused.
-    if _lr_penalty(p) not in ("l2", None):
-        param = "l1_ratio" if p["penalty"] == "deprecated" else "penalty"
-        raise _untranslatable("LogisticRegression", param, p[param],
-                              "the dask-ml engine fits the L2 penalty or none",
-                              0.0 if param == "l1_ratio" else "deprecated")
-    _lbfgs_only("LogisticRegression", p)
-
-
-def _lbfgs_only(cls, p):
-    # dask-glm's L-BFGS is sklearn's solver on the same objective; its newton and
-    # gradient_descent take no penalty, and sklearn's other solvers have no dask-ml twin.
-    if p["solver"] != "lbfgs":
-        raise _untranslatable(cls, "solver", p["solver"],
-                              "dask-ml's solver for this penalty is L-BFGS only", "lbfgs")
 
 
 def _l2(fit_intercept):
@@ -115,7 +74,7 @@ def _l2(fit_intercept):
 
 
 def _lr(p, shape):
-    C = np.inf if _lr_penalty(p) is None else p["C"]  # penalty=None ignores C, as sklearn
+    C = np.inf if lr_penalty(p) is None else p["C"]  # penalty=None ignores C, as sklearn
     return "dask_ml.linear_model", "LogisticRegression", dict(
         C=C, fit_intercept=p["fit_intercept"], max_iter=p["max_iter"], tol=p["tol"],
         solver="lbfgs", penalty=_l2(p["fit_intercept"]), solver_kwargs=_RAW,
@@ -139,73 +98,6 @@ def _poisson(p, shape):
         C=C, fit_intercept=p["fit_intercept"], max_iter=p["max_iter"], tol=p["tol"],
         solver="lbfgs", penalty=_l2(p["fit_intercept"]), solver_kwargs=_RAW,
     )
-
-
-# ------------------------------------------------------------------- the solver rule
-# Every solver below minimises sklearn's objective (the summed loss plus 1/(2C) |w|^2,
-# the intercept free); they differ in passes over the data and work per pass. dask-glm's
-# newton and gradient_descent take no penalty; its admm and proximal_grad take one (with
-# _L2FreeIntercept's proximal operator) but were measured 3-20x slower than L-BFGS and
-# stop far from the optimum at sklearn's tol. So the choice is between dask-glm's
-# L-BFGS (one pass per function evaluation, O(n p) work, 20-100 passes) and distsk's
-# Newton (one pass per iteration, O(n p^2) work and a (p+1)^2 Hessian per block, 5-15
-# passes). Measurements: benchmarks/lr_solvers.py, docs/larger_than_memory.rst.
-
-#: Newton was faster than L-BFGS at every shape measured, up to this many features,
-#: with the data spilled to disk or held in memory; beyond it L-BFGS is kept (unmeasured).
-NEWTON_MAX_FEATURES = 1_000
-#: Newton's partial Hessians in flight on a worker (a block's own and up to 8 being
-#: summed) may take this share of one worker's memory limit; more goes to L-BFGS.
-NEWTON_HESSIAN_MEMORY_FRACTION = 0.25
-
-_GLMS = ("LogisticRegression", "PoissonRegressor")
-
-
-@dataclass(frozen=True)
-class SolverChoice:
-    """The solver the dask-ml engine runs for a GLM, and why (goes into ``plan_.reason``)."""
-
-    solver: str  # "newton" (distsk's, below) or "lbfgs" (dask-glm's)
-    reason: str
-
-
-def choose_solver(name: str | None, n_features, data_bytes=None, cluster_memory_bytes=0,
-                  n_workers: int = 1) -> SolverChoice | None:
-    """Pure: the solver for ``name`` (a translated class) on data of ``n_features``
-    columns and ``data_bytes`` bytes, on ``n_workers`` workers whose memory limits add up
-    to ``cluster_memory_bytes`` (0: unknown). None for classes without a choice."""
-    if name not in _GLMS:
-        return None
-    if n_features is None or (isinstance(n_features, float) and np.isnan(n_features)):
-        return SolverChoice("lbfgs", "solver L-BFGS (dask-glm): number of features unknown")
-    spills = bool(cluster_memory_bytes) and data_bytes is not None and (
-        data_bytes > cluster_memory_bytes)
-    where = ("the data exceed the cluster's memory (each pass reads spilled blocks)"
-             if spills else "the cluster's memory unknown" if not cluster_memory_bytes
-             else "the data's size unknown" if data_bytes is None
-             else "the data fit in the cluster's memory")
-    if n_features > NEWTON_MAX_FEATURES:
-        return SolverChoice("lbfgs", (
-            f"solver L-BFGS (dask-glm): {n_features} features > {NEWTON_MAX_FEATURES}, "
-            f"where Newton's p x p Hessian per pass outweighs its fewer passes; {where}"))
-    hessians = 9 * 8 * (n_features + 1) ** 2
-    per_worker = cluster_memory_bytes // max(n_workers, 1) if cluster_memory_bytes else 0
-    if per_worker and hessians > NEWTON_HESSIAN_MEMORY_FRACTION * per_worker:
-        return SolverChoice("lbfgs", (
-            f"solver L-BFGS (dask-glm): Newton's partial Hessians ({hessians / 1e6:.0f} MB) "
-            f"exceed {NEWTON_HESSIAN_MEMORY_FRACTION:.0%} of a worker's memory "
-            f"({per_worker / 1e6:.0f} MB); {where}"))
-    return SolverChoice("newton", (
-        f"solver Newton (distsk's; fewest passes over the data): {n_features} features <= "
-        f"{NEWTON_MAX_FEATURES}; {where}"))
-
-
-def plan_solver(estimator, inp, comp) -> SolverChoice | None:
-    """``choose_solver`` from the plan's input and compute profiles."""
-    shape = getattr(inp, "shape", None)
-    n_features = shape[1] if shape is not None and len(shape) == 2 else None
-    return choose_solver(_sklearn_class(estimator), n_features, getattr(inp, "nbytes", None),
-                         getattr(comp, "worker_memory_bytes", 0), getattr(comp, "n_workers", 1))
 
 
 def _newton_terms(Xb, yb, w, b, family):
@@ -308,38 +200,12 @@ def _fit_newton(name, kwargs, X, y):
                            n_iter_=n_iter)
 
 
-def _kmeans_check(p):
-    init = p["init"]
-    if isinstance(init, str) and init != "k-means++":
-        raise _untranslatable("KMeans", "init", init,
-                              "dask-ml seeds with k-means|| or a given array", "k-means++")
-    if callable(init):
-        raise _untranslatable("KMeans", "init", init,
-                              "dask-ml takes an array or 'k-means||'", "k-means++")
-    # sklearn's n_init is the number of complete runs kept by inertia ('auto' is one run
-    # for k-means++ or an array); dask-ml's n_init only re-clusters k-means||'s candidates.
-    if p["n_init"] not in ("auto", 1):
-        raise _untranslatable("KMeans", "n_init", p["n_init"],
-                              "dask-ml runs k-means once; sklearn keeps the best of n_init runs",
-                              "auto")
-
-
 def _kmeans(p, shape):
     init = "k-means||" if isinstance(p["init"], str) else p["init"]  # k-means++, scalable
     return "dask_ml.cluster", "KMeans", dict(
         n_clusters=p["n_clusters"], init=init, max_iter=p["max_iter"], tol=p["tol"],
         random_state=p["random_state"],
     )
-
-
-def _pca_check(p):
-    if p["svd_solver"] not in ("auto", "full", "covariance_eigh", "randomized"):
-        raise _untranslatable("PCA", "svd_solver", p["svd_solver"],
-                              "dask-ml offers exact and randomized SVD", "auto")
-    n_components = p["n_components"]
-    if isinstance(n_components, float) or n_components == "mle":
-        raise _untranslatable("PCA", "n_components", n_components,
-                              "dask-ml needs an integer number of components", None)
 
 
 def _pca(p, shape):
@@ -361,12 +227,6 @@ def _pca(p, shape):
         n_components=n_components, whiten=p["whiten"], svd_solver=solver,
         random_state=p["random_state"], iterated_power=iterated_power,
     )
-
-
-def _tsvd_check(p):
-    if p["algorithm"] == "arpack" and p["tol"] != 0.0:
-        raise _untranslatable("TruncatedSVD", "tol", p["tol"],
-                              "dask-ml's exact SVD has no tolerance", 0.0)
 
 
 def _tsvd(p, shape):
@@ -391,32 +251,12 @@ def _minmax(p, shape):
     )
 
 
-# no_effect, why: n_jobs, verbose, copy* change neither the objective nor the result;
-# transform-time options (copy, clip) are kept by estimator_, the user's own class;
-# warm_start has nothing to start from (every fit is on a clone, as on every engine);
-# LogisticRegression's intercept_scaling and random_state are read by solvers other than
-# lbfgs only, PCA's tol by 'arpack' only (both refused); LinearRegression's tol by sparse
-# input only; KMeans' 'elkan' computes Lloyd's iterations exactly.
-# Defaults only (not listed): class_weight, dual, positive, n_oversamples,
-# power_iteration_normalizer -- dask-ml has no such parameter.
-_TRANSLATIONS = {
-    "LogisticRegression": _Translation(
-        _lr, ("C", "l1_ratio", "penalty", "fit_intercept", "max_iter", "tol", "solver"),
-        ("n_jobs", "verbose", "random_state", "intercept_scaling", "warm_start"), _lr_check),
-    "LinearRegression": _Translation(_linreg, ("fit_intercept",), ("n_jobs", "copy_X", "tol")),
-    "PoissonRegressor": _Translation(
-        _poisson, ("alpha", "fit_intercept", "max_iter", "tol", "solver"),
-        ("verbose", "warm_start"), lambda p: _lbfgs_only("PoissonRegressor", p)),
-    "KMeans": _Translation(
-        _kmeans, ("n_clusters", "init", "max_iter", "tol", "random_state", "n_init"),
-        ("verbose", "copy_x", "algorithm"), _kmeans_check),
-    "PCA": _Translation(
-        _pca, ("n_components", "whiten", "svd_solver", "random_state", "iterated_power"),
-        ("copy", "tol"), _pca_check),
-    "TruncatedSVD": _Translation(
-        _tsvd, ("n_components", "algorithm", "n_iter", "random_state", "tol"), (), _tsvd_check),
-    "StandardScaler": _Translation(_standard, ("with_mean", "with_std"), ("copy",)),
-    "MinMaxScaler": _Translation(_minmax, ("feature_range", "clip"), ("copy",)),
+# The dask-ml arguments of each translatable class (which parameters are translated, and
+# which values refused, is decided at plan time: ``distsk/_decide/dask_ml_rules.py``).
+_BUILD: dict[str, Callable[[dict, tuple], tuple[str, str, dict]]] = {
+    "LogisticRegression": _lr, "LinearRegression": _linreg, "PoissonRegressor": _poisson,
+    "KMeans": _kmeans, "PCA": _pca, "TruncatedSVD": _tsvd, "StandardScaler": _standard,
+    "MinMaxScaler": _minmax,
 }
 
 _FITTED = (
@@ -425,58 +265,6 @@ _FITTED = (
     "mean_", "n_components_", "noise_variance_", "n_samples_", "var_", "scale_",
     "n_samples_seen_", "min_", "data_min_", "data_max_", "data_range_",
 )
-
-
-def _untranslatable(cls, param, value, why, default):
-    return NoFaithfulTranslationError(
-        f"{cls}({param}={value!r}) has no faithful dask-ml translation ({why}); distsk "
-        f"does not fit a different model. Options: {param}={default!r} (its default), "
-        "gather the data (raise max_gather_bytes, or backend='loky'), or fit on a "
-        "subsample that fits in memory."
-    )
-
-
-def _sklearn_class(estimator):
-    module = type(estimator).__module__
-    name = type(estimator).__name__
-    return name if module.startswith("sklearn.") and name in _TRANSLATIONS else None
-
-
-def dask_ml_support(estimator) -> str | None:
-    """"translated", "incremental" or None: can this engine fit ``estimator``?
-
-    Raises ``NoFaithfulTranslationError`` for a translated class with a parameter
-    that has no exact dask-ml meaning: planning refuses it rather than fit another model.
-    """
-    if _sklearn_class(estimator):
-        check_translation(estimator)
-        return "translated"
-    if hasattr(estimator, "partial_fit"):
-        return "incremental"
-    return None
-
-
-def check_translation(estimator) -> None:
-    """Raise ``NoFaithfulTranslationError`` naming the first parameter with no exact
-    dask-ml meaning. Needs no data and no cluster (plan time)."""
-    name = _sklearn_class(estimator)
-    translation = _TRANSLATIONS[name]
-    defaults = type(estimator)().get_params(deep=False)
-    params = estimator.get_params(deep=False)
-    for key, value in params.items():
-        if key in translation.translated or key in translation.no_effect:
-            continue
-        if not _same(value, defaults.get(key)):
-            raise _untranslatable(name, key, value, "dask-ml has no such parameter",
-                                  defaults.get(key))
-    translation.check(params)
-
-
-def _same(a, b):
-    try:
-        return bool(a == b) if not isinstance(a, np.ndarray) else False
-    except Exception:
-        return a is b
 
 
 def _as_dask_array(X):
@@ -528,8 +316,8 @@ class DaskMLExecutor(Executor):
             inc = Incremental(estimator, scoring=None, shuffle_blocks=False)
             inc.fit(X, y, **kwargs)
             return inc.estimator_
-        name = _sklearn_class(estimator)
-        module, cls, kwargs = _TRANSLATIONS[name].build(
+        name = sklearn_class(estimator)
+        module, cls, kwargs = _BUILD[name](
             estimator.get_params(deep=False), tuple(int(n) for n in X.shape))
         if name == "LogisticRegression":
             classes = np.unique(y.compute())
@@ -546,7 +334,7 @@ class DaskMLExecutor(Executor):
             # classes_[1], whatever the labels are (other labels fit a different model).
             y = (y == classes[1]).astype(np.float64)
         solver = ctx.plan.solver  # chosen by the planner, named in plan_.reason
-        if solver is None and name in _GLMS:  # a plan made without one (by hand)
+        if solver is None and name in GLMS:  # a plan made without one (by hand)
             comp = ctx.plan.compute
             choice = choose_solver(name, int(X.shape[1]), int(X.nbytes),
                                    getattr(comp, "worker_memory_bytes", 0),

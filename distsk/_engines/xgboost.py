@@ -9,11 +9,7 @@ from .._cluster.data import compute_all
 from .._compat import client_as_current
 from .base import ExecutionContext, Executor
 
-__all__ = ["XGBoostExecutor", "is_xgboost_model"]
-
-
-def is_xgboost_model(estimator) -> bool:
-    return type(estimator).__module__.split(".")[0] == "xgboost"
+__all__ = ["XGBoostExecutor"]
 
 
 def _require_xgboost():

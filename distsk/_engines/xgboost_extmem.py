@@ -31,14 +31,12 @@ import time
 import uuid
 
 from .._cluster.data import compute_futures
-from ..exceptions import ClusterUnavailableError, NoFaithfulTranslationError
+from .._decide.xgboost_rules import check_external_memory_params
+from ..exceptions import ClusterUnavailableError
 from .base import ExecutionContext, Executor
 from .xgboost import _check_input, _require_xgboost
 
-__all__ = [
-    "XGBoostExternalMemoryExecutor", "check_external_memory_params", "external_memory_reason",
-    "TRAIN_TIMEOUT",
-]
+__all__ = ["XGBoostExternalMemoryExecutor", "TRAIN_TIMEOUT"]
 
 #: Seconds the collective waits for a peer in one operation (xgboost's ``dmlc_timeout``)
 #: and the tracker for the workers to join: a lost worker ends the fit, never a hang.
@@ -49,98 +47,6 @@ POLL_SECONDS = 0.5
 LOST_GRACE = 3.0
 #: Seconds a whole training may take before the fit is abandoned (None: no limit).
 TRAIN_TIMEOUT = None
-
-# Fit parameters with a meaning here; anything else is refused.
-_FIT_PARAMS = ("sample_weight", "verbose")
-
-
-def check_external_memory_params(estimator, fit_params=(), numeric=False) -> None:
-    """Raise ``NoFaithfulTranslationError`` for what external-memory training cannot do.
-
-    Pure and cheap: called at plan time, before any cluster work. ``numeric``: the data
-    hold no categorical column (a dask array), so ``enable_categorical`` changes nothing
-    (xgboost >= 3.1 sets it by default).
-    """
-    name = type(estimator).__name__
-    params = estimator.get_params()
-
-    def refuse(param, why, fix):
-        return NoFaithfulTranslationError(
-            f"{name}({param}={params.get(param)!r}) cannot train through xgboost's external "
-            f"memory on the workers ({why}); distsk does not fit a different model. Options: "
-            f"{fix}, gather the data (raise max_gather_bytes), use backend='xgboost' "
-            "(xgboost.dask, when the workers can hold the data), or fit on a subsample."
-        )
-
-    if params.get("tree_method") not in (None, "hist"):
-        raise refuse("tree_method", "external memory builds histograms only",
-                     "tree_method='hist' or None")
-    if params.get("booster") not in (None, "gbtree", "dart"):
-        raise refuse("booster", "external memory trains trees only", "booster='gbtree'")
-    if params.get("device") not in (None, "cpu"):
-        raise refuse("device", "this engine trains on the workers' CPUs", "device='cpu'")
-    for param in ("objective", "eval_metric"):
-        value = params.get(param)
-        values = value if isinstance(value, list | tuple) else [value]
-        if any(callable(v) for v in values):
-            raise refuse(param, "a Python function cannot run inside the collective "
-                         "training here", "a built-in name")
-    for param in ("callbacks", "early_stopping_rounds", "feature_weights"):
-        if params.get(param) is not None:
-            raise refuse(param, "it needs evaluation sets or per-feature data this engine "
-                         "does not pass", f"{param}=None")
-    if params.get("enable_categorical") and not numeric:
-        raise refuse("enable_categorical", "categories would have to be encoded alike in "
-                     "every block", "enable_categorical=False with encoded columns")
-    unknown = sorted(set(fit_params) - set(_FIT_PARAMS))
-    if unknown:
-        raise NoFaithfulTranslationError(
-            f"fit parameters {unknown} are not passed to {name}'s external-memory training "
-            f"(it takes {list(_FIT_PARAMS)}); gather the data (raise max_gather_bytes) or "
-            "use backend='xgboost' to use them."
-        )
-
-
-def unsupported() -> str | None:
-    """Why the installed xgboost cannot train from external memory, or None.
-
-    ``distsk[xgboost]`` requires xgboost >= 3.0 (``ExtMemQuantileDMatrix``), but pip keeps
-    an older xgboost that was installed before distsk without the extra."""
-    try:
-        import xgboost
-    except ImportError:
-        return "xgboost is not installed"
-    if not hasattr(xgboost, "ExtMemQuantileDMatrix"):
-        return f"xgboost {xgboost.__version__} is installed (no ExtMemQuantileDMatrix)"
-    return None
-
-
-def _require_external_memory() -> None:
-    missing = unsupported()
-    if missing:
-        raise ImportError(f"the xgboost-external-memory engine needs xgboost >= 3.0, which "
-                          f"distsk[xgboost] requires, but {missing}. Upgrade it: "
-                          "pip install -U 'distsk[xgboost]'.")
-
-
-def external_memory_reason(estimator, inp, comp, forced) -> str | None:
-    """The planner's rule for a forced backend (pure): why an xgboost model on dask data
-    too large to gather trains through external memory, or None when xgboost.dask takes it.
-
-    External memory only when requested (``forced="xgboost-external-memory"``); what it
-    cannot train is refused here (``NoFaithfulTranslationError``), at plan time. With
-    ``backend="auto"`` the planner chooses by the cost model instead
-    (``distsk._decide.planning._xgboost_choice``: the faster predicted of the engines whose
-    predicted peak fits a worker's memory).
-    """
-    if forced != "xgboost-external-memory":
-        return None
-    _require_external_memory()
-    # Categorical columns are checked at fit, where a dask DataFrame's dtypes are known.
-    check_external_memory_params(estimator, numeric=True)
-    return ("trained through xgboost's external memory on the workers, as requested "
-            f"({comp.describe()})")
-
 
 class _Blocks:
     """Row blocks as dask Delayed objects, kept opaque so ``submit`` does not compute them."""

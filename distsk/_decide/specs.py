@@ -1,0 +1,96 @@
+"""Engine specs: what each engine can run, declared in one place the planner loops over.
+
+One :class:`EngineSpec` per engine (threadpoolctl's ``_ALL_CONTROLLERS`` is the model:
+one list is the truth, every other list is derived from it). A spec is data and pure
+functions only: it imports no engine and no optional dependency, so planning reads it
+without starting anything. ``distsk/_engines/__init__.py`` maps the same names to the
+executor classes (imported on first use); a test checks the two agree.
+
+Adding an engine: its module under ``distsk/_engines/``, one spec here, one ``ENGINES``
+line there (and a pure rules module beside this one when it has rules of its own, as
+``dask_ml_rules`` and ``xgboost_rules``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .dask_ml_rules import dask_ml_support
+from .xgboost_rules import is_xgboost_model
+
+__all__ = ["EngineSpec", "SPECS", "spec", "engine_names"]
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What one engine can do, as the planner asks it."""
+
+    name: str
+    #: Has a search runner (``Executor.search_runner``): runs a search's candidates x
+    #: folds, so ``DistributedSearchCV(backend=name)`` accepts it.
+    runs_searches: bool = False
+    #: Runs on a Dask cluster: planning refuses it when there is none.
+    needs_cluster: bool = False
+    #: Fits in this process, on in-memory data (dask input is gathered first).
+    in_process: bool = False
+    #: Fits dask input over the gather limit where it lives, never gathering it.
+    larger_than_memory: bool = False
+    #: ``refuses(estimator)``: why this engine cannot fit ``estimator`` (a sentence for
+    #: the ValueError of a forced backend), or None when it can. None: fits any
+    #: estimator. May raise ``NoFaithfulTranslationError`` for a setting it cannot honour.
+    refuses: Callable[[object], str | None] | None = None
+
+    def can_fit(self, estimator) -> bool:
+        return self.refuses is None or self.refuses(estimator) is None
+
+
+def _dask_ml_refuses(estimator) -> str | None:
+    if dask_ml_support(estimator) is not None:
+        return None
+    return (f"backend='dask-ml' has no equivalent of {type(estimator).__name__}: it runs "
+            "LogisticRegression, LinearRegression, PoissonRegressor, KMeans, PCA, "
+            "TruncatedSVD, StandardScaler, MinMaxScaler, and estimators with partial_fit. "
+            "Use backend='auto'.")
+
+
+def _xgboost_refuses(name: str) -> Callable[[object], str | None]:
+    def refuses(estimator) -> str | None:
+        if is_xgboost_model(estimator):
+            return None
+        return (f"backend={name!r} trains xgboost models only; got "
+                f"{type(estimator).__name__}. Use backend='auto' or 'dask-ml', or wrap an "
+                "xgboost.XGBClassifier/XGBRegressor.")
+    return refuses
+
+
+#: Every engine, in the order plans list their predictions.
+SPECS = (
+    EngineSpec("sequential", runs_searches=True, in_process=True),
+    EngineSpec("loky", runs_searches=True, in_process=True),
+    EngineSpec("dask", runs_searches=True, needs_cluster=True),
+    EngineSpec("dask-ml", needs_cluster=True, larger_than_memory=True,
+               refuses=_dask_ml_refuses),
+    EngineSpec("xgboost", needs_cluster=True, larger_than_memory=True,
+               refuses=_xgboost_refuses("xgboost")),
+    EngineSpec("xgboost-external-memory", needs_cluster=True, larger_than_memory=True,
+               refuses=_xgboost_refuses("xgboost-external-memory")),
+)
+
+_BY_NAME = {s.name: s for s in SPECS}
+
+
+def spec(name: str) -> EngineSpec:
+    """The spec of the engine called ``name`` (KeyError for an unknown one)."""
+    return _BY_NAME[name]
+
+
+def engine_names(*, runs_searches: bool | None = None, needs_cluster: bool | None = None,
+                 larger_than_memory: bool | None = None) -> tuple[str, ...]:
+    """Names of the engines with these capabilities (None: either), in registry order."""
+    return tuple(
+        s.name for s in SPECS
+        if (runs_searches is None or s.runs_searches == runs_searches)
+        and (needs_cluster is None or s.needs_cluster == needs_cluster)
+        and (larger_than_memory is None or s.larger_than_memory == larger_than_memory)
+    )

@@ -1,0 +1,53 @@
+"""Engine specs (distsk/_decide/specs.py): one list the planner reads, agreeing with the
+registry of executor classes (distsk/_engines/__init__.py), and importable without any
+engine or optional dependency."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
+
+from distsk._decide.specs import SPECS, engine_names, spec
+from distsk._engines import ENGINES
+
+
+def test_the_registry_and_the_specs_name_the_same_engines_in_the_same_order():
+    assert tuple(e.name for e in ENGINES) == tuple(s.name for s in SPECS)
+
+
+def test_registry_capabilities_are_the_specs():
+    for engine in ENGINES:
+        assert (engine.runs_searches, engine.needs_cluster) == (
+            spec(engine.name).runs_searches, spec(engine.name).needs_cluster)
+
+
+def test_planning_and_specs_import_no_engine_and_no_optional_dependency():
+    # A fresh interpreter: this one has imported the engines long ago.
+    code = (
+        "import sys, distsk._decide.planning, distsk._decide.specs\n"
+        "bad = sorted(m for m in sys.modules if m.startswith('distsk._engines') or "
+        "m.split('.')[0] in ('dask_ml', 'dask_glm', 'xgboost'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_capabilities_are_asked_of_the_specs():
+    assert engine_names(larger_than_memory=True) == (
+        "dask-ml", "xgboost", "xgboost-external-memory")
+    assert engine_names(runs_searches=True) == ("sequential", "loky", "dask")
+    assert {s.name for s in SPECS if s.in_process} == {"sequential", "loky"}
+
+
+def test_each_spec_says_what_it_cannot_fit_and_why():
+    assert spec("sequential").can_fit(Ridge()) and spec("dask").can_fit(Ridge())
+    assert spec("dask-ml").can_fit(LogisticRegression())
+    assert spec("dask-ml").can_fit(SGDClassifier())  # partial_fit, block by block
+    assert "has no equivalent of Ridge" in spec("dask-ml").refuses(Ridge())
+    assert "trains xgboost models only; got Ridge" in spec("xgboost").refuses(Ridge())
+    assert spec("xgboost-external-memory").refuses(Ridge()).startswith(
+        "backend='xgboost-external-memory'")
