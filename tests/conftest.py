@@ -39,18 +39,15 @@ def _randomly_seed(config):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cost_model_corrections():
-    """Each test plans as a fresh process would after its overheads were measured:
-    corrections, fit rates and the transfer bandwidth learned by earlier tests
-    (distsk/_decide/cost.py's MODEL, kept for the process) would otherwise make backend="auto"
-    choose by test order. The measured loky and Dask overheads are kept (measured once,
-    as a process measures them; not learned from the work earlier tests ran)."""
-    from distsk._decide.cost import MODEL
+def _fresh_learned_costs():
+    """Each test plans as a fresh process would after its overheads were measured: what
+    earlier tests taught the process default (corrections, fit rates, the bandwidth;
+    distsk/_decide/learned.py) would otherwise make backend="auto" choose by test order.
+    The measured loky and Dask overheads are shared (measured once, as a process
+    measures them; not learned from the work earlier tests ran)."""
+    from distsk._decide.learned import LearnedCosts, learned_costs, use_learned_costs
 
-    with MODEL._lock:
-        for learned in (MODEL._scale, MODEL._rates, MODEL._from_cluster):
-            learned.clear()
-        MODEL._bandwidth = None
+    use_learned_costs(LearnedCosts(overheads=learned_costs().overheads))
     yield
 
 

@@ -1,4 +1,4 @@
-"""The cost model for dask input over the gather limit (distsk/_decide/cost.py ``predict_large``):
+"""The cost model for dask input over the gather limit (distsk/_decide/cost_model.py ``predict_large``):
 every engine that can take the estimator is predicted (gathering, dask-ml, xgboost.dask,
 xgboost's external memory), a plan whose predicted peak is over the memory there is not
 chosen and the reason says so, and a real fit records its actual time beside the
@@ -11,7 +11,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 
 from distsk import DistributedEstimator, explain
-from distsk._decide.cost import Costs
+from distsk._decide.cost_model import Costs
 from distsk._decide.planning import plan_fit
 from distsk._decide.profile import ComputeProfile, InputProfile, profile_compute
 

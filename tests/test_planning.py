@@ -338,7 +338,7 @@ def test_auto_prices_a_fit_kept_on_the_workers_as_the_one_task_it_is():
     thread and chose it for 0.67 s of a 4 s fit (found running test_first_hour alone).
     Priced as one task it loses, and the fit over every worker thread (gathered, joblib
     on the cluster) is what the 0.67 s was for."""
-    from distsk._decide.cost import Costs, fit_work_key
+    from distsk._decide.cost_model import Costs, fit_work_key
 
     est = LogisticRegression()
     rate = 4.0 / SMALL_LAZY.nbytes  # 4 s of single-core work, timed earlier

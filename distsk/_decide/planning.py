@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .cost import (
+from .cost_model import (
     Costs,
     LargeWork,
     Prediction,
@@ -18,7 +18,7 @@ from .cost import (
     predict_large,
     predict_search,
 )
-from .cost import _secs as _secs
+from .cost_model import _secs as _secs
 from .dask_ml_rules import dask_ml_support, plan_solver, sklearn_class
 from .profile import ComputeProfile, InputProfile, format_bytes
 from .specs import engine_names, spec
@@ -276,7 +276,7 @@ def _large_lazy_plan(estimator, inp, comp, limit, forced=None, costs=None) -> Pl
     """Dask input over the gather limit ``limit``: an engine that fits where the data live.
 
     With ``backend="auto"`` (``forced`` None) each engine that can take the estimator is
-    predicted by :func:`_cost.predict_large` (gathering, excluded by the limit; dask-ml;
+    predicted by :func:`cost_model.predict_large` (gathering, excluded by the limit; dask-ml;
     xgboost.dask; xgboost's external memory) and the predictions are recorded in
     ``Plan.predictions``; between the xgboost engines the faster that fits in the
     workers' memory is chosen, and none whose predicted peak is over it.
@@ -399,7 +399,8 @@ def plan_fit(
 
     Pure: raises ``ClusterUnavailableError`` when a cluster engine is requested with no
     cluster in ``comp``; raises ``DataTooLargeError`` for lazy input no engine can take.
-    ``costs`` is the cost model's snapshot (``_cost.MODEL.costs()``): with a fit of the
+    ``costs`` is what this process has learned, as a snapshot
+    (``learned.LearnedCosts.costs()``): with a fit of the
     estimator's type timed earlier, ``backend="auto"`` predicts this process against the
     cluster and takes the faster that fits in memory.
     """
@@ -585,8 +586,8 @@ def plan_search(
     ``probe_seconds``, ``probe_bytes`` and ``probe_cpu_seconds`` are the measured time,
     peak memory and CPU time of one in-process fit on one thread (None if not measured);
     ``probe_rows`` < 1: they were measured on that share of the rows and scaled up. ``data`` is :func:`place_data`'s answer for
-    dask input: on the workers, the search runs where its data is. ``costs`` is the cost
-    model's snapshot (``_cost.MODEL.costs()``; None: its defaults). With a probe,
+    dask input: on the workers, the search runs where its data is. ``costs`` is what this
+    process has learned, as a snapshot (``learned.LearnedCosts.costs()``; None: the defaults). With a probe,
     ``backend="auto"`` predicts each engine's time and peak memory and takes the fastest
     that fits in memory; every prediction is kept in ``Plan.predictions``.
     """
