@@ -9,7 +9,8 @@ this module; it goes once ``_face`` and ``_search/driver.py`` import from the th
 
 from __future__ import annotations
 
-from .cost_model import Costs, LargeWork, Prediction, cheapest, fit_work_key
+from .cost_large import LargeWork
+from .cost_model import Costs, Prediction, cheapest, fit_work_key
 from .learned import MODEL, WRONG_BY, WRONG_BY_SECONDS, LearnedCosts, learned_costs
 from .probe import PROBE_ERROR, PROBE_SUBSAMPLE, plan_from_subsample, subsample, timed_probe
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import cost_large as cl
+from . import cost_model as cm
 from .dask_ml_rules import dask_ml_support
 from .xgboost_rules import is_xgboost_model
 
@@ -40,6 +42,12 @@ class EngineSpec:
     #: the ValueError of a forced backend), or None when it can. None: fits any
     #: estimator. May raise ``NoFaithfulTranslationError`` for a setting it cannot honour.
     refuses: Callable[[object], str | None] | None = None
+    #: Its predicted cost of a search's candidates x folds: ``(name, SearchWork) ->
+    #: Prediction`` (None: cannot run one, or not here). ``cost_model.search_*``.
+    predict_search: Callable[[str, cm.SearchWork], cm.Prediction | None] | None = None
+    #: Its predicted cost of a fit of dask input over the gather limit: ``(name,
+    #: LargeCase) -> Prediction`` (None: cannot fit this one). ``cost_large.large_*``.
+    predict_large: Callable[[str, cl.LargeCase], cm.Prediction | None] | None = None
 
     def can_fit(self, estimator) -> bool:
         return self.refuses is None or self.refuses(estimator) is None
@@ -66,15 +74,19 @@ def _xgboost_refuses(name: str) -> Callable[[object], str | None]:
 
 #: Every engine, in the order plans list their predictions.
 SPECS = (
-    EngineSpec("sequential", runs_searches=True, in_process=True),
-    EngineSpec("loky", runs_searches=True, in_process=True),
-    EngineSpec("dask", runs_searches=True, needs_cluster=True),
+    EngineSpec("sequential", runs_searches=True, in_process=True,
+               predict_search=cm.search_sequential, predict_large=cl.large_gathered),
+    EngineSpec("loky", runs_searches=True, in_process=True,
+               predict_search=cm.search_loky, predict_large=cl.large_gathered),
+    EngineSpec("dask", runs_searches=True, needs_cluster=True,
+               predict_search=cm.search_dask),
     EngineSpec("dask-ml", needs_cluster=True, larger_than_memory=True,
-               refuses=_dask_ml_refuses),
+               refuses=_dask_ml_refuses, predict_large=cl.large_dask_ml),
     EngineSpec("xgboost", needs_cluster=True, larger_than_memory=True,
-               refuses=_xgboost_refuses("xgboost")),
+               refuses=_xgboost_refuses("xgboost"), predict_large=cl.large_xgboost),
     EngineSpec("xgboost-external-memory", needs_cluster=True, larger_than_memory=True,
-               refuses=_xgboost_refuses("xgboost-external-memory")),
+               refuses=_xgboost_refuses("xgboost-external-memory"),
+               predict_large=cl.large_external_memory),
 )
 
 _BY_NAME = {s.name: s for s in SPECS}
