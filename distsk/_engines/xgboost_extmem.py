@@ -71,35 +71,58 @@ def _train_on_worker(rank: int, blocks: _Blocks, params: dict, n_rounds: int,
                      comm_args: dict, missing) -> dict | None:
     """One worker's share: external-memory matrix over its blocks, collective training."""
     import os
+    import shutil
     import tempfile
 
-    import numpy as np
     import xgboost
     from distributed import get_worker, worker_client
 
     worker = get_worker()
     n_threads = worker.state.nthreads
     local = dict(params, nthread=n_threads, n_jobs=n_threads)
+    cache = tempfile.mkdtemp(prefix="distsk-xgb-extmem-", dir=worker.local_directory)
+    try:
+        # Seceded: the blocks compute on worker threads, this one included.
+        with worker_client() as client, \
+                xgboost.collective.CommunicatorContext(
+                    dmlc_task_id=f"[distsk-{rank:06d}]", **comm_args):
+            it = _block_iter(client, blocks.parts, os.path.join(cache, "cache"))
+            Xy = xgboost.ExtMemQuantileDMatrix(it, missing=missing, nthread=n_threads,
+                                               max_bin=local.get("max_bin") or 256)
+            booster = xgboost.train(local, Xy, num_boost_round=n_rounds, verbose_eval=False)
+            it.reset()
+            raw = booster.save_raw(raw_format="ubj")
+            del Xy, booster
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    return {"rank": rank, "booster": bytes(raw)}
+
+
+def _block_iter(client, parts, prefix):
+    """An ``xgboost.DataIter`` over the row blocks ``parts``, computed one at a time by
+    ``client`` (the next one computing while xgboost reads the current one), its pages
+    cached at ``prefix``. Made on the worker: xgboost is imported there."""
+    import numpy as np
+    import xgboost
 
     class BlockIter(xgboost.DataIter):
-        def __init__(self, client, parts, prefix):
+        def __init__(self):
             super().__init__(cache_prefix=prefix, release_data=True)
-            self._client, self._parts = client, parts
             self._i, self._ahead = 0, None
 
         def _compute(self, i):
-            return compute_futures(self._client, [p for p in self._parts[i] if p is not None])
+            return compute_futures(client, [p for p in parts[i] if p is not None])
 
         def next(self, input_data) -> bool:
-            if self._i >= len(self._parts):
+            if self._i >= len(parts):
                 return False
             futures = self._ahead if self._ahead is not None else self._compute(self._i)
             self._ahead = None
-            X, y, *w = self._client.gather(futures)
+            X, y, *w = client.gather(futures)
             w = w[0] if w else None
             for f in futures:
                 f.release()
-            if self._i + 1 < len(self._parts):  # the next block computes meanwhile
+            if self._i + 1 < len(parts):  # the next block computes meanwhile
                 self._ahead = self._compute(self._i + 1)
             # DataFrames as they are: xgboost records their column names, as in fit.
             input_data(data=X if hasattr(X, "columns") else np.asarray(X), label=np.asarray(y),
@@ -113,24 +136,7 @@ def _train_on_worker(rank: int, blocks: _Blocks, params: dict, n_rounds: int,
             self._ahead = None
             self._i = 0
 
-    cache = tempfile.mkdtemp(prefix="distsk-xgb-extmem-", dir=worker.local_directory)
-    try:
-        # Seceded: the blocks compute on worker threads, this one included.
-        with worker_client() as client, \
-                xgboost.collective.CommunicatorContext(
-                    dmlc_task_id=f"[distsk-{rank:06d}]", **comm_args):
-            it = BlockIter(client, blocks.parts, os.path.join(cache, "cache"))
-            Xy = xgboost.ExtMemQuantileDMatrix(it, missing=missing, nthread=n_threads,
-                                               max_bin=local.get("max_bin") or 256)
-            booster = xgboost.train(local, Xy, num_boost_round=n_rounds, verbose_eval=False)
-            it.reset()
-            raw = booster.save_raw(raw_format="ubj")
-            del Xy, booster
-    finally:
-        import shutil
-
-        shutil.rmtree(cache, ignore_errors=True)
-    return {"rank": rank, "booster": bytes(raw)}
+    return BlockIter()
 
 
 def _row_blocks(X, y, w):
@@ -216,18 +222,12 @@ class XGBoostExternalMemoryExecutor(Executor):
 
     def fit(self, estimator, X, y, fit_params, ctx: ExecutionContext):
         _require_xgboost()
-        import xgboost
-        from distributed import comm
-
-        if not isinstance(estimator, xgboost.XGBClassifier | xgboost.XGBRegressor) or \
-                isinstance(estimator, xgboost.XGBRFClassifier | xgboost.XGBRFRegressor):
-            raise TypeError(
-                f"{type(estimator).__name__} has no external-memory training here; use "
-                "XGBClassifier or XGBRegressor, or gather the data."
-            )
+        _require_trainable(estimator)
         dtypes = getattr(X, "dtypes", None)
         numeric = dtypes is None or not any(str(t) == "category" for t in
                                             getattr(dtypes, "values", [dtypes]))
+        # What only the data and the fit's arguments tell (categorical columns, fit
+        # parameters); the model's settings were checked when planning.
         check_external_memory_params(estimator, fit_params, numeric=numeric)
         client = ctx.client
         if y is None:
@@ -239,51 +239,10 @@ class XGBoostExternalMemoryExecutor(Executor):
         found: dict = {}
         X, y = _check_input(estimator, X, y, found)  # the plain model's errors, one pass
         plain = type(estimator)(**estimator.get_params())
-        params = plain.get_xgb_params()
-        for key in ("n_jobs", "nthread", "missing", "n_estimators"):
-            params.pop(key, None)
-        if isinstance(estimator, xgboost.XGBClassifier):
-            # As xgboost.dask's classifier sets them from y's classes.
-            n_classes = len(found["classes"])
-            if n_classes > 2:
-                params["objective"], params["num_class"] = "multi:softprob", n_classes
-            else:
-                params["objective"] = "binary:logistic"
-        if params.get("max_bin") is None:
-            params.pop("max_bin", None)
-        params["tree_method"] = "hist"
-
+        params = _booster_params(estimator, plain, found)
         parts = _row_blocks(X, y, fit_params.get("sample_weight"))
-        info = client.scheduler_info(n_workers=-1)["workers"]
-        # Ranks in the order xgboost.dask gives them (worker names), so that the same
-        # blocks on the same workers give the same model.
-        workers = sorted(info, key=lambda a: (str(info[a].get("name", a)), a))
-        if not workers:
-            raise ClusterUnavailableError(
-                f"The Dask cluster at {client.scheduler.address} has no workers. Start "
-                "workers (`dask worker <address>`) or gather the data."
-            )
-        placed = _where_held(client, parts, workers)
-        if placed is not None:  # persisted blocks train where they are, as xgboost.dask does
-            workers, shares = list(placed), list(placed.values())
-        else:
-            shares = _shares(parts, len(workers))
-            workers = workers[:len(shares)]
-        try:
-            host = comm.get_address_host(client.scheduler.address).strip("/:")
-        except Exception:
-            host = None
-        comm_args = client.run_on_scheduler(_start_tracker, len(workers), host,
-                                            COLLECTIVE_TIMEOUT)
-        comm_args = dict(comm_args, dmlc_timeout=COLLECTIVE_TIMEOUT)
-        tag = uuid.uuid4().hex[:8]
-        futures = [
-            client.submit(_train_on_worker, rank, _Blocks(share), params,
-                          plain.get_num_boosting_rounds(), comm_args, plain.missing,
-                          workers=[address], allow_other_workers=False, pure=False,
-                          retries=0, key=f"distsk-xgboost-extmem-{tag}-{rank}")
-            for rank, (address, share) in enumerate(zip(workers, shares))
-        ]
+        workers, shares = _placed(client, parts)
+        futures = _start_training(client, workers, shares, params, plain)
         try:
             result = _wait(client, futures, workers)
         finally:
@@ -292,6 +251,76 @@ class XGBoostExternalMemoryExecutor(Executor):
         out = type(estimator)(**estimator.get_params())
         out.load_model(bytearray(result["booster"]))
         return out
+
+
+def _require_trainable(estimator) -> None:
+    import xgboost
+
+    if not isinstance(estimator, xgboost.XGBClassifier | xgboost.XGBRegressor) or \
+            isinstance(estimator, xgboost.XGBRFClassifier | xgboost.XGBRFRegressor):
+        raise TypeError(
+            f"{type(estimator).__name__} has no external-memory training here; use "
+            "XGBClassifier or XGBRegressor, or gather the data."
+        )
+
+
+def _booster_params(estimator, plain, found: dict) -> dict:
+    """``xgboost.train``'s parameters for ``estimator`` (``found``: y's classes)."""
+    import xgboost
+
+    params = plain.get_xgb_params()
+    for key in ("n_jobs", "nthread", "missing", "n_estimators"):
+        params.pop(key, None)
+    if isinstance(estimator, xgboost.XGBClassifier):
+        # As xgboost.dask's classifier sets them from y's classes.
+        n_classes = len(found["classes"])
+        if n_classes > 2:
+            params["objective"], params["num_class"] = "multi:softprob", n_classes
+        else:
+            params["objective"] = "binary:logistic"
+    if params.get("max_bin") is None:
+        params.pop("max_bin", None)
+    params["tree_method"] = "hist"
+    return params
+
+
+def _placed(client, parts) -> tuple[list, list]:
+    """The training workers and each one's blocks: where persisted blocks are, else
+    contiguous shares in the order xgboost.dask ranks workers (by name), so that the
+    same blocks on the same workers give the same model."""
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    workers = sorted(info, key=lambda a: (str(info[a].get("name", a)), a))
+    if not workers:
+        raise ClusterUnavailableError(
+            f"The Dask cluster at {client.scheduler.address} has no workers. Start "
+            "workers (`dask worker <address>`) or gather the data."
+        )
+    placed = _where_held(client, parts, workers)
+    if placed is not None:  # persisted blocks train where they are, as xgboost.dask does
+        return list(placed), list(placed.values())
+    shares = _shares(parts, len(workers))
+    return workers[:len(shares)], shares
+
+
+def _start_training(client, workers, shares, params, plain) -> list:
+    """A tracker on the scheduler, then one training task pinned to each worker."""
+    from distributed import comm
+
+    try:
+        host = comm.get_address_host(client.scheduler.address).strip("/:")
+    except Exception:
+        host = None
+    comm_args = client.run_on_scheduler(_start_tracker, len(workers), host,
+                                        COLLECTIVE_TIMEOUT)
+    comm_args = dict(comm_args, dmlc_timeout=COLLECTIVE_TIMEOUT)
+    tag = uuid.uuid4().hex[:8]
+    return [
+        client.submit(_train_on_worker, rank, _Blocks(share), params,
+                      plain.get_num_boosting_rounds(), comm_args, plain.missing,
+                      workers=[address], allow_other_workers=False, pure=False,
+                      retries=0, key=f"distsk-xgboost-extmem-{tag}-{rank}")
+        for rank, (address, share) in enumerate(zip(workers, shares))
+    ]
 
 
 def _gone(client, workers) -> list:
