@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 
 from .cost_model import Costs, _secs, _trees, cluster_slots, fit_work_key
+from .specs import spec
 
 __all__ = [
     "LearnedCosts", "Overheads", "learned_costs", "use_learned_costs", "MODEL", "WRONG_BY",
@@ -168,7 +169,8 @@ class LearnedCosts:
         slots = int(plan.n_jobs or 1)
         if slots < 0:  # joblib's -1: every core
             slots = max(1, (plan.compute.local_cores if plan.compute else 1) + 1 + slots)
-        if plan.executor == "dask" and plan.compute is not None:
+        on_cluster = spec(plan.executor).needs_cluster
+        if on_cluster and plan.compute is not None:
             slots = min(slots, cluster_slots(plan.compute))
         elif plan.compute is not None:
             slots = min(slots, plan.compute.local_cores)
@@ -177,7 +179,7 @@ class LearnedCosts:
         rate = seconds * slots / inp.nbytes / (_trees(estimator) if key[1] else 1)
         with self._lock:
             old = self._rates.get(key)
-            if plan.executor == "dask":  # its time includes sending the data
+            if on_cluster:  # its time includes sending the data
                 if old is None:
                     self._rates[key] = rate
                     self._from_cluster.add(key)

@@ -37,7 +37,7 @@ def _local_plan(estimator, inp: InputProfile, comp: ComputeProfile, prefix: str,
     if cheapest(predictions) is not None:
         which = "predicted fastest" if len(predictions) > 1 else "predicted"
         predicted = f"; {which}: {compared(predictions, executor)}"
-    elif any(p.engine == "dask" for p in predictions):
+    elif any(spec(p.engine).needs_cluster for p in predictions):
         predicted = (f"; the cluster's {comp.worker_threads} worker threads are not more "
                      f"than this machine's {comp.local_cores} cores, and no fit of "
                      f"{type(estimator).__name__} was timed yet to predict from")
@@ -222,9 +222,9 @@ def _fit_choice(estimator, inp, comp, costs, *,
                         local_jobs=local_jobs, cluster_jobs=cluster_jobs)
     best = cheapest(preds)
     if best is not None:
-        return best.engine == "dask", preds
-    fits = {p.engine: p.fits_memory for p in preds}
-    if fits.get("dask") and not fits[preds[0].engine]:
+        return spec(best.engine).needs_cluster, preds
+    local, cluster = preds[0], preds[1:]  # predict_fit: this process, then the cluster
+    if any(p.fits_memory for p in cluster) and not local.fits_memory:
         return True, preds  # time unknown, but only a worker has the memory for it
     return bool(cluster_jobs and comp.worker_threads > comp.local_cores), preds
 
@@ -266,7 +266,8 @@ def place_data(inp: InputProfile, comp: ComputeProfile, *, backend: str,
 
     per_worker = comp.worker_memory_bytes // comp.n_workers if comp.has_cluster else 0
     worker_room = int(per_worker * WORKER_DATA_FRACTION)
-    if comp.has_cluster and backend in ("auto", "dask") and inp.nbytes <= worker_room:
+    on_cluster = comp.has_cluster and _cluster_may_search(backend)
+    if on_cluster and inp.nbytes <= worker_room:
         return "workers", (
             f"{inp.describe()} fits in each worker's memory ({format_bytes(worker_room)} = "
             f"{WORKER_DATA_FRACTION:.0%} of a worker's {format_bytes(per_worker)} limit): "
@@ -274,16 +275,16 @@ def place_data(inp: InputProfile, comp: ComputeProfile, *, backend: str,
             "through this process"
         )
     if inp.nbytes <= max_gather_bytes:
-        why = ("no Dask cluster is in use" if not comp.has_cluster or backend not in (
-            "auto", "dask") else f"it is over {format_bytes(worker_room)}, "
+        why = ("no Dask cluster is in use" if not on_cluster
+               else f"it is over {format_bytes(worker_room)}, "
             f"{WORKER_DATA_FRACTION:.0%} of a worker's {format_bytes(per_worker)} limit")
         return "client", (
             f"{inp.describe()} gathered into this process (under the client's gather limit "
             f"of {format_bytes(max_gather_bytes)}; {why})"
         )
     room = (f"{format_bytes(worker_room)} of a worker's memory ({WORKER_DATA_FRACTION:.0%} of "
-            f"its {format_bytes(per_worker)} limit)" if comp.has_cluster and backend in (
-                "auto", "dask") else "a Dask worker (no cluster is in use)")
+            f"its {format_bytes(per_worker)} limit)" if on_cluster
+            else "a Dask worker (no cluster is in use)")
     raise DataTooLargeError(
         f"{inp.describe()} is over both the gather limit of this process "
         f"({format_bytes(max_gather_bytes)}) and {room}; {what} needs the data in memory on "
@@ -291,6 +292,12 @@ def place_data(inp: InputProfile, comp: ComputeProfile, *, backend: str,
         "search on a subsample, or wrap an estimator with partial_fit for dask-ml's "
         "incremental searches."
     )
+
+
+def _cluster_may_search(backend: str) -> bool:
+    """Whether ``backend`` lets a cluster run a search's fits: "auto", or an engine that
+    runs searches on a cluster."""
+    return backend == "auto" or (spec(backend).needs_cluster and spec(backend).runs_searches)
 
 
 def plan_search(
