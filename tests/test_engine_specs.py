@@ -51,3 +51,26 @@ def test_each_spec_says_what_it_cannot_fit_and_why():
     assert "trains xgboost models only; got Ridge" in spec("xgboost").refuses(Ridge())
     assert spec("xgboost-external-memory").refuses(Ridge()).startswith(
         "backend='xgboost-external-memory'")
+
+
+def test_a_new_engine_is_one_spec_the_planner_loops_over():
+    # The planner's predictions come from the specs it is given, in their order: a spec
+    # for a new search engine is predicted and chosen with no other change.
+    from dataclasses import replace
+
+    from distsk._decide.cost_model import Costs, Prediction, SearchWork, cheapest, predict_search
+    from distsk._decide.profile import ComputeProfile, InputProfile
+    from distsk._decide.specs import EngineSpec
+
+    work = SearchWork(InputProfile("numpy", (1000, 4), 32_000),
+                      ComputeProfile(local_cores=2, local_available_bytes=2**34), Costs(),
+                      n_fits=100, probe_seconds=0.01, probe_bytes=None, loky_slots=2,
+                      dask_slots=None)
+    assert [p.engine for p in predict_search(work, SPECS)] == ["sequential", "loky"]
+    fast = EngineSpec("instant", runs_searches=True,
+                      predict_search=lambda name, w: Prediction(name, 1e-6, "a new engine"))
+    preds = predict_search(work, SPECS + (fast,))
+    assert [p.engine for p in preds] == ["sequential", "loky", "instant"]
+    assert cheapest(preds).engine == "instant"
+    slow = replace(fast, predict_search=lambda name, w: Prediction(name, 1e6, "slow"))
+    assert cheapest(predict_search(work, SPECS + (slow,))).engine != "instant"
