@@ -162,7 +162,7 @@ def run_case(slots: int, n_candidates: int, rows: int, seconds_per_row: float,
              only: str | None = None) -> list[dict]:
     from joblib import parallel_config
 
-    import distsk._face.halving as halving
+    import distsk._search.halving_rounds as halving
 
     X, y = data(rows)
     lc, client = cluster(slots)

@@ -178,7 +178,6 @@ def _redirect_stderr(path):
 
 
 def _demo(args) -> int:
-    import numpy as np
     from sklearn.datasets import make_classification
 
     from ._cluster.client import embedded_cluster
@@ -196,129 +195,9 @@ def _demo(args) -> int:
     print("Each step fits with distsk and with the plain library (timed in seconds) and "
           "compares the results.", flush=True)
     demo = _Demo()
-    state: dict = {}
-    same_cores = (
-        f"The cluster's 2 worker processes run on this machine's {cores} cores: a loopback "
-        "cluster adds no compute, only task and transfer costs, so it cannot beat this "
-        "machine's own cores; on a real cluster the same code uses every worker."
-    )
-
-    def plain_forest():
-        if "forest" not in state:
-            state["forest"] = _timed(lambda: _demo_forest().fit(X, y))
-        return state["forest"]
-
-    def local_forest(title):
-        from . import DistributedEstimator
-
-        plain, t_plain = plain_forest()
-        est, t_est = _timed(lambda: DistributedEstimator(_demo_forest()).fit(X, y))
-        if not np.array_equal(est.predict(X), plain.predict(X)):
-            return demo.fail(title, "predictions differ from plain sklearn's forest")
-        how = (
-            f"fits it in this process with the forest's own n_jobs=-1 on the {cores} cores: "
-            "the same work as plain sklearn, so the two times differ only by noise."
-            if est.plan_.strategy == "in-process"
-            else f"plans {est.plan_.executor!r} ({est.plan_.strategy})."
-        )
-        return _Step(title, t_est, t_plain, "sklearn", "identical predictions", [
-            "RandomForestClassifier(n_estimators=200, n_jobs=-1) on in-memory numpy data, "
-            f"no cluster: distsk {how}",
-        ])
-
-    def cluster_forest(title, client):
-        from . import DistributedEstimator
-
-        plain, t_plain = plain_forest()
-        est, t_est = _timed(lambda: DistributedEstimator(
-            _demo_forest(), backend="dask", client=client).fit(X, y))
-        if not np.array_equal(est.predict(X), plain.predict(X)):
-            return demo.fail(title, "predictions differ from plain sklearn's forest")
-        return _Step(title, t_est, t_plain, "sklearn", "identical predictions", [
-            f"Forced backend='dask': the 200 trees are split into {est.plan_.n_jobs} "
-            "sub-forests on the workers and merged into the exact forest sklearn fits.",
-            same_cores,
-        ])
-
-    def lazy_fit(title, client, Xd, yd, *, module, extra, make, minimum, reference, why):
-        """Fit ``make()`` on dask data over a forced gather limit of 0 bytes."""
-        from . import DistributedEstimator
-        from ._decide.profile import format_bytes
-
-        if not _installed(module):
-            return demo.skip(title, f"pip install {extra} for this step "
-                             f"(the distsk[{extra}] extra)")
-        plain, t_plain = _timed(lambda: make().fit(X, y))
-        est, t_est = _timed(lambda: DistributedEstimator(
-            make(), max_gather_bytes=0, client=client).fit(Xd, yd))
-        share, said = _agreement(est.predict(X), plain.predict(X))
-        if share < minimum:
-            return demo.fail(title, f"predictions {said} with plain {reference}'s; at least "
-                             f"{minimum:.0%} expected")
-        state.setdefault("agreement", []).append((title[:3], said, reference))
-        return _Step(title, t_est, t_plain, reference, said, [
-            f"Forced max_gather_bytes=0: the {format_bytes(Xd.nbytes)} dask array counts as "
-            f"larger than memory, so distsk trains with {est.plan_.executor} on the workers "
-            f"instead of gathering it. {why} The path is for data that does not fit in "
-            "memory: on data this small it pays task and transfer costs for nothing.",
-        ])
-
-    def lazy_logistic(title, client, Xd, yd):
-        from sklearn.linear_model import LogisticRegression
-
-        return lazy_fit(
-            title, client, Xd, yd, module="dask_ml", extra="dask-ml", make=LogisticRegression,
-            minimum=MIN_AGREEMENT_DASK_ML, reference="sklearn",
-            why="Every L-BFGS iteration is a pass over the blocks on the cluster; the "
-            "solver stops within its tolerance of sklearn's optimum, so a few predictions "
-            "near the boundary can differ.",
-        )
-
-    def lazy_xgboost(title, client, Xd, yd):
-        def booster():
-            import xgboost
-
-            return xgboost.XGBClassifier(n_estimators=20, max_depth=3, random_state=0)
-
-        return lazy_fit(
-            title, client, Xd, yd, module="xgboost", extra="xgboost", make=booster,
-            minimum=MIN_AGREEMENT_XGBOOST, reference="xgboost",
-            why="Compared with plain xgboost, not sklearn: xgboost.dask merges histogram "
-            "bins sketched on each worker, so some splits differ slightly by design.",
-        )
-
-    def forest_search(title, client):
-        from sklearn.ensemble import RandomForestClassifier
-        from sklearn.model_selection import GridSearchCV
-
-        from . import DistributedSearchCV
-
-        est = RandomForestClassifier(random_state=0)
-        plain, t_plain = _timed(lambda: GridSearchCV(est, grid, cv=3, n_jobs=-1).fit(X, y))
-        search, t_search = _timed(lambda: DistributedSearchCV(
-            est, grid, cv=3, backend="dask", client=client).fit(X, y))
-        ours, theirs = search.cv_results_, plain.cv_results_
-        if ours["params"] != theirs["params"] or not np.array_equal(
-            ours["mean_test_score"], theirs["mean_test_score"]
-        ):
-            return demo.fail(title, "mean_test_score differs from GridSearchCV's")
-        n_candidates = len(ours["params"])
-        nominal = n_candidates * search.n_splits_
-        sizes = sorted(grid["n_estimators"])
-        performed = search.n_fits_performed_
-        how = (
-            f": for each max_depth and fold one forest of {sizes[-1]} trees is fit, and "
-            f"smaller n_estimators are scored from its first trees (shared forests)"
-            if performed == len(grid["max_depth"]) * search.n_splits_ else ""
-        )
-        return _Step(title, t_search, t_plain, "sklearn", "identical cv_results_ scores", [
-            f"{n_candidates} candidates x {search.n_splits_} folds = {nominal} fits nominal, "
-            f"{performed} performed{how}. GridSearchCV performs all {nominal}. Same cores as "
-            "(b): the time saved is the fits not repeated.",
-        ])
-
+    steps = _DemoSteps(demo, X, y, grid, cores)
     demo.header()
-    demo.run("(a) forest, this machine", local_forest)
+    demo.run("(a) forest, this machine", steps.local_forest)
     fd, worker_log = tempfile.mkstemp(prefix="distsk-demo-workers-", suffix=".log")
     os.close(fd)
     try:
@@ -332,10 +211,10 @@ def _demo(args) -> int:
             print(info, flush=True)
             Xd = _placed(client, X, 4)
             yd = _placed(client, y, 4)
-            demo.run("(b) forest, cluster", cluster_forest, client)
-            demo.run("(c) LogisticRegression, dask", lazy_logistic, client, Xd, yd)
-            demo.run("(d) XGBoost, dask", lazy_xgboost, client, Xd, yd)
-            demo.run("(e) forest grid search", forest_search, client)
+            demo.run("(b) forest, cluster", steps.cluster_forest, client)
+            demo.run("(c) LogisticRegression, dask", steps.lazy_logistic, client, Xd, yd)
+            demo.run("(d) XGBoost, dask", steps.lazy_xgboost, client, Xd, yd)
+            demo.run("(e) forest grid search", steps.forest_search, client)
     except Exception as exc:  # the cluster itself did not start or stop cleanly
         traceback.print_exc()
         demo.fail("cluster", f"{type(exc).__name__}: {exc}")
@@ -349,9 +228,145 @@ def _demo(args) -> int:
     identical = [s.title[:3] for s in demo.passed if s.result.startswith("identical")]
     print(f"\nAll {len(demo.passed)} steps passed. {', '.join(identical)}: identical to "
           "plain scikit-learn.")
-    for label, said, reference in state.get("agreement", []):
+    for label, said, reference in steps.state.get("agreement", []):
         print(f"{label}: predictions {said} with plain {reference}'s.")
     return 0
+
+
+class _DemoSteps:
+    """The demo's steps, each fitting with distsk and with the plain library on the
+    same data (``X``, ``y``) and comparing the results; ``state`` keeps the plain
+    forest (fit once, shared by two steps) and the agreements to report."""
+
+    def __init__(self, demo, X, y, grid, cores):
+        self.demo, self.X, self.y, self.grid, self.cores = demo, X, y, grid, cores
+        self.state: dict = {}
+        self.same_cores = (
+            f"The cluster's 2 worker processes run on this machine's {cores} cores: a "
+            "loopback cluster adds no compute, only task and transfer costs, so it cannot "
+            "beat this machine's own cores; on a real cluster the same code uses every "
+            "worker."
+        )
+
+    @staticmethod
+    def _same(a, b) -> bool:
+        import numpy as np
+
+        return bool(np.array_equal(a, b))
+
+    def plain_forest(self):
+        if "forest" not in self.state:
+            self.state["forest"] = _timed(lambda: _demo_forest().fit(self.X, self.y))
+        return self.state["forest"]
+
+    def local_forest(self, title):
+        from . import DistributedEstimator
+
+        plain, t_plain = self.plain_forest()
+        est, t_est = _timed(lambda: DistributedEstimator(_demo_forest()).fit(self.X, self.y))
+        if not self._same(est.predict(self.X), plain.predict(self.X)):
+            return self.demo.fail(title, "predictions differ from plain sklearn's forest")
+        how = (
+            f"fits it in this process with the forest's own n_jobs=-1 on the {self.cores} cores: "
+            "the same work as plain sklearn, so the two times differ only by noise."
+            if est.plan_.strategy == "in-process"
+            else f"plans {est.plan_.executor!r} ({est.plan_.strategy})."
+        )
+        return _Step(title, t_est, t_plain, "sklearn", "identical predictions", [
+            "RandomForestClassifier(n_estimators=200, n_jobs=-1) on in-memory numpy data, "
+            f"no cluster: distsk {how}",
+        ])
+
+    def cluster_forest(self, title, client):
+        from . import DistributedEstimator
+
+        plain, t_plain = self.plain_forest()
+        est, t_est = _timed(lambda: DistributedEstimator(
+            _demo_forest(), backend="dask", client=client).fit(self.X, self.y))
+        if not self._same(est.predict(self.X), plain.predict(self.X)):
+            return self.demo.fail(title, "predictions differ from plain sklearn's forest")
+        return _Step(title, t_est, t_plain, "sklearn", "identical predictions", [
+            f"Forced backend='dask': the 200 trees are split into {est.plan_.n_jobs} "
+            "sub-forests on the workers and merged into the exact forest sklearn fits.",
+            self.same_cores,
+        ])
+
+    def lazy_fit(self, title, client, Xd, yd, *, module, extra, make, minimum, reference, why):
+        """Fit ``make()`` on dask data over a forced gather limit of 0 bytes."""
+        from . import DistributedEstimator
+        from ._decide.profile import format_bytes
+
+        if not _installed(module):
+            return self.demo.skip(title, f"pip install {extra} for this step "
+                             f"(the distsk[{extra}] extra)")
+        plain, t_plain = _timed(lambda: make().fit(self.X, self.y))
+        est, t_est = _timed(lambda: DistributedEstimator(
+            make(), max_gather_bytes=0, client=client).fit(Xd, yd))
+        share, said = _agreement(est.predict(self.X), plain.predict(self.X))
+        if share < minimum:
+            return self.demo.fail(title, f"predictions {said} with plain {reference}'s; at least "
+                             f"{minimum:.0%} expected")
+        self.state.setdefault("agreement", []).append((title[:3], said, reference))
+        return _Step(title, t_est, t_plain, reference, said, [
+            f"Forced max_gather_bytes=0: the {format_bytes(Xd.nbytes)} dask array counts as "
+            f"larger than memory, so distsk trains with {est.plan_.executor} on the workers "
+            f"instead of gathering it. {why} The path is for data that does not fit in "
+            "memory: on data this small it pays task and transfer costs for nothing.",
+        ])
+
+    def lazy_logistic(self, title, client, Xd, yd):
+        from sklearn.linear_model import LogisticRegression
+
+        return self.lazy_fit(
+            title, client, Xd, yd, module="dask_ml", extra="dask-ml", make=LogisticRegression,
+            minimum=MIN_AGREEMENT_DASK_ML, reference="sklearn",
+            why="Every L-BFGS iteration is a pass over the blocks on the cluster; the "
+            "solver stops within its tolerance of sklearn's optimum, so a few predictions "
+            "near the boundary can differ.",
+        )
+
+    def lazy_xgboost(self, title, client, Xd, yd):
+        def booster():
+            import xgboost
+
+            return xgboost.XGBClassifier(n_estimators=20, max_depth=3, random_state=0)
+
+        return self.lazy_fit(
+            title, client, Xd, yd, module="xgboost", extra="xgboost", make=booster,
+            minimum=MIN_AGREEMENT_XGBOOST, reference="xgboost",
+            why="Compared with plain xgboost, not sklearn: xgboost.dask merges histogram "
+            "bins sketched on each worker, so some splits differ slightly by design.",
+        )
+
+    def forest_search(self, title, client):
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.model_selection import GridSearchCV
+
+        from . import DistributedSearchCV
+
+        est = RandomForestClassifier(random_state=0)
+        plain, t_plain = _timed(lambda: GridSearchCV(est, self.grid, cv=3, n_jobs=-1).fit(self.X, self.y))
+        search, t_search = _timed(lambda: DistributedSearchCV(
+            est, self.grid, cv=3, backend="dask", client=client).fit(self.X, self.y))
+        ours, theirs = search.cv_results_, plain.cv_results_
+        if ours["params"] != theirs["params"] or not self._same(
+            ours["mean_test_score"], theirs["mean_test_score"]
+        ):
+            return self.demo.fail(title, "mean_test_score differs from GridSearchCV's")
+        n_candidates = len(ours["params"])
+        nominal = n_candidates * search.n_splits_
+        sizes = sorted(self.grid["n_estimators"])
+        performed = search.n_fits_performed_
+        how = (
+            f": for each max_depth and fold one forest of {sizes[-1]} trees is fit, and "
+            f"smaller n_estimators are scored from its first trees (shared forests)"
+            if performed == len(self.grid["max_depth"]) * search.n_splits_ else ""
+        )
+        return _Step(title, t_search, t_plain, "sklearn", "identical cv_results_ scores", [
+            f"{n_candidates} candidates x {search.n_splits_} folds = {nominal} fits nominal, "
+            f"{performed} performed{how}. GridSearchCV performs all {nominal}. Same cores as "
+            "(b): the time saved is the fits not repeated.",
+        ])
 
 
 def _demo_forest():

@@ -351,7 +351,7 @@ def test_survivors_grow_from_their_previous_model_exactly(engine, name):
 
 @pytest.mark.parametrize("name", list(GROWABLE))
 def test_a_grown_model_is_the_fresh_model(name):
-    from distsk._face.halving import _fit_and_keep  # the growth step itself
+    from distsk._search.halving_rounds import _fit_and_keep  # the growth step itself
 
     estimator, resource, _ = GROWABLE[name]
     small = clone(estimator).set_params(**{resource: 4}).fit(X, y)

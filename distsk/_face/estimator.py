@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
-import inspect
 import logging
 import sys
 import time
-import types
 from numbers import Integral
 
 import numpy as np
@@ -28,14 +25,12 @@ from .._cluster.client import (
     clone_sharing_client,
     inside_worker,
     portable_state,
-    resolve_client,
     using_client,
 )
 from .._cluster.data import (
     computed_delayed,
     gather_inputs,
     inputs_to_read,
-    measured,
     resolve_gather_limit,
 )
 from .._compat import (
@@ -47,140 +42,23 @@ from .._compat import (
 )
 from .._decide.cost import MODEL
 from .._decide.planning import BACKENDS, Plan, parallel_kind, plan_fit
-from .._decide.profile import profile_compute, profile_input
+from .._decide.profile import profile_input
 from .._engines import ExecutionContext, get_executor
 from .._engines.base import pinned
+from .._search.driver import Driver
+from .delegation import (
+    _DELEGATED,
+    _delegated,
+    _fit_signature,
+    _inner_has,
+    _inner_method,
+    _named_arguments,
+)
 from .notebook import html_repr_with_plan
 
 __all__ = ["DistributedEstimator", "explain", "resolve_gather_limit", "gather_inputs"]
 
 _log = logging.getLogger("distsk")
-
-_DELEGATED = (
-    "predict", "predict_proba", "predict_log_proba", "decision_function", "transform",
-    "inverse_transform", "score_samples",
-)
-
-
-def _inner_has(name):
-    def check(self):
-        est = self.__dict__.get("estimator_", self.estimator)
-        return hasattr(est, name) or hasattr(self.estimator, name)
-
-    return check
-
-
-class _delegated:
-    """``method`` of a meta-estimator: ``obj._call(method, X, *args, **params)``, which
-    runs it on the model -- blockwise on the cluster for dask input.
-
-    Present exactly when ``has(method)(obj)`` says so (sklearn's ``available_if`` makes
-    the check, so ``hasattr`` and its AttributeError are sklearn's). On an instance it is
-    a bound method that looks like the one ``like(obj, method)`` returns -- the inner
-    estimator's, or BaseSearchCV's -- in signature and docstring (``help()``,
-    ``inspect.signature`` and IDEs see them), takes exactly its arguments, and pickles by
-    name as sklearn's methods do.
-    """
-
-    def __init__(self, method: str, has, what: str, like):
-        def call(self, X, *args, **params):
-            return self._call(method, X, *args, **params)
-
-        call.__name__ = call.__qualname__ = method
-        call.__doc__ = (f"{what} of the fitted model (``{method}``), with its signature; "
-                        "blockwise on the cluster for dask input, returning a dask "
-                        "collection.")
-        self.method, self.like = method, like
-        self.guard = available_if(has(method))(call)
-        self._looks_like: dict = {}  # one function per method it stands for
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self.guard.__get__(None, owner)
-        self.guard.__get__(obj, owner)  # AttributeError when the model lacks it
-        like = self.like(obj, self.method)
-        return types.MethodType(self._function(getattr(like, "__func__", like), obj), obj)
-
-    def _function(self, like, obj):
-        func = self._looks_like.get((like, type(obj)))
-        if func is None:
-            method = self.method
-
-            def func(self, X, *args, **params):
-                return self._call(method, X, *args, **params)
-
-            functools.update_wrapper(func, like)  # __wrapped__: the signature shown
-            func.__name__ = method  # bound methods pickle as getattr(obj, __name__)
-            func.__qualname__ = f"{type(obj).__name__}.{method}"
-            func.__module__ = type(obj).__module__
-            self._looks_like[like, type(obj)] = func
-        return func
-
-
-class _fit_signature:
-    """``fit`` whose signature on an instance also names the inner estimator's ``fit``
-    parameters (``sample_weight``, ...), keyword-only, before ``**fit_params``.
-
-    sklearn decides from ``signature(est.fit)`` whether an estimator takes sample
-    weights (``has_fit_parameter``): AdaBoost, RANSAC and the multi-output wrappers
-    refuse one that does not; CalibratedClassifierCV fits it without the weights. The
-    wrapper takes whatever its inner estimator does, so it says so. On the class,
-    ``fit`` is the plain function (docs).
-    """
-
-    def __init__(self, func):
-        self.func = func
-        functools.update_wrapper(self, func)
-        self._functions: dict = {}  # one per inner fit signature
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self.func
-        # __dict__ read directly: a half-unpickled object has no ``estimator`` yet.
-        inner_fit = getattr(type(obj.__dict__.get("estimator")), "fit", None)
-        func = self._functions.get(inner_fit)
-        if func is None:
-            func = self._functions[inner_fit] = self._with_signature(inner_fit)
-        return types.MethodType(func, obj)
-
-    def _with_signature(self, inner_fit):
-        own = inspect.signature(self.func)
-        try:
-            inner = list(inspect.signature(inner_fit).parameters.values())[1:]
-        except (TypeError, ValueError):  # no fit, or no signature to read
-            return self.func
-        names = set(own.parameters)
-        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        extra = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inner
-                 if p.name not in names and p.kind in named]
-        if not extra:
-            return self.func
-        *head, var_kw = own.parameters.values()
-        fit = self.func
-
-        @functools.wraps(fit)
-        def func(estimator, *args, **kwargs):
-            return fit(estimator, *args, **kwargs)
-
-        func.__signature__ = own.replace(parameters=[*head, *extra, var_kw])
-        return func
-
-
-def _inner_method(obj, method):
-    """The inner estimator's ``method`` (the fitted one's once fitted)."""
-    return getattr(obj.__dict__.get("estimator_", obj.estimator), method)
-
-
-def _named_arguments(func, params: dict) -> tuple[dict, dict]:
-    """``params`` split into the arguments ``func`` names and the rest (metadata)."""
-    try:
-        names = {name for name, p in inspect.signature(func).parameters.items()
-                 if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-    except (TypeError, ValueError):  # no signature to read: everything is metadata
-        names = set()
-    named = {k: v for k, v in params.items() if k in names}
-    return named, {k: v for k, v in params.items() if k not in names}
-
 
 class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
     """Run any scikit-learn estimator the fastest correct way on the compute present.
@@ -248,51 +126,44 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         self.max_gather_bytes = max_gather_bytes
 
     # ------------------------------------------------------------------ planning
-    def _plan(self, X, client=None):
-        client = resolve_client(self.client) if client is None else client
-        prof = profile_input(X)
-        if self.backend == "auto":
-            with using_client(client):
-                X, prof = measured(X, prof)
+    def _driver(self) -> Driver:
+        # A fit connects to the cluster option whatever the backend (an engine may
+        # need it; a bad address fails here, as before any work).
+        return Driver(backend=self.backend, client=self.client,
+                      max_gather_bytes=self.max_gather_bytes, connect=True)
+
+    def _plan(self, driver: Driver, X, y=None, fit_params=None):
+        """``(plan, X, y, fit_params)``: the input read (a ``dask.delayed`` resolved;
+        lazy X measured for "auto") and planned, through ``driver``."""
+        client, compute = driver.where()
+        X, y, fit_params, prof = driver.read(X, y, fit_params or {}, client=client,
+                                             measure=self.backend == "auto")
         nested = self.backend == "auto" and inside_worker()
         plan = plan_fit(
-            self.estimator, prof, profile_compute(client),
+            self.estimator, prof, compute,
             backend=self.backend,
             max_gather_bytes=resolve_gather_limit(self.max_gather_bytes),
             inside_worker=nested,
             costs=MODEL.costs(client) if self.backend == "auto" and not nested else None,
         )
-        return plan, client, X
+        return plan, X, y, fit_params
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, X, y, fit_params, then=None):
         if _routing_enabled():
             fit_params = process_routing(self, "fit", **fit_params).estimator.fit
-        client = resolve_client(self.client)
+        driver = self._driver()
+        plan, X, y, fit_params = self._plan(driver, X, y, fit_params)
+        client = driver.where()[0]
+        lazy_X = X if plan.on_workers else None
+        X, y, fit_params = driver.put(X, y, fit_params, plan.input, client=client,
+                                      on_workers=plan.on_workers, gather=plan.gather)
         with using_client(client):
-            X, y, fit_params = inputs_to_read(
-                X, y, fit_params, self.max_gather_bytes)
-        plan, client, X = self._plan(X, client)
-        with using_client(client):
-            return self._execute(plan, client, X, y, fit_params, then)
-
-    def _execute(self, plan, client, X, y, fit_params, then):
-        lazy_X = None
-        if plan.on_workers:
-            from .._cluster.data import assemble_on_workers
-
-            lazy_X = X
-            X = assemble_on_workers(client, X, plan.input.kind)
-            _, y, fit_params = gather_inputs(None, y, fit_params)
             try:
                 return self._run(plan, client, X, y, fit_params, then, lazy_X)
             finally:
-                X.future.release()
-        if plan.gather:
-            started = time.perf_counter()
-            X, y, fit_params = gather_inputs(X, y, fit_params)
-            MODEL.observe_transfer(plan.input.nbytes, time.perf_counter() - started)
-        return self._run(plan, client, X, y, fit_params, then, lazy_X)
+                if plan.on_workers:
+                    X.future.release()
 
     def _run(self, plan, client, X, y, fit_params, then, lazy_X):
         estimator = clone(self.estimator)
@@ -626,7 +497,5 @@ def explain(estimator, X, y=None, client=None) -> Plan:
     elif client is not None:
         estimator = clone(estimator).set_params(client=client)
     estimator._validate_params()
-    client = resolve_client(estimator.client)
-    with using_client(client):  # a dask.delayed X is computed: its size is unknown until then
-        X = computed_delayed(X, "X", estimator.max_gather_bytes)
-    return estimator._plan(X, client)[0]
+    # A dask.delayed X is computed: its size is unknown until then.
+    return estimator._plan(estimator._driver(), X)[0]

@@ -198,7 +198,7 @@ class _EngineCall(ParallelBackendBase):
         self._plan = None
         self._key = None  # set when the runner goes back to the dispatcher at the end
         self._spoiled = False  # a runner that cancelled its work is never kept
-        self._where = None  # (client, ComputeProfile), resolved once for this call
+        self._drive = None  # the Driver of this call (client and compute resolved once)
         self._pending: list = []
         self._callbacks = QueuedCallbacks()
         self.n_jobs = None
@@ -261,24 +261,16 @@ class _EngineCall(ParallelBackendBase):
         from .._search.checkpoint import Checkpoint
         from .._search.loop import SearchEngine
 
-        first, probe = [], None
+        first, seconds = [], None
         if self._runner is None:
-            plan = None
-            if self._wants_probe(items, fits):
-                # A fit on 1/8 of the rows, scaled, when the choice is the same for a fit
-                # 3x faster or slower (as DistributedSearchCV); else the first call runs
-                # here, timed, and its result is kept. The plan prices the rest.
-                decided = self._scaled_probe(items)
-                if decided is not None:
-                    plan, probe = decided
-                else:
-                    result, probe = _probe_first(items[0])
-                    first, items = [result], items[1:]
-            self._runner = self._make_runner(items, fits, probe, plan)
+            planned, first = self._planned(items, fits)
+            items = items[len(first):]
+            seconds = planned.seconds_per_fit
+            self._runner = self._make_runner(items, planned.plan)
         checkpoint = self.options.checkpoint if fits else None
         store = Checkpoint(checkpoint) if checkpoint is not None else None
         engine = SearchEngine(self._runner, share=fits, checkpoint=store,
-                              seconds_per_fit=probe[0] if probe else None)
+                              seconds_per_fit=seconds)
         results = engine.register(items)
         option = SEQUENTIAL_OPTION.set(SEQUENTIAL)
         started = time.perf_counter()
@@ -291,7 +283,7 @@ class _EngineCall(ParallelBackendBase):
             SEQUENTIAL_OPTION.reset(option)
             if store is not None:
                 store.close()
-        if probe is not None:  # the actual time beside the prediction (#16)
+        if seconds is not None:  # the actual time beside the prediction (#16)
             from .._decide.cost import MODEL
 
             plan, _ = MODEL.learn(self._plan, time.perf_counter() - started,
@@ -311,77 +303,65 @@ class _EngineCall(ParallelBackendBase):
                 and self.options.checkpoint is None and not inside_worker()
                 and not has_callbacks(items))
 
-    def _scaled_probe(self, items: list) -> tuple | None:
-        """``(plan, probe)`` from the first call's fit on 1/PROBE_SUBSAMPLE of its rows,
-        scaled, if the plan is the same for it 3x faster or slower; else None
-        (``_cost.plan_from_subsample``, as DistributedSearchCV)."""
-        from .._decide.cost import PROBE_SUBSAMPLE, plan_from_subsample, subsample, timed_probe
-        from .._units.fit_call import FitCall, clone_with
+    def _driver(self):
+        """This call's :class:`~distsk._search.driver.Driver`: the client and the
+        compute are resolved once for the call."""
+        if self._drive is None:
+            from .._search.driver import Driver
 
-        call = FitCall.of(items[0])
-        if call.fit_params:
-            return None  # fit parameters are per row: not subsampled
-        part = subsample(call.estimator, call.X, call.y, PROBE_SUBSAMPLE)
-        if part is None:
-            return None
+            n_jobs = self.n_jobs if self.n_jobs not in (None, -1) else None
+            self._drive = Driver(backend=self.options.engine, n_jobs=n_jobs,
+                                 client=self.options.client,
+                                 checkpoint=self.options.checkpoint)
+        return self._drive
 
-        def probe_part():
-            try:
-                estimator = clone_with(call.estimator, call.candidate_params)
-                with warnings.catch_warnings():  # a probe's warnings are not the user's
-                    warnings.simplefilter("ignore")
-                    return timed_probe(lambda: estimator.fit(*part))[1]
-            except Exception:
-                return None
+    def _planned(self, items: list, fits: bool):
+        """``(Planned, kept)``: the plan of this call's items, through the driver.
 
-        return plan_from_subsample(
-            lambda seconds, nbytes, cpu, rows: self._planned(
-                items, True, (seconds, nbytes, cpu), rows), probe_part)
-
-    def _client_and_compute(self):
-        """The client and the compute profile of this call, resolved once."""
-        if self._where is None:
-            from .._cluster.client import resolve_client
-            from .._decide.profile import profile_compute
-
-            engine = self.options.engine
-            client = (resolve_client(self.options.client) if engine in ("auto", "dask")
-                      else None)
-            self._where = (client, profile_compute(client))
-        return self._where
-
-    def _planned(self, items: list, fits: bool, probe: tuple | None = None,
-                 rows: float = 1.0):
-        from .._decide.cost import MODEL
-        from .._decide.planning import plan_search
+        With a probe (``_wants_probe``): a fit on 1/PROBE_SUBSAMPLE of the first call's
+        rows, scaled, when the choice is the same for it 3x faster or slower (as
+        DistributedSearchCV); else the first call itself runs here, timed, and its
+        result is ``kept`` (a list of one): the plan prices the rest.
+        """
         from .._decide.profile import profile_input
+        from .._search.driver import Placed, PlannedWork, Probe
         from .._units.fit_call import FitCall
 
-        client, compute = self._client_and_compute()
-        X = FitCall.of(items[0]).X if fits else None
-        n_jobs = self.n_jobs if self.n_jobs not in (None, -1) else None
-        seconds, nbytes, cpu = probe or (None, None, None)
-        return plan_search(
-            profile_input(X), compute, backend=self.options.engine, n_jobs=n_jobs,
-            n_fits=len(items), probe_seconds=seconds, probe_bytes=nbytes,
-            probe_cpu_seconds=cpu, probe_rows=rows,
-            costs=MODEL.costs(client) if probe else None)
+        driver = self._driver()
+        client, compute = driver.where()
+        call = FitCall.of(items[0]) if fits else None
+        X = call.X if fits else None
+        placed = Placed(X, None, {}, profile_input(X), compute, client)
+        if not self._wants_probe(items, fits):
+            return driver.plan(placed, PlannedWork(len(items), ()), None, None), []
+        whole = Probe(call.candidate_params, call.X, call.y)
+        kept = []
 
-    def _make_runner(self, items: list, fits: bool, probe: tuple | None = None,
-                     plan=None):
-        from .._engines import ExecutionContext, get_executor
+        def probe_fit(probe):
+            if probe is whole:
+                result, measured = _probe_first(items[0])
+                kept.append(result)
+                return measured
+            return _probe_part(call, probe)
 
-        client = self._client_and_compute()[0]
-        self._plan = plan if plan is not None else self._planned(items, fits, probe)
-        self.options.plans.append(self._plan)
-        key = (self._plan.executor, self._plan.n_jobs, id(client))
+        work = PlannedWork(len(items), (whole,), keeps_probes=True)
+        planned = driver.plan(placed, work, probe_fit, call.estimator,
+                              subsample_rows=not call.fit_params)  # fit params are per row
+        return planned, kept
+
+    def _make_runner(self, items: list, plan):
+        from .._search.driver import Driver
+
+        client = self._driver().where()[0]
+        self._plan = plan
+        self.options.plans.append(plan)
+        key = (plan.executor, plan.n_jobs, id(client))
         runner, keep = self.options._borrow(key)
         if runner is not None:
             self._key = key
             runner.retain(items)  # the data this call passes again, unchanged, stay sent
             return runner
-        runner = get_executor(self._plan.executor).search_runner(
-            ExecutionContext(self._plan, client))
+        runner = Driver.runner(plan, client)
         if keep and runner.reusable:
             self._key = key
             runner.kept = True
@@ -405,6 +385,21 @@ class _EngineCall(ParallelBackendBase):
 
     def __reduce__(self):  # never shipped anywhere
         return (SequentialBackend, ())
+
+
+def _probe_part(call, probe) -> tuple | None:
+    """Seconds, bytes and CPU seconds of the probe's candidate fit on its rows (a
+    part of the call's), or None if it fails."""
+    from .._decide.cost import timed_probe
+    from .._units.fit_call import clone_with
+
+    try:
+        estimator = clone_with(call.estimator, probe.candidate)
+        with warnings.catch_warnings():  # a probe's warnings are not the user's
+            warnings.simplefilter("ignore")
+            return timed_probe(lambda: estimator.fit(probe.X, probe.y))[1]
+    except Exception:
+        return None
 
 
 def _probe_first(item) -> tuple[dict, tuple[float, int | None, float]]:

@@ -32,11 +32,12 @@ from .._decide.profile import profile_input
 from .._engines import ExecutionContext, get_executor
 from .._engines.base import fit_estimator
 from .._search.checkpoint import Checkpoint
-from .._search.driver import PlannedWork, Probe, SearchDriver
+from .._search.driver import Driver, PlannedWork, Probe
 from .._search.loop import CollectorBackend, RefitAhead, SearchEngine
 from .._search.progress import progress_bar
 from .._units.fit_call import clone_with
-from .estimator import _blockwise, _delegated
+from .delegation import _delegated
+from .estimator import _blockwise
 from .notebook import html_repr_with_plan
 
 __all__ = ["DistributedSearchCV"]
@@ -84,11 +85,74 @@ class _FitState:
     refit_parts: int = 0
     n_refits_discarded: int = 0
 
+    def release_collector(self) -> None:
+        """Leave the configuration that holds the engine (once)."""
+        collector, self.collector = self.collector, None
+        if collector is not None:
+            collector.__exit__(None, None, None)
+
+
+def _probe_fit(estimator, probe: Probe) -> tuple[float | None, int | None, float | None]:
+    """Seconds, peak memory growth and CPU seconds of one in-process fit of the probe's
+    candidate (all None if it fails); see ``distsk._decide.cost``."""
+    try:
+        est = clone_with(estimator, probe.candidate)
+        with warnings.catch_warnings():  # a probe's warnings are not the user's
+            warnings.simplefilter("ignore")
+            return timed_probe(lambda: fit_estimator(est, probe.X, probe.y, {}))[1]
+    except Exception:
+        return None, None, None
+
+
+def _candidates(param_grid, param_distributions, n_iter, random_state) -> list:
+    """A DistributedSearchCV's candidates: GridSearchCV's or RandomizedSearchCV's."""
+    if (param_grid is None) == (param_distributions is None):
+        given = "both" if param_grid is not None else "neither"
+        raise ValueError(
+            "DistributedSearchCV needs exactly one of param_grid (exhaustive, as "
+            "GridSearchCV) and param_distributions (sampled, as RandomizedSearchCV); "
+            f"{given} was given."
+        )
+    if param_grid is not None:
+        return list(ParameterGrid(param_grid))
+    return list(ParameterSampler(param_distributions, n_iter, random_state=random_state))
+
 
 def _rows_hint(X) -> int | None:
     """Rows of X when known without computing anything (not a dask DataFrame's)."""
     rows = getattr(X, "shape", (None,))[0]
     return int(rows) if isinstance(rows, Integral) else None
+
+
+class _BestEstimator:
+    """``best_estimator_`` of a search: the fitted model, or during ``fit`` (while the
+    search's fit state holds an engine or a cluster) a stand-in for sklearn's refit
+    (:class:`_RefitTaken`, :class:`_RefitOnCluster`). The value lives in the search's
+    ``__dict__`` under the same name, as a plain attribute would (pickles, clones)."""
+
+    def __get__(self, search, owner=None):
+        if search is None:
+            return self
+        try:
+            estimator = search.__dict__["best_estimator_"]
+        except KeyError:
+            raise AttributeError(
+                f"{type(search).__name__!r} object has no attribute 'best_estimator_'"
+            ) from None
+        state = getattr(search, "_fit_state", None)
+        if state is None:
+            return estimator
+        if state.engine is not None and state.engine.refit_ahead is not None:
+            return _RefitTaken(search, state, estimator, state.engine.refit_ahead)
+        if state.refit_on_cluster is not None:
+            return _RefitOnCluster(search, state, estimator)
+        return estimator
+
+    def __set__(self, search, value):
+        search.__dict__["best_estimator_"] = value
+
+    def __delete__(self, search):
+        del search.__dict__["best_estimator_"]
 
 
 class DistributedSearchCV(BaseSearchCV):
@@ -214,34 +278,13 @@ n_splits_, refit_time_, multimetric_
         self.checkpoint = checkpoint
 
     def _candidates(self):
-        if (self.param_grid is None) == (self.param_distributions is None):
-            given = "both" if self.param_grid is not None else "neither"
-            raise ValueError(
-                "DistributedSearchCV needs exactly one of param_grid (exhaustive, as "
-                "GridSearchCV) and param_distributions (sampled, as RandomizedSearchCV); "
-                f"{given} was given."
-            )
-        if self.param_grid is not None:
-            return list(ParameterGrid(self.param_grid))
-        return list(
-            ParameterSampler(self.param_distributions, self.n_iter, random_state=self.random_state)
-        )
+        return _candidates(self.param_grid, self.param_distributions, self.n_iter,
+                           self.random_state)
 
     def _planned_work(self, X, y, candidates) -> PlannedWork:
         """The search's fits for the planner, and the fit that probes their cost."""
         return PlannedWork(len(candidates) * _n_splits_hint(self.cv),
                            (Probe(candidates[0], X, y),))
-
-    def _probe(self, X, y, candidate) -> tuple[float | None, int | None, float | None]:
-        """Seconds, peak memory growth and CPU seconds of one in-process fit of
-        ``candidate`` (all None if it fails); see ``distsk._decide.cost``."""
-        try:
-            est = clone_with(self.estimator, candidate)
-            with warnings.catch_warnings():  # a probe's warnings are not the user's
-                warnings.simplefilter("ignore")
-                return timed_probe(lambda: fit_estimator(est, X, y, {}))[1]
-        except Exception:
-            return None, None, None
 
     def fit(self, X, y=None, **params):
         """Run fit with all sets of parameters, on the engine the plan chooses.
@@ -270,21 +313,19 @@ n_splits_, refit_time_, multimetric_
 
     def _fit(self, state: _FitState, X, y, params):
         candidates = self._candidates()
-        driver = SearchDriver(backend=self.backend, n_jobs=self.n_jobs, client=self.client,
-                              max_gather_bytes=self.max_gather_bytes,
-                              checkpoint=self.checkpoint)
+        driver = Driver(backend=self.backend, n_jobs=self.n_jobs, client=self.client,
+                        max_gather_bytes=self.max_gather_bytes, checkpoint=self.checkpoint)
         placed = driver.place(X, y, params)
-        X, y, params, client = placed.X, placed.y, placed.params, placed.client
-        work = self._planned_work(X, y, candidates) if candidates else None
-        n_fits = work.n_fits if work else 0
-        planned = driver.plan(placed, work, self._probe, self.estimator)
-        plan, probe = planned.plan, planned.seconds_per_fit
+        work = self._planned_work(placed.X, placed.y, candidates) if candidates else None
+        planned = driver.plan(placed, work, lambda probe: _probe_fit(self.estimator, probe),
+                              self.estimator)
+        plan = planned.plan
         if self.verbose > 0:
             print(f"[distsk] {plan}")
         store = Checkpoint(self.checkpoint) if self.checkpoint is not None else None
-        runner = driver.runner(plan, placed)
-        engine = self._make_engine(runner, seconds_per_fit=probe, checkpoint=store,
-                                   verbose=self.verbose)
+        engine = self._make_engine(driver.runner(plan, placed.client),
+                                   seconds_per_fit=planned.seconds_per_fit,
+                                   checkpoint=store, verbose=self.verbose)
         if self.refit is True:
             # One call: its idle slots at the end start the refit of the leader (halving
             # searches set it per round, in their own _run_search).
@@ -292,25 +333,35 @@ n_splits_, refit_time_, multimetric_
         state.engine, state.candidates = engine, candidates
         if plan.on_workers:
             # sklearn refits best_estimator_ on X in this process: here, on the cluster.
-            state.refit_on_cluster = ExecutionContext(plan, client)
-        state.collector = parallel_config(backend=CollectorBackend(engine))
-        state.collector.__enter__()
+            state.refit_on_cluster = ExecutionContext(plan, placed.client)
         try:
-            with using_client(client), progress_bar(self):  # verbose > 0: a live bar of the fits
-                started = time.perf_counter()
-                super().fit(X, y, **params)
-                spent = time.perf_counter() - started
-                # Without the refit (a refit run ahead: without the wait for it).
-                refit = getattr(self, "refit_time_", 0.0) if self.refit else 0.0
-                spent -= refit if state.refit_waited is None else state.refit_waited
-            n_run = self.n_splits_ * len(self.cv_results_.get("params", ()))
-            if n_run and not engine.n_registered:
-                raise RuntimeError(_BYPASSED.format(n_run=n_run, executor=plan.executor))
+            spent = self._fit_on(engine, placed, state, plan)
         finally:
             self._release_engine()
-            if isinstance(X, OnCluster):
-                X.future.release()
+            if isinstance(placed.X, OnCluster):
+                placed.X.future.release()
             engine.close()
+        self._record_fit(plan, engine, state, spent, work.n_fits if work else 0)
+        return self
+
+    def _fit_on(self, engine, placed, state: _FitState, plan) -> float:
+        """sklearn's ``BaseSearchCV.fit`` with its ``Parallel`` calls collected for
+        ``engine``: its seconds, without the refit (a refit run ahead: without the wait
+        for it)."""
+        state.collector = parallel_config(backend=CollectorBackend(engine))
+        state.collector.__enter__()
+        with using_client(placed.client), progress_bar(self):  # verbose > 0: a live bar
+            started = time.perf_counter()
+            super().fit(placed.X, placed.y, **placed.params)
+            spent = time.perf_counter() - started
+            refit = getattr(self, "refit_time_", 0.0) if self.refit else 0.0
+            spent -= refit if state.refit_waited is None else state.refit_waited
+        n_run = self.n_splits_ * len(self.cv_results_.get("params", ()))
+        if n_run and not engine.n_registered:
+            raise RuntimeError(_BYPASSED.format(n_run=n_run, executor=plan.executor))
+        return spent
+
+    def _record_fit(self, plan, engine, state: _FitState, spent: float, n_fits: int):
         # The actual time beside the prediction; a prediction > 2x off corrects the model
         # (not when the search shared fits, or for halving's growing rounds: work the
         # probe does not predict).
@@ -329,38 +380,14 @@ n_splits_, refit_time_, multimetric_
         if state.refit_fit_time is not None:
             self.refit_time_ = state.refit_fit_time
         self._record_engine(engine)
-        return self
 
     def _record_engine(self, engine):
         """Fitted attributes from this fit's engine (the halving searches add theirs)."""
 
     # sklearn's refit is ``self.best_estimator_.fit(X, y, ...)`` (a contract test checks
-    # it): with X kept on the cluster, the getter hands sklearn a stand-in whose fit runs
-    # there, as one task, and stores the plain fitted model.
-    @property
-    def best_estimator_(self):
-        try:
-            estimator = self.__dict__["best_estimator_"]
-        except KeyError:
-            raise AttributeError(
-                f"{type(self).__name__!r} object has no attribute 'best_estimator_'"
-            ) from None
-        state = getattr(self, "_fit_state", None)
-        if state is None:
-            return estimator
-        if state.engine is not None and state.engine.refit_ahead is not None:
-            return _RefitTaken(self, state, estimator, state.engine.refit_ahead)
-        if state.refit_on_cluster is not None:
-            return _RefitOnCluster(self, state, estimator)
-        return estimator
-
-    @best_estimator_.setter
-    def best_estimator_(self, value):
-        self.__dict__["best_estimator_"] = value
-
-    @best_estimator_.deleter
-    def best_estimator_(self):
-        del self.__dict__["best_estimator_"]
+    # it): during fit, a stand-in whose fit takes the refit run ahead or runs on the
+    # cluster holding X.
+    best_estimator_ = _BestEstimator()
 
     def _make_engine(self, runner, **options) -> SearchEngine:
         # The halving searches (distsk._face.halving) run their rounds on a growing engine.
@@ -368,10 +395,8 @@ n_splits_, refit_time_, multimetric_
 
     def _release_engine(self):
         state = getattr(self, "_fit_state", None)
-        collector = None if state is None else state.collector
-        if collector is not None:
-            state.collector = None
-            collector.__exit__(None, None, None)
+        if state is not None:
+            state.release_collector()
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
         # The search's Parallel already holds the engine; from here on (scoring on the

@@ -1,10 +1,10 @@
-"""The search driver: a search's input taken to a plan and its runner, in one place.
+"""The driver: a fit's input taken to a plan and its runner, in one place.
 
-Profile once, place the data once (gathered, or assembled on the workers), probe, and
-plan once; hand back the plan with the runner it names. ``DistributedSearchCV`` and the
-halving searches go through it; the joblib backend plans through the same probe
-decision (``_cost.plan_from_subsample``). What the search then does with the runner
-(its engine, sklearn's ``evaluate_candidates``) stays in ``_search``.
+Find the compute once, read the input once, place the data once (gathered, or
+assembled on the workers), probe, and plan once; hand back the plan with the runner it
+names. ``DistributedSearchCV``, the halving searches, the joblib backend "distsk" and
+``DistributedEstimator`` go through it. What a search then does with the runner (the
+search loop, sklearn's ``evaluate_candidates``) stays with the search.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .._decide.planning import Plan, place_data, plan_search
 from .._decide.profile import ComputeProfile, InputProfile, profile_compute, profile_input
 from .._engines import ExecutionContext, get_executor
 
-__all__ = ["SearchDriver", "Placed", "Probe", "PlannedWork", "work_fits"]
+__all__ = ["Driver", "Placed", "Probe", "PlannedWork", "work_fits"]
 
 
 class Probe(NamedTuple):
@@ -50,6 +50,9 @@ class PlannedWork(NamedTuple):
     probes: tuple
     terms: tuple | None = None
     detail: str = ""
+    #: The probes on all rows are fits of the work whose results the caller keeps (the
+    #: joblib backend's first call): the plan prices the others.
+    keeps_probes: bool = False
 
 
 def work_fits(work: PlannedWork, seconds: list) -> float | None:
@@ -89,54 +92,90 @@ class Planned:
     seconds_per_fit: float | None = None
 
 
-class SearchDriver:
-    """Takes one search ``fit`` from the user's input to a plan and its runner.
+class Driver:
+    """The steps every fit of distsk's takes, each once: find the compute, read the
+    input, put the data where the plan runs it, plan, and make the plan's runner.
 
-    Parameters are the search's own (``backend``, ``n_jobs``, ``client``,
-    ``max_gather_bytes``, ``checkpoint``). ``place`` profiles the input and the
-    compute once and places the data once; ``plan`` probes (engine "auto" only) and
-    plans once; ``runner`` makes the runner the plan names.
+    ``DistributedSearchCV`` (and so the halving searches) and the joblib backend
+    (:meth:`place`, :meth:`plan`, :meth:`runner`) and ``DistributedEstimator``
+    (:meth:`where`, :meth:`read`, :meth:`put`, around ``plan_fit``) go through it.
+    Parameters are the user's options (``backend``, ``n_jobs``, ``client``,
+    ``max_gather_bytes``, ``checkpoint``).
     """
 
-    def __init__(self, *, backend: str, n_jobs, client, max_gather_bytes, checkpoint=None):
+    def __init__(self, *, backend: str, n_jobs=None, client=None,
+                 max_gather_bytes="auto", checkpoint=None, connect: bool = False):
         self.backend, self.n_jobs = backend, n_jobs
         self.client_option, self.max_gather_bytes = client, max_gather_bytes
         self.checkpoint = checkpoint
+        # Resolve the client option for any backend (else for "auto" and "dask" only).
+        self.connect = connect
+        self._where = None
 
-    def place(self, X, y, params: dict) -> Placed:
-        """Profile X and the compute (once) and place the data (once): dask input is
-        gathered here or assembled on the workers, as ``place_data`` decides."""
-        client = (resolve_client(self.client_option)
-                  if self.backend in ("auto", "dask") else None)
-        limit = resolve_gather_limit(self.max_gather_bytes)
+    # ------------------------------------------------------------------ the steps
+    def where(self) -> tuple[object, ComputeProfile]:
+        """The client (None without a cluster option) and the compute profile,
+        resolved once per driver."""
+        if self._where is None:
+            client = (resolve_client(self.client_option)
+                      if self.connect or self.backend in ("auto", "dask") else None)
+            self._where = (client, profile_compute(client))
+        return self._where
+
+    def read(self, X, y, params: dict, *, client=None, measure: bool = True):
+        """``(X, y, params, input profile)``: ``dask.delayed`` input resolved (only
+        when it is; its size is unknown until then), lazy X measured when
+        ``measure``."""
         with using_client(client):
             X, y, params = inputs_to_read(X, y, params, self.max_gather_bytes)
-        prof = profile_input(X)
-        compute = profile_compute(client)
+            prof = profile_input(X)
+            if prof.lazy and measure:
+                X, prof = measured(X, prof)
+        return X, y, params, prof
+
+    @staticmethod
+    def put(X, y, params: dict, prof: InputProfile, *, client, on_workers: bool,
+            gather: bool):
+        """The data where it runs: X assembled on the workers (y and the fit
+        parameters, which sklearn's splitters and scorers read here, come to this
+        process), or everything gathered here (the transfer teaches the cost model),
+        or left as it is."""
+        with using_client(client):
+            if on_workers:
+                X = assemble_on_workers(client, X, prof.kind)
+                _, y, params = gather_inputs(None, y, params)
+            elif gather:
+                started = time.perf_counter()
+                X, y, params = gather_inputs(X, y, params)
+                MODEL.observe_transfer(prof.nbytes, time.perf_counter() - started)
+        return X, y, params
+
+    # ------------------------------------------------------------------ a search
+    def place(self, X, y, params: dict) -> Placed:
+        """A search's data placed once: dask input is gathered here or assembled on
+        the workers, as ``place_data`` decides."""
+        client, compute = self.where()
+        X, y, params, prof = self.read(X, y, params, client=client)
         data = None
         if prof.lazy:
             with using_client(client):
-                X, prof = measured(X, prof)
-                data = place_data(prof, compute, backend=self.backend, max_gather_bytes=limit)
-                if data[0] == "workers":
-                    # X stays on the cluster; y and fit parameters (what sklearn's
-                    # splitters and scorers read here) come to this process.
-                    X = assemble_on_workers(client, X, prof.kind)
-                    _, y, params = gather_inputs(None, y, params)
-                else:
-                    started = time.perf_counter()
-                    X, y, params = gather_inputs(X, y, params)
-                    MODEL.observe_transfer(prof.nbytes, time.perf_counter() - started)
+                data = place_data(prof, compute, backend=self.backend,
+                                  max_gather_bytes=resolve_gather_limit(self.max_gather_bytes))
+            X, y, params = self.put(X, y, params, prof, client=client,
+                                    on_workers=data[0] == "workers",
+                                    gather=data[0] != "workers")
         return Placed(X, y, params, prof, compute, client, data)
 
-    def plan(self, placed: Placed, work: PlannedWork | None, probe_fit, estimator) -> Planned:
-        """The plan for ``work`` on ``placed`` data.
+    def plan(self, placed: Placed, work: PlannedWork | None, probe_fit, estimator, *,
+             subsample_rows: bool = True) -> Planned:
+        """The plan for ``work`` on ``placed`` data, made once.
 
-        Engine "auto" probes first (``probe_fit(X, y, candidate)`` gives the seconds,
-        bytes and CPU seconds of one fit here, or Nones): on 1/8 of the rows when that
-        decides the engine for a fit 3x faster or slower, else each of ``work.probes``
-        on all rows. Not with one slot, a checkpoint (every fit goes through it) or data
-        kept on the cluster (nothing to fit here).
+        Engine "auto" probes first unless ``probe_fit`` is None: ``probe_fit(probe)``
+        gives the seconds, bytes and CPU seconds of one fit of a :class:`Probe` here,
+        or Nones. On 1/8 of the rows (a new Probe; not with ``subsample_rows`` False)
+        when that decides the engine for a fit 3x faster or slower, else each of
+        ``work.probes`` on all rows. Not with one slot, a checkpoint (every fit goes
+        through it) or data kept on the cluster (nothing to fit here).
         """
         n_fits = work.n_fits if work else 0
         costs = fits = None
@@ -149,19 +188,22 @@ class SearchDriver:
                 probe_cpu_seconds=cpu, probe_rows=rows, costs=costs, work_fits=fits,
                 work_detail=work.detail if fits is not None else "")
 
-        if (self.backend == "auto" and self.n_jobs != 1 and work is not None
-                and self.checkpoint is None and not isinstance(placed.X, OnCluster)):
+        if (probe_fit is not None and self.backend == "auto" and self.n_jobs != 1
+                and work is not None and self.checkpoint is None
+                and not isinstance(placed.X, OnCluster)):
             # Overheads measured once per process (never from inside a worker's task).
             costs = MODEL.costs(placed.client, measure=not inside_worker())
-            candidate = work.probes[0].candidate
-            part = (subsample(estimator, placed.X, placed.y, PROBE_SUBSAMPLE)
-                    if work.terms is None else None)
+            first = work.probes[0]
+            part = (subsample(estimator, first.X, first.y, PROBE_SUBSAMPLE)
+                    if work.terms is None and subsample_rows else None)
             decided = None if part is None else plan_from_subsample(
-                planned, lambda: probe_fit(*part, candidate))
+                planned, lambda: probe_fit(Probe(first.candidate, *part)))
             if decided is not None:
                 plan, (seconds, _, _) = decided
                 return Planned(plan, seconds)
-            probes = [probe_fit(p.X, p.y, p.candidate) for p in work.probes]
+            probes = [probe_fit(p) for p in work.probes]
+            if work.keeps_probes:
+                n_fits -= len(probes)
             seconds, nbytes, cpu = probes[0]
             fits = work_fits(work, [m[0] for m in probes])
             if len(probes) > 1 and probes[1][1] is not None:
@@ -171,6 +213,7 @@ class SearchDriver:
         return Planned(planned(seconds, nbytes, cpu), seconds)
 
     @staticmethod
-    def runner(plan: Plan, placed: Placed):
+    def runner(plan: Plan, client):
         """The search runner of the plan's engine."""
-        return get_executor(plan.executor).search_runner(ExecutionContext(plan, placed.client))
+        return get_executor(plan.executor).search_runner(ExecutionContext(plan, client))
+
