@@ -2,7 +2,9 @@
 
 The second stage of profile -> plan -> execute. ``plan_fit`` and ``plan_search`` are pure
 functions of their arguments: they start nothing and compute nothing, so the decision
-table in the docs is unit-tested directly (tests/test_planning.py).
+table in the docs is unit-tested directly (tests/test_planning.py). What each engine can
+do and costs is asked of its spec (``specs``); dask input over the gather limit is
+planned by ``planning_large``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from .specs import SPECS, engine_names, spec
 
 __all__ = ["Plan", "BACKENDS", "plan_fit", "plan_search", "place_data", "parallel_kind"]
 
-# Derived from the engine registry (``_engines.ENGINES``), never kept by hand.
+# Derived from the engine specs (``specs.SPECS``), never kept by hand.
 #: Engine names accepted by ``backend=`` (besides "auto").
 BACKENDS = engine_names()
 CLUSTER_BACKENDS = frozenset(engine_names(needs_cluster=True))
