@@ -4,7 +4,7 @@
     flock /tmp/distsk-bench.lock python benchmarks/lr_solvers.py --slow
 
 The measurements behind the dask-ml engine's solver rule (``choose_solver`` in
-distsk/_engines/dask_ml.py). Every solver fits sklearn's model -- LogisticRegression
+distsk/_decide/dask_ml_rules.py). Every solver fits sklearn's model -- LogisticRegression
 with C=1 (L2 penalty, the intercept free) or with no penalty -- on raw features, as
 distsk translates it; each result's coefficients are compared with sklearn's optimum
 (lbfgs at tol=1e-10 on the gathered data). A shape runs on two clusters of 2 worker
