@@ -36,6 +36,23 @@ def test_planning_and_specs_import_no_engine_and_no_optional_dependency():
     assert out.stdout.strip() == ""
 
 
+def test_engine_modules_import_without_their_optional_dependency():
+    # Optional engines import dask-ml and xgboost when they run, never when imported;
+    # the registry imports no engine module until an executor is asked for.
+    code = (
+        "import sys, distsk._engines\n"
+        "lazy = sorted(m for m in sys.modules if m.startswith('distsk._engines.') "
+        "and m != 'distsk._engines.base')\n"
+        "import distsk._engines.dask_ml, distsk._engines.xgboost, distsk._engines.xgboost_extmem\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('dask_ml', 'dask_glm', 'xgboost'))\n"
+        "print(','.join(lazy + bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == ""
+
+
 def test_capabilities_are_asked_of_the_specs():
     assert engine_names(larger_than_memory=True) == (
         "dask-ml", "xgboost", "xgboost-external-memory")
