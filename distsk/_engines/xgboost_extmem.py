@@ -227,7 +227,8 @@ class XGBoostExternalMemoryExecutor(Executor):
         numeric = dtypes is None or not any(str(t) == "category" for t in
                                             getattr(dtypes, "values", [dtypes]))
         # What only the data and the fit's arguments tell (categorical columns, fit
-        # parameters); the model's settings were checked when planning.
+        # parameters); the model's settings, checked when planning, again (no cluster
+        # work yet: a plan made by hand gets the same refusal).
         check_external_memory_params(estimator, fit_params, numeric=numeric)
         client = ctx.client
         if y is None:
