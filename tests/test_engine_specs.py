@@ -60,6 +60,18 @@ def test_capabilities_are_asked_of_the_specs():
     assert {s.name for s in SPECS if s.in_process} == {"sequential", "loky"}
 
 
+def test_every_search_engine_says_its_cost_and_how_it_runs_a_search():
+    from distsk._decide.profile import ComputeProfile
+
+    comp = ComputeProfile(4, 2**34, "tcp://10.0.0.5:8786", n_workers=2, worker_threads=8,
+                          worker_memory_bytes=2**34)
+    for s in SPECS:
+        assert (s.predict_search is not None) == (s.search_plan is not None) == s.runs_searches
+    assert spec("loky").search_plan(comp, -1)[0] == 4
+    assert spec("dask").search_plan(comp, None)[0] == 8
+    assert "8 worker threads" in spec("dask").search_plan(comp, None)[1]
+
+
 def test_each_spec_says_what_it_cannot_fit_and_why():
     assert spec("sequential").can_fit(Ridge()) and spec("dask").can_fit(Ridge())
     assert spec("dask-ml").can_fit(LogisticRegression())

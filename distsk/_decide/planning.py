@@ -411,17 +411,8 @@ _NO_PROBE = ("no probe fit to predict from; the cluster when its worker threads 
 
 
 def _search_plan(engine: str, where: str, choice: str, inp, comp, n_jobs, preds) -> Plan:
-    """The plan of a search on ``engine``, its reason ``where``, how, ``choice``."""
-    if spec(engine).needs_cluster:
-        n = slots(n_jobs, comp.worker_threads)
-        how = (f"candidates x folds run as Dask tasks on {comp.worker_threads} worker "
-               "threads, data scattered to each worker once, folds sent as indices, inner "
-               "parallelism pinned to one thread per task")
-    elif engine == "sequential":
-        n, how = 1, "in this process"
-    else:
-        n = slots(n_jobs, comp.local_cores)
-        how = (f"candidates x folds run on {n} local loky processes, inner parallelism "
-               "pinned to one thread per fit")
+    """The plan of a search on ``engine``; its reason: ``where``, how the engine's spec
+    says it runs a search, ``choice``."""
+    n, how = spec(engine).search_plan(comp, n_jobs)
     return Plan(engine, "candidates", f"{where}{how}{choice}.", gather=inp.lazy, n_jobs=n,
                 input=inp, compute=comp, predictions=preds)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from . import cost_large as cl
 from . import cost_model as cm
 from .dask_ml_rules import dask_ml_support
+from .plan import slots
+from .profile import ComputeProfile
 from .xgboost_rules import is_xgboost_model
 
 __all__ = ["EngineSpec", "SPECS", "spec", "engine_names"]
@@ -48,9 +50,29 @@ class EngineSpec:
     #: Its predicted cost of a fit of dask input over the gather limit: ``(name,
     #: LargeCase) -> Prediction`` (None: cannot fit this one). ``cost_large.large_*``.
     predict_large: Callable[[str, cl.LargeCase], cm.Prediction | None] | None = None
+    #: How it runs a search, for the plan: ``(compute, n_jobs) -> (slots, what happens)``
+    #: (the reason's words after the facts). Engines that run searches have one.
+    search_plan: Callable[[ComputeProfile, object], tuple[int, str]] | None = None
 
     def can_fit(self, estimator) -> bool:
         return self.refuses is None or self.refuses(estimator) is None
+
+
+def _search_in_process(comp: ComputeProfile, n_jobs) -> tuple[int, str]:
+    return 1, "in this process"
+
+
+def _search_on_loky(comp: ComputeProfile, n_jobs) -> tuple[int, str]:
+    n = slots(n_jobs, comp.local_cores)
+    return n, (f"candidates x folds run on {n} local loky processes, inner parallelism "
+               "pinned to one thread per fit")
+
+
+def _search_on_dask(comp: ComputeProfile, n_jobs) -> tuple[int, str]:
+    return slots(n_jobs, comp.worker_threads), (
+        f"candidates x folds run as Dask tasks on {comp.worker_threads} worker threads, "
+        "data scattered to each worker once, folds sent as indices, inner parallelism "
+        "pinned to one thread per task")
 
 
 def _dask_ml_refuses(estimator) -> str | None:
@@ -75,11 +97,13 @@ def _xgboost_refuses(name: str) -> Callable[[object], str | None]:
 #: Every engine, in the order plans list their predictions.
 SPECS = (
     EngineSpec("sequential", runs_searches=True, in_process=True,
-               predict_search=cm.search_sequential, predict_large=cl.large_gathered),
+               predict_search=cm.search_sequential, predict_large=cl.large_gathered,
+               search_plan=_search_in_process),
     EngineSpec("loky", runs_searches=True, in_process=True,
-               predict_search=cm.search_loky, predict_large=cl.large_gathered),
+               predict_search=cm.search_loky, predict_large=cl.large_gathered,
+               search_plan=_search_on_loky),
     EngineSpec("dask", runs_searches=True, needs_cluster=True,
-               predict_search=cm.search_dask),
+               predict_search=cm.search_dask, search_plan=_search_on_dask),
     EngineSpec("dask-ml", needs_cluster=True, larger_than_memory=True,
                refuses=_dask_ml_refuses, predict_large=cl.large_dask_ml),
     EngineSpec("xgboost", needs_cluster=True, larger_than_memory=True,
