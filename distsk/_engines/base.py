@@ -188,13 +188,25 @@ def reemit(recorded) -> None:
 class Runner(abc.ABC):
     """How an executor runs a search's units of work; used by ``SearchEngine``.
 
-    A unit (see ``_sharing``) is a ``kind`` ("single", "prefix" or "ensemble") and a
-    list of collected ``_fit_and_score`` calls (``FitCall``). A runner must implement
-    :meth:`submit`; every other method is a hook with a no-op default, and the class
-    flags say what the engine may ask of it. ``SearchEngine`` calls, in order:
-    ``prepare`` once with every item to run, ``submit_many`` / ``submit`` (and
-    ``check`` while it waits) until every unit is done, ``flush``; on an error ``cancel`` then ``lost``; and
-    ``close`` at the end of the search.
+    A unit (see ``_units/sharing.py``) is a ``kind`` ("single", "prefix" or "ensemble")
+    and a list of collected ``_fit_and_score`` calls (``FitCall``). A runner must
+    implement :meth:`submit`; every other method is a hook with a no-op default, and
+    the class flags say what the engine may ask of it. ``SearchEngine`` calls, in order:
+    ``prepare`` once with every item to run, ``submit_many`` / ``submit`` (and ``check``
+    while it waits) until every unit is done, ``flush``; on an error ``cancel`` then
+    ``lost``; and ``close`` at the end of the search.
+
+    The result stream (runners with ``streams``): while the engine runs a call it sets
+    :attr:`report`; the runner then calls ``report(items, i, result)`` as fit ``i`` of a
+    unit ends -- ``items`` the very list object passed to ``submit``, ``result`` the
+    fit's ``_fit_and_score`` dict -- from any thread, possibly before ``submit``
+    returns (in process), possibly twice for one fit (a straggler's copy, a re-run),
+    and never for some fits (shared units, whose fits end together; a fit whose result
+    could not travel): every fit is still in the unit's :class:`UnitResult`, which
+    stays complete. ``report`` returns False when the engine no longer wants that unit
+    (stopped, or its copy's result is in): the runner then stops the unit before its
+    next fit if it can, and its future's outcome is ignored. Runners without the flag
+    report nothing and keep working: their fits arrive with their unit.
     """
 
     #: Units that run at once. Read before every dispatch, so it may change during a
@@ -215,6 +227,11 @@ class Runner(abc.ABC):
     #: (a unit slow on one worker may not be slow on another) whose fits are safe to
     #: run twice.
     speculates: bool = False
+    #: Calls :attr:`report` for each fit of a unit as it ends (see the class docstring).
+    streams: bool = False
+    #: Set by the engine while it runs a call, else None: ``report(items, i, result)
+    #: -> bool``, thread-safe and cheap (it only queues the result for the engine).
+    report = None
 
     @abc.abstractmethod
     def submit(self, kind: str, items: list, avoid: cf.Future | None = None
@@ -266,18 +283,36 @@ class Runner(abc.ABC):
 
 
 class InProcessRunner(Runner):
-    """Runs units here, one at a time; the fits' own parallelism is left as it is."""
+    """Runs units here, one at a time; the fits' own parallelism is left as it is.
+
+    Streams: each fit is reported as it ends, in this thread (the engine stores it
+    before the next fit starts); a unit the engine no longer wants stops there.
+    """
 
     slots = 1
+    streams = True
 
     def submit(self, kind, items, avoid=None):
         from .._units.sharing import run_unit
 
         future = cf.Future()
+        report = self.report
+        on_fit = None
+        if report is not None:
+            def on_fit(i, result):
+                if report(items, i, result) is False:
+                    raise _Unwanted
+
         try:
-            results, n_fits = run_unit(kind, items)
+            results, n_fits = run_unit(kind, items, on_fit)
+        except _Unwanted:
+            future.cancel()
         except BaseException as exc:
             future.set_exception(exc)
         else:
             future.set_result(UnitResult(results, n_fits))
         return future
+
+
+class _Unwanted(Exception):
+    """The engine no longer wants the unit running here: it stops between two fits."""

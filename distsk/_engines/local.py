@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
+import threading
 import uuid
 from concurrent.futures.process import BrokenProcessPool
 
@@ -10,6 +12,7 @@ from joblib import Parallel
 
 from .._compat import LokyBackend, get_memmapping_executor
 from .._units.fit_call import FitCall
+from .._units.stream import FitListener
 from .._units.worker import (
     ChildDied,
     UnitResult,
@@ -51,9 +54,13 @@ class LokyRunner(Runner):
     The same executor sklearn's own ``n_jobs`` uses (same size, same environment), so a
     warm pool is shared; large arrays are memory-mapped once, not pickled per task. Each
     unit runs its fits' joblib loops sequentially: the units already fill every core.
+
+    Streams: a unit sends each fit as it ends to a listener in this process (a local
+    socket, ``_units/stream.py``), whose answer stops a unit the engine no longer wants.
     """
 
     remote = True
+    streams = True
 
     def __init__(self, n_workers: int):
         self.slots = n_workers
@@ -71,6 +78,13 @@ class LokyRunner(Runner):
         # Units whose pool broke under them are tried again in child processes, here.
         self._suspects = cf.ThreadPoolExecutor(max(1, n_workers), "distsk-suspects")
         self._closing = False
+        self._listener: FitListener | None = None
+        self._ids = itertools.count()
+        self._lock = threading.Lock()
+        #: Streaming units still wanted: their id -> the items passed to ``submit``.
+        self._streaming: dict[int, list] = {}
+        #: A unit's result future -> (its loky future, its stream id or None).
+        self._running: dict[cf.Future, tuple] = {}
 
     def prepare(self, items):
         if items:
@@ -82,14 +96,18 @@ class LokyRunner(Runner):
         result: cf.Future = cf.Future()
         if self._executor._flags.broken:  # a fit killed a worker: loky makes a new pool
             self._executor = get_memmapping_executor(self.slots, **self._executor_args)
+        unit, stream = self._stream(items)
         call = _UnitCall(kind, items, wants_stdout(items),
-                         self._executor._temp_folder_manager, self._context)
+                         self._executor._temp_folder_manager, self._context, stream)
         future = self._executor.submit(call)
         self._futures.add(future)
+        with self._lock:
+            self._running[result] = (future, unit)
 
         def done(fut):
             self._futures.discard(fut)
             if result.cancelled() or fut.cancelled():
+                self._forget(result)
                 result.cancel()
                 return
             exc = fut.exception()
@@ -98,8 +116,10 @@ class LokyRunner(Runner):
                 # with it: every running unit fails alike. Each is run again in a child
                 # process of its own, where a bystander finishes and a culprit kills only
                 # its child (then its fits are tried alone, and convicted: error_score).
-                self._suspects.submit(_isolate, kind, items, result)
-            elif exc is not None:
+                self._suspects.submit(self._isolate, kind, items, result, stream)
+                return
+            self._forget(result)
+            if exc is not None:
                 result.set_exception(exc)
             else:
                 result.set_result(fut.result())
@@ -107,29 +127,70 @@ class LokyRunner(Runner):
         future.add_done_callback(done)
         return result
 
+    def _stream(self, items):
+        """A stream id and address for a unit, if the engine listens (else Nones)."""
+        if self.report is None or self._closing:
+            return None, None
+        with self._lock:
+            if self._listener is None:
+                self._listener = FitListener(self._deliver)
+            unit = next(self._ids)
+            self._streaming[unit] = items
+        return unit, self._listener.at(unit)
+
+    def _deliver(self, unit, i, result) -> bool:
+        """A fit sent by a unit (a listener thread): handed to the engine; False when
+        the unit is no longer wanted."""
+        items = self._streaming.get(unit)
+        if items is None:
+            return False
+        report = self.report
+        if i < 0:  # the unit asks whether to start
+            return True
+        return report is None or report(items, i, result) is not False
+
+    def _forget(self, result):
+        with self._lock:
+            _, unit = self._running.pop(result, (None, None))
+            self._streaming.pop(unit, None)
+
+    def _isolate(self, kind, items, result, stream):
+        """Run a unit whose loky pool broke: whole in a child process, then fit by fit."""
+        try:
+            result.set_result(_in_children(kind, items, stream))
+        except BaseException as exc:
+            result.set_exception(exc)
+        finally:
+            self._forget(result)
+
+    def discard(self, future):
+        """Drop a unit: cancelled if it has not started, else stopped at its next fit."""
+        future.cancel()
+        with self._lock:
+            loky_future, unit = self._running.get(future, (None, None))
+            self._streaming.pop(unit, None)
+        if loky_future is not None:
+            loky_future.cancel()
+
     def cancel(self):
+        with self._lock:
+            self._streaming.clear()
         for future in list(self._futures):
             future.cancel()
 
     def close(self):
         self._closing = True
         self._suspects.shutdown(wait=False, cancel_futures=True)
+        if self._listener is not None:
+            self._listener.close()
         self._executor._temp_folder_manager._clean_temporary_resources(
             context_id=self._context, force=False
         )
 
 
-def _isolate(kind, items, result):
-    """Run a unit whose loky pool broke: whole in a child process, then fit by fit."""
-    try:
-        result.set_result(_in_children(kind, items))
-    except BaseException as exc:
-        result.set_exception(exc)
-
-
-def _in_children(kind, items):
+def _in_children(kind, items, stream=None):
     capture = wants_stdout(items)
-    outcome = run_in_child(kind, items, capture)  # usually a bystander: one child
+    outcome = run_in_child(kind, items, capture, stream)  # usually a bystander: one child
     if not isinstance(outcome, ChildDied):
         return _delivered(outcome)
     outcomes = []
@@ -172,16 +233,17 @@ class _UnitCall:
     The executor is shared with every other joblib user; large arrays are memory-mapped
     into the folder of the *current* context, which joblib's own batches set as they are
     pickled. This does the same, so our arrays never land in a context already cleaned.
+    ``stream``: where the unit reports each fit as it ends (``_units/stream.py``).
     """
 
-    def __init__(self, kind, items, capture, manager=None, context=None):
+    def __init__(self, kind, items, capture, manager=None, context=None, stream=None):
         self.kind, self.items, self.capture = kind, items, capture
-        self._manager, self._context = manager, context
+        self._manager, self._context, self.stream = manager, context, stream
 
     def __reduce__(self):
         if self._manager is not None:
             self._manager.set_current_context(self._context)
-        return (_UnitCall, (self.kind, self.items, self.capture))
+        return (_UnitCall, (self.kind, self.items, self.capture, None, None, self.stream))
 
     def __call__(self):
-        return run_unit_remote(self.kind, self.items, self.capture)
+        return run_unit_remote(self.kind, self.items, self.capture, self.stream)

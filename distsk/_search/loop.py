@@ -15,20 +15,22 @@ import collections
 import concurrent.futures as cf
 import math
 import statistics
+import threading
 import time
-from numbers import Real
 
-import numpy as np
-
-from .._compat import ParallelBackendBase, SequentialBackend
 from .._engines.base import Runner, reemit
 from .._units.callbacks import has_callbacks, portable, replay_callbacks, shows_progress
-from .._units.fit_call import FitCall, clone_with
+from .._units.fit_call import FitCall
 from .._units.sharing import Unit, plan_units
 from ..exceptions import ClusterUnavailableError
-from .checkpoint import ItemKeys
+from .checkpoint import ItemKeys, restored
+from .collector import CollectorBackend, QueuedCallbacks
+from .refit_ahead import RefitAhead, rank_candidates
 
-__all__ = ["CollectorBackend", "RefitAhead", "SearchEngine"]
+# CollectorBackend, RefitAhead and rank_candidates live in their own modules; the
+# search and the halving rounds import them from here.
+__all__ = ["CollectorBackend", "QueuedCallbacks", "RefitAhead", "SearchEngine",
+           "rank_candidates"]
 
 #: Target duration of one batch of small fits (seconds).
 BATCH_SECONDS = 2.0
@@ -41,13 +43,26 @@ STRAGGLER_FACTOR = 2.0
 STRAGGLER_MIN_SECONDS = 2.0
 #: A unit's expected time out is its fits' time x this: it may wait behind one other.
 QUEUED_SLACK = 1.5
-#: Refits run ahead for the leader of the moment, at most (a new leader may follow).
-LEADER_REFITS = 2
 
 
 class SearchEngine:
     """Runs collected ``_fit_and_score`` calls on a :class:`Runner`, sharing work where
-    exact. The runner's contract, and the order of its calls, is in its docstring."""
+    exact. The runner's contract, and the order of its calls, is in its docstring.
+
+    The result stream
+        Each fit's result is handled once, when it first arrives -- reported by a
+        streaming runner as the fit ends (``Runner.report``), or with its unit's
+        result, whichever comes first (:meth:`_arrive`): written into its result dict,
+        stored in the checkpoint, counted in ``n_fits``, then passed to
+        :meth:`on_fit`. What arrives later for that fit (its unit's result, a
+        straggler's copy, a re-run) only completes the dict (a fitted "estimator"
+        kept for the halving searches) and is otherwise ignored. So a search killed
+        at any instant loses only the fits running then (and the few milliseconds a
+        finished fit waits to be stored).
+
+    Stopping
+        :meth:`stop` (thread-safe) ends :meth:`run` between two fits. See there.
+    """
 
     def __init__(self, runner: Runner, *, share: bool = True, seconds_per_fit: float | None = None,
                  checkpoint=None, verbose: int = 0):
@@ -59,11 +74,16 @@ class SearchEngine:
         self.n_fits = 0
         self.n_resumed = 0
         self.n_speculated = 0
+        #: Fits that arrived through the result stream, before their unit's result.
+        self.n_streamed = 0
+        #: Why the search was stopped (:meth:`stop`), or None.
+        self.stopped: str | None = None
         # Seconds per fit from sending to result, of the last finished units.
         self._walls: collections.deque = collections.deque(maxlen=256)
         self._keys = ItemKeys() if checkpoint is not None else None
         self._items: list = []
         self._results: list[dict] = []
+        self._call: _Call | None = None
         #: Set by the search before its last call: the refit, run ahead on the runner.
         self.refit_ahead: RefitAhead | None = None
 
@@ -78,179 +98,219 @@ class SearchEngine:
         self._results.extend(results)
         return results
 
+    # ------------------------------------------------------------------ the two hooks
+    def on_fit(self, index: int, item: FitCall, result: dict) -> None:
+        """Hook: fit ``index`` of this call's items (``item``) has its result.
+
+        Called once per fit run by this call, in the thread running :meth:`run`, as its
+        result arrives -- when the fit ends on streaming runners (in process, loky,
+        Dask), else when its unit ends -- after ``result`` (the dict sklearn will
+        read) was filled, stored in the checkpoint and counted; never for a fit
+        resumed from the checkpoint (those results are filled before any unit starts)
+        nor for a fit run ahead by a subclass. It must not change ``result``, and
+        should return quickly: the next result waits. It may call :meth:`stop`.
+        The default does nothing; a time budget, early dropping of weak candidates or
+        a model-based sampler (issues #24, #28) build on it.
+        """
+
+    def stop(self, reason: str = "stopped") -> None:
+        """End the search between fits: thread-safe, also from :meth:`on_fit`.
+
+        Promises: :meth:`run` returns (without raising) within about a second, before
+        starting any other unit; its queued units never start, its running units are
+        dropped (``Runner.discard``: a unit not yet started never starts; one running
+        stops before its next fit where the runner can -- in process, loky, Dask --
+        else runs on, its result ignored); every fit that arrived before is in its
+        result dict and the checkpoint; the result dicts of the other fits stay
+        empty (``{}``): the caller decides what sklearn sees of them. It is for good:
+        later calls of :meth:`run` return at once, without running anything.
+        ``stopped`` holds ``reason``. The refit run ahead is not touched.
+        """
+        self.stopped = reason
+        call = self._call
+        if call is not None:
+            call.wake_up()
+
+    # ------------------------------------------------------------------ one call
     def run(self) -> None:
+        """Run every call collected since the last ``run`` and fill its result dict."""
         items, results = self._items, self._results
         self._items, self._results = [], []
-        if not items:
+        if not items or self.stopped is not None:
             return
-        keys = [self._keys.key(item) for item in items] if self._keys else None
-        todo = list(range(len(items)))
-        if keys is not None:
-            stored = self.checkpoint.get_many(keys)
-            for i, key in enumerate(keys):
-                if key in stored:
-                    results[i].update(stored[key])
-            todo = [i for i, key in enumerate(keys) if key not in stored]
-            for i, key in enumerate(keys):
-                if key in stored:
-                    replay_callbacks(items[i], resumed=True)
-            self.n_resumed += len(items) - len(todo)
-            if self.verbose > 0 or (todo != list(range(len(items))) and shows_progress(items)):
-                # Above a ProgressBar (rich prints it over the live bars): the bar's
-                # jump is these fits, not speed.
-                print(f"[distsk] {len(items) - len(todo)} of {len(items)} fits resumed from "
-                      f"checkpoint {self.checkpoint.path!r}; {len(todo)} to run.", flush=True)
+        call = _Call(items, results, [self._keys.key(item) for item in items]
+                     if self._keys else None)
+        call.engine = self
+        self.n_resumed += _resume(call, self.checkpoint, self.verbose)
+        self._plan(call)
+        self._call, self.runner.report = call, call.report
+        try:
+            refit = self.refit_ahead
+            if refit is not None and not refit.begin(
+                    self.runner, items, self.runner.slots - len(call.queue) - len(call.in_flight)):
+                self.refit_ahead = None
+            while self._more(call):
+                self._wait(call, self._dispatch(call))
+            if call.failure.error is not None and self.stopped is None:
+                raise call.failure.error
+            self.runner.flush()
+        except BaseException as exc:
+            self.runner.cancel()
+            _raise_lost(exc, self.runner, self.checkpoint)
+        finally:
+            call.open = False
+            self._call, self.runner.report = None, None
+
+    def _plan(self, call: _Call) -> None:
+        """Units of the fits to run (sharing work where exact), after those carried."""
+        items, todo = call.items, call.todo
         # Units started ahead of this call (a subclass's ``_idle``) that run some items.
-        carried = self._carried(items, todo)
-        if carried:
-            taken = {i for running in carried.values() for i in running.indices}
+        call.in_flight.update(self._carried(items, todo))
+        if call.in_flight:
+            taken = {i for running in call.in_flight.values() for i in running.indices}
             todo = [i for i in todo if i not in taken]
         units = plan_units([items[i] for i in todo], share=self.share)
         for unit in units:  # back to indices of all items
             unit.indices = [todo[j] for j in unit.indices]
-        queue = collections.deque(units)
-        self._singles = sum(1 for unit in units if unit.kind == "single")
+        call.queue = collections.deque(units)
+        call.singles = sum(1 for unit in units if unit.kind == "single")
         self.runner.prepare([items[i] for unit in units for i in unit.indices])
-        refit = self.refit_ahead
-        if refit is not None and (self.runner.slots < 2 or has_callbacks(items)
-                                  or FitCall.of(items[0]).verbose > 9):
-            # One slot: nothing to overlap; callbacks report the refit in this process.
-            refit = self.refit_ahead = None
-        if refit is not None and refit.known is not None:
-            # The refit's candidate is already certain (a last round of one): it goes
-            # out first, the longest unit, beside this call's fits; a forest in as many
-            # parts as the slots this call's units leave free.
-            refit.start(self.runner, items[0], refit.known,
-                        parts=self.runner.slots - len(units) - len(carried))
-        in_flight: dict[cf.Future, _Running] = dict(carried)
         # A small search goes out whole (decided once: the tail of a large one keeps
         # the bound of 2 units per slot).
-        small = len(queue) + len(in_flight) <= SMALL_WAVES * max(1, self.runner.slots)
-        speculate = self.runner.speculates and not has_callbacks(items)
-        # The earliest failing fit known: sklearn raises the error of the first call in
-        # its order to fail; so does this, whichever unit fails first here.
-        failure = _Failure()
-        try:
-            while queue or in_flight:
-                if failure.index is not None:
-                    # Only units that may hold an earlier failing fit still matter.
-                    queue = collections.deque(
-                        u for u in queue if min(u.indices) < failure.index)
-                    if not queue and not any(min(r.indices) < failure.index
-                                             for r in in_flight.values()):
-                        break
-                slots = max(1, self.runner.slots)  # a cluster may grow or shrink
-                # Until one fit's duration is known, one unit per slot; then two per
-                # slot, so a slot never waits for the client between units.
-                limit = (2 if self.seconds_per_fit else 1) * slots
-                if small:
-                    limit = len(queue) + len(in_flight)
-                starting = []
-                while queue and len(in_flight) + len(starting) < limit:
-                    kind, indices = self._next_work(queue, slots)
-                    batch = [items[i] for i in indices]
-                    if self.runner.remote:
-                        batch = portable(batch)
-                    starting.append(_Running(kind, indices, batch))
-                if starting:  # all at once: one message to a Dask scheduler
-                    futures = self.runner.submit_many([(r.kind, r.batch) for r in starting])
-                    in_flight.update(zip(futures, starting))
-                failing = failure.index is not None  # no work ahead: an error comes
-                if speculate and not failing and not queue and len(in_flight) < slots:
-                    self._speculate(in_flight, slots)
-                wake = ()
-                if not failing and not queue and len(in_flight) < slots:
-                    wake = self._idle(slots - len(in_flight), items, results)
-                    if refit is not None:
-                        self._refit_leader(refit, items, results, slots - len(in_flight))
-                done, _ = cf.wait([*in_flight, *wake], timeout=1.0,
-                                  return_when=cf.FIRST_COMPLETED)
-                if not done:
-                    self.runner.check()
-                for future in done:
-                    running = in_flight.pop(future, None)
-                    if running is None:
-                        continue  # a copy dropped when its twin's result came in
-                    twin = running.twin
-                    if running.group["settled"]:
-                        continue  # its twin's result is already in
-                    try:
-                        outcome = future.result()
-                    except BaseException as exc:
-                        if twin is not None and twin in in_flight:
-                            continue  # the other copy may still finish
-                        if not self._fits_error(exc):
-                            raise
-                        running.group["settled"] = True
-                        again = failure.note(running.indices, exc)
-                        queue.extendleft(reversed(again))
-                        self._singles += len(again)
-                        continue
-                    running.group["settled"] = True
-                    if twin is not None and twin in in_flight:
-                        in_flight.pop(twin)
-                        self.runner.discard(twin)
-                    for i, result in zip(running.indices, outcome.results):
-                        results[i].update(result)
-                        if keys is not None:
-                            self.checkpoint.put(keys[i], result)
-                    self.n_fits += outcome.n_fits
-                    self._walls.append(
-                        (time.monotonic() - running.started) / max(1, len(running.indices)))
-                    if outcome.printed:
-                        print(outcome.printed, end="", flush=True)
-                    reemit(outcome.warnings)
-                    self._learn(outcome.results)
-            if failure.error is not None:
-                raise failure.error
-            self.runner.flush()
-        except BaseException as exc:
-            self.runner.cancel()
-            lost = self.runner.lost(exc)
-            if lost is None:
-                raise
-            if self.checkpoint is not None:
-                raise ClusterUnavailableError(
-                    f"{lost} {len(self.checkpoint)} finished fits are saved in checkpoint "
-                    f"{self.checkpoint.path!r}: fit again with a running cluster to resume."
-                ) from exc
-            raise ClusterUnavailableError(
-                f"{lost} Finished fits are lost: pass checkpoint=PATH to keep them."
-            ) from exc
+        call.small = len(call.queue) + len(call.in_flight) <= SMALL_WAVES * max(
+            1, self.runner.slots)
+        call.speculate = self.runner.speculates and not has_callbacks(items)
 
-    def _speculate(self, in_flight, slots):
-        """Idle slots, nothing queued: run the slowest units a second time elsewhere.
+    def _more(self, call: _Call) -> bool:
+        """Whether units remain to wait for; drops those a stop or a failure made moot."""
+        if self.stopped is not None:
+            for future in list(call.in_flight):
+                self.runner.discard(future)
+            call.queue.clear()
+            call.in_flight.clear()
+            return False
+        failure = call.failure
+        if failure.index is not None:
+            # Only units that may hold an earlier failing fit still matter.
+            call.queue = collections.deque(
+                u for u in call.queue if min(u.indices) < failure.index)
+            if not call.queue and not any(min(r.indices) < failure.index
+                                          for r in call.in_flight.values()):
+                return False
+        return bool(call.queue or call.in_flight)
 
-        Fits are deterministic, so whichever copy finishes first gives the result; the
-        other is discarded. A unit is copied once, and only when it has been out longer
-        than ``STRAGGLER_FACTOR`` times what its fits should take (the workers' fit
-        times, with ``QUEUED_SLACK`` for waiting behind one unit on its worker).
-        """
-        if not self._walls:
-            return
-        # What a fit takes where it runs (the workers' fit and score times) with room
-        # for waiting behind one unit on its worker (2 units per slot are out), else
-        # the median of sending-to-result times: robust to the stragglers' own units,
-        # but inflated by all time spent queued, which held the copies of a 10x slower
-        # worker's batches back by 2.5x (benchmark stragglers: 1.40x -> ~1.0x).
-        wall_per_fit = (QUEUED_SLACK * self.seconds_per_fit if self.seconds_per_fit
-                        else statistics.median(self._walls))
+    def _dispatch(self, call: _Call) -> tuple:
+        """Start units up to the limit of units out; the futures of work a subclass
+        started on idle slots (``_idle``)."""
+        queue, in_flight = call.queue, call.in_flight
+        slots = max(1, self.runner.slots)  # a cluster may grow or shrink
+        # Until one fit's duration is known, one unit per slot; then two per
+        # slot, so a slot never waits for the client between units.
+        limit = (2 if self.seconds_per_fit else 1) * slots
+        if call.small:
+            limit = len(queue) + len(in_flight)
+        starting = []
+        while queue and len(in_flight) + len(starting) < limit:
+            kind, indices = call.next_work(slots, self.seconds_per_fit)
+            batch = [call.items[i] for i in indices]
+            if self.runner.remote:
+                batch = portable(batch)
+            starting.append(call.running(kind, indices, batch))
+        if starting:  # all at once: one message to a Dask scheduler
+            futures = self.runner.submit_many([(r.kind, r.batch) for r in starting])
+            in_flight.update(zip(futures, starting))
+        if (call.failure.index is not None or queue or len(in_flight) >= slots
+                or len(call.arrived) == len(call.todo)):
+            return ()  # no idle slot (or an error is coming, or every fit is in)
+        if call.speculate and self._walls:
+            # What a fit takes where it runs (the workers' fit and score times) with
+            # room for waiting behind one unit on its worker (2 units per slot are out),
+            # else the median of sending-to-result times: robust to the stragglers' own
+            # units, but inflated by all time spent queued, which held the copies of a
+            # 10x slower worker's batches back by 2.5x (benchmark stragglers: 1.40x ->
+            # ~1.0x).
+            self.n_speculated += call.copy_stragglers(
+                self.runner, slots, QUEUED_SLACK * self.seconds_per_fit
+                if self.seconds_per_fit else statistics.median(self._walls))
+            if len(in_flight) >= slots:
+                return ()
+        wake = self._idle(slots - len(in_flight), call.items, call.results)
+        if self.refit_ahead is not None:
+            self.refit_ahead.lead(self.runner, call.items, call.results,
+                                  slots - len(in_flight))
+        return wake
+
+    def _wait(self, call: _Call, wake) -> None:
+        """Wait for a unit to end or a fit to arrive (a second at most), and take what
+        came in: streamed fits first, so a unit's result finds its fits there."""
+        done, _ = cf.wait([*call.in_flight, *wake, call.wake], timeout=1.0,
+                          return_when=cf.FIRST_COMPLETED)
+        call.rearm()
+        self._drain(call)
         now = time.monotonic()
-        late = sorted(
-            (r.started, f) for f, r in in_flight.items()
-            if r.twin is None and now - r.started > max(
-                STRAGGLER_MIN_SECONDS,
-                STRAGGLER_FACTOR * wall_per_fit * len(r.indices))
-        )
-        for _, future in late[: slots - len(in_flight)]:
-            running = in_flight[future]
-            copy = self.runner.submit(running.kind, running.batch, avoid=future)
-            if copy is None:  # nowhere else to run it
-                continue
-            twin = _Running(running.kind, running.indices, running.batch, running.group)
-            twin.twin, running.twin = future, copy
-            in_flight[copy] = twin
-            self.n_speculated += 1
+        if not done or now - call.checked > 1.0:
+            call.checked = now
+            self.runner.check()
+        for future in done:
+            self._settle(call, future)
+
+    def _drain(self, call: _Call) -> None:
+        """Handle the fits reported by the stream (in the thread running ``run``)."""
+        while call.inbox:
+            i, result = call.inbox.popleft()
+            if i not in call.arrived:
+                self.n_streamed += 1
+                self._arrive(call, i, result, count=True)
+
+    def _arrive(self, call: _Call, i: int, result: dict, *, count: bool) -> None:
+        """Fit ``i``'s first result: filled, stored, counted (``count``), then the hook."""
+        call.arrived.add(i)
+        call.results[i].update(result)
+        if call.keys is not None:
+            self.checkpoint.put(call.keys[i], result)
+        self.n_fits += count
+        self.on_fit(i, call.items[i], call.results[i])
+
+    def _settle(self, call: _Call, future) -> None:
+        """A unit's future is done: its fits not yet arrived arrive, or its error is
+        noted (the fits before the earliest failure known run again, alone)."""
+        running = call.in_flight.pop(future, None)
+        if running is None or running.group["settled"]:
+            return  # a copy dropped when its twin's result came in / it is in already
+        twin = running.twin
+        try:
+            outcome = future.result()
+        except BaseException as exc:
+            if twin is not None and twin in call.in_flight:
+                return  # the other copy may still finish
+            if not self._fits_error(exc):
+                raise
+            running.group["settled"] = True
+            again = call.failure.note(
+                [i for i in running.indices if i not in call.arrived], exc)
+            call.queue.extendleft(reversed(again))
+            call.singles += len(again)
+            return
+        running.group["settled"] = True
+        if twin is not None and twin in call.in_flight:
+            call.in_flight.pop(twin)
+            self.runner.discard(twin)
+        fresh = 0
+        for i, result in zip(running.indices, outcome.results):
+            if i in call.arrived:
+                call.results[i].update(result)  # what the stream may lack (an estimator)
+            else:
+                fresh += 1
+                self._arrive(call, i, result, count=False)
+        # A unit none of whose fits was streamed counts its full fits (a shared prefix
+        # is one); else each fit that arrived now.
+        self.n_fits += outcome.n_fits if fresh == len(running.indices) else fresh
+        self._walls.append(
+            (time.monotonic() - running.started) / max(1, len(running.indices)))
+        if outcome.printed:
+            print(outcome.printed, end="", flush=True)
+        reemit(outcome.warnings)
+        self.seconds_per_fit = _learned(self.seconds_per_fit, outcome.results)
 
     def _idle(self, free: int, items: list, results: list[dict]) -> tuple:
         """Hook: ``free`` slots idle, nothing queued, this call's other units running.
@@ -268,76 +328,11 @@ class SearchEngine:
         They are then waited for, and their results used, as this call's own units."""
         return {}
 
-    def _refit_leader(self, refit, items, results, free):
-        """Idle slots at the end of the last call: start refits ahead. With as many idle
-        slots as candidates not refit yet, each of those (a forest in parts over the
-        slots); else, once every candidate has a finished fold, the candidate ranked
-        best by them, if not refit yet. sklearn picks the best by all folds: a refit of
-        another candidate is discarded (``RefitAhead.take``)."""
-        free -= refit.running()
-        if free <= 0:
-            return
-        if refit.candidates is None or refit.candidates[0] is not items:  # once per call
-            index: dict[int, int] = {}  # id(parameters) -> an item of that candidate
-            for i, item in enumerate(items):
-                index.setdefault(id(FitCall.of(item).parameters), i)
-            refit.candidates = (items, index)
-        candidates = refit.candidates[1]
-        todo = [i for i in candidates.values() if not refit.has(FitCall.of(items[i]).parameters)]
-        if todo and free >= len(todo):
-            for i in todo:
-                call = FitCall.of(items[i])
-                refit.start(self.runner, call, call.parameters, parts=free // len(todo))
-            return
-        # One leader's refit at a time, and at most LEADER_REFITS: with equal scores
-        # the leader changes with every result, and refits taking every idle slot
-        # kept a straggling unit from being copied (tests/test_elastic.py).
-        if refit.running() or refit.leaders >= LEADER_REFITS:
-            return
-        ranked = rank_candidates(items, results)
-        if ranked and len(ranked) == len(candidates):
-            call = FitCall.of(items[ranked[0][2][0]])
-            if not refit.has(call.parameters):
-                refit.leaders += 1
-                refit.start(self.runner, call, call.parameters, parts=free)
-
     def _fits_error(self, exc: BaseException) -> bool:
         """Whether a unit's exception is its fits' own (then the earliest fit's error is
         raised once known), not an interruption or the loss of where units run."""
         return (isinstance(exc, Exception) and not isinstance(exc, ClusterUnavailableError)
                 and self.runner.lost(exc) is None)
-
-    def _next_work(self, queue, slots):
-        unit = queue.popleft()
-        if unit.kind == "alone":  # a fit run again on its own (``_Failure``)
-            self._singles -= 1
-            return "single", unit.indices
-        if unit.kind != "single":
-            return unit.kind, unit.indices
-        # Consecutive single fits are batched so that short fits are not dominated by
-        # the cost of a task (guided self-scheduling): a batch holds at most
-        # BATCH_SECONDS of fits and at most 1/(2 x slots) of the single fits left, so
-        # batches shrink towards the end and every slot finishes at about the same time.
-        size = 1
-        if self.seconds_per_fit:
-            size = max(1, min(math.ceil(BATCH_SECONDS / self.seconds_per_fit),
-                              math.ceil(self._singles / (2 * slots))))
-        indices = list(unit.indices)
-        self._singles -= 1
-        while queue and queue[0].kind == "single" and len(indices) < size:
-            indices.extend(queue.popleft().indices)
-            self._singles -= 1
-        return "single", indices
-
-    def _learn(self, results):
-        """Seconds per fit, from the fit and score times the workers measured."""
-        times = [r["fit_time"] + r.get("score_time", 0.0) for r in results
-                 if isinstance(r, dict) and isinstance(r.get("fit_time"), float)]
-        if not times:
-            return
-        per_fit = sum(times) / len(times)
-        prev = self.seconds_per_fit
-        self.seconds_per_fit = per_fit if prev is None else 0.5 * (prev + per_fit)
 
     def close(self):
         refit, self.refit_ahead = self.refit_ahead, None
@@ -348,182 +343,52 @@ class SearchEngine:
             self.checkpoint.close()
 
 
-def rank_candidates(items, results) -> list[tuple[float, list[int], list[int]]]:
-    """This call's candidates, best first, by the mean test score of their finished
-    folds: ``(mean, finished indices, all indices)`` (indices into ``items``). Those
-    with no finished fold, or several metrics, are left out."""
-    folds: dict[int, list[int]] = {}  # one dict of parameters per candidate
-    for i, item in enumerate(items):
-        folds.setdefault(id(FitCall.of(item).parameters), []).append(i)
-    ranked = []
-    for indices in folds.values():
-        done = [i for i in indices if results[i]]
-        scores = [results[i].get("test_scores") for i in done]
-        if not scores or not all(isinstance(v, Real) for v in scores):
-            continue
-        mean = float(statistics.fmean(scores))
-        ranked.append((-math.inf if math.isnan(mean) else mean, done, indices))
-    ranked.sort(key=lambda entry: entry[0], reverse=True)
-    return ranked
+def _resume(call: _Call, checkpoint, verbose: int) -> int:
+    """Fill the results ``checkpoint`` holds; ``call.todo``: the others' indices.
+    Returns the number of fits resumed."""
+    items, results, keys = call.items, call.results, call.keys
+    call.todo = list(range(len(items)))
+    if keys is None:
+        return 0
+    stored = checkpoint.get_many(keys)
+    for i, key in enumerate(keys):
+        if key in stored:
+            results[i].update(restored(stored[key], items[i].parameters))
+    call.todo = [i for i, key in enumerate(keys) if key not in stored]
+    for i, key in enumerate(keys):
+        if key in stored:
+            replay_callbacks(items[i], resumed=True)
+    if verbose > 0 or (len(call.todo) < len(items) and shows_progress(items)):
+        # Above a ProgressBar (rich prints it over the live bars): the bar's
+        # jump is these fits, not speed.
+        print(f"[distsk] {len(items) - len(call.todo)} of {len(items)} fits resumed from "
+              f"checkpoint {checkpoint.path!r}; {len(call.todo)} to run.", flush=True)
+    return len(items) - len(call.todo)
 
 
-class RefitAhead:
-    """The search's refit, run on the runner beside the last fits instead of after them.
-
-    sklearn refits ``clone(estimator).set_params(**best_params_)`` on all of X in this
-    process once every fit is done, while the slots wait. When the refit's candidate is
-    certain before the last call (a halving search's last round of one candidate,
-    ``known``) the refit goes out with that call's fits. Otherwise idle slots at the end
-    start refits: of every candidate not yet refit when the idle slots are as many,
-    else of the candidate ranked best by its finished folds. The search's
-    ``best_estimator_`` hands sklearn a stand-in whose ``fit`` takes the model refit
-    ahead for sklearn's best (:meth:`take`) when its parameters, X, y and fit
-    parameters are the very ones sklearn refits with, else fits as sklearn does; the
-    others are discarded. Native thread pools run with this process's limits, so the
-    arithmetic is the in-process refit's.
-    """
-
-    def __init__(self, known: dict | None = None):
-        self.known = known
-        #: id(parameters) -> (the refit call, its units' futures), one per candidate.
-        self._started: dict[int, tuple[FitCall, list]] = {}
-        self.parts = 0  # units of the refit taken
-        self.leaders = 0  # refits started for the leader of the moment
-        self.discarded = 0  # refits started for another candidate than sklearn's best
-        #: (the last call's items, id(parameters) -> index of an item of that candidate)
-        self.candidates: tuple[list, dict[int, int]] | None = None
-
-    def running(self) -> int:
-        return sum(1 for future in self.futures if not future.done())
-
-    @property
-    def started(self) -> bool:
-        return bool(self._started)
-
-    @property
-    def futures(self) -> list[cf.Future]:
-        return [f for _, futures in self._started.values() for f in futures]
-
-    def has(self, parameters) -> bool:
-        return id(parameters) in self._started
-
-    def start(self, runner: Runner, item, parameters, parts: int = 1) -> None:
-        """Start the refit of ``parameters`` on ``runner``: a forest in up to ``parts``
-        sub-forests (trees a:b of the whole, merged in order: the exact forest),
-        anything else as one unit."""
-        call = FitCall.of(item)
-        refit = call._replace(kwargs={}).calling(
-            _refit, parameters=parameters, fit_params=call.fit_params,
-            limits=_thread_limits(),
-            # verbose > 1 makes the runner capture the refit's prints for this process.
-            verbose=10)
-        calls = [refit.with_keywords(trees=trees)
-                 for trees in _tree_parts(call.estimator, parameters, parts)]
-        batches = [portable([c]) if runner.remote else [c] for c in calls]
-        self._started[id(parameters)] = (
-            refit, runner.submit_many([("single", batch) for batch in batches]))
-
-    def discard(self, runner: Runner) -> None:
-        for future in self.futures:
-            runner.discard(future)
-        self._started = {}
-
-    def take(self, parameters, X, y, fit_params):
-        """The fitted model and its fit time if a refit run ahead is sklearn's, else
-        None; the others are cancelled."""
-        from joblib import hash as joblib_hash
-
-        from .._engines.base import forest_warnings, merge_forests
-
-        started, self._started = self._started, {}
-        hit = started.pop(id(parameters), None)
-        if hit is None:  # equal parameters in another dict
-            key = joblib_hash(parameters)
-            mine = next((k for k, (call, _) in started.items()
-                         if joblib_hash(call.parameters) == key), None)
-            hit = started.pop(mine, None) if mine is not None else None
-        self.discarded = len(started)
-        for _, futures in started.values():
-            for future in futures:
-                future.cancel()
-        if hit is None:
-            return None
-        call, futures = hit
-        if not (call.X is X and call.y is y and _same_params(call.fit_params, fit_params)):
-            for future in futures:
-                future.cancel()
-            return None
-        try:
-            outcomes = [future.result() for future in futures]
-        except Exception:
-            return None  # sklearn's own refit raises it, as sklearn would
-        for outcome in outcomes:
-            if outcome.printed:
-                print(outcome.printed, end="", flush=True)
-        reemit(forest_warnings([outcome.warnings for outcome in outcomes]))
-        results = [outcome.results[0] for outcome in outcomes]
-        model = results[0]["estimator"]
-        if len(results) > 1:
-            whole = clone_with(call.estimator, call.parameters)
-            model = merge_forests(whole, [r["estimator"] for r in results])
-        self.parts = len(results)
-        return model, max(r["fit_time"] for r in results)
+def _learned(previous: float | None, results) -> float | None:
+    """Seconds per fit, from the fit and score times the workers measured."""
+    times = [r["fit_time"] + r.get("score_time", 0.0) for r in results
+             if isinstance(r, dict) and isinstance(r.get("fit_time"), float)]
+    if not times:
+        return previous
+    per_fit = sum(times) / len(times)
+    return per_fit if previous is None else 0.5 * (previous + per_fit)
 
 
-def _tree_parts(estimator, parameters, parts: int) -> list:
-    """Trees ``(a, b)`` of each part of a forest's refit, or ``[None]``: one whole fit
-    (not a forest, an out-of-bag score that needs all trees, a warm start, one part)."""
-    from .._decide.planning import parallel_kind
-
-    if parts < 2:
-        return [None]
-    model = clone_with(estimator, parameters)
-    params = model.get_params(deep=False)
-    if parallel_kind(model) != "forest" or params.get("oob_score") or params.get("warm_start"):
-        return [None]
-    n_trees = int(params["n_estimators"])
-    bounds = np.linspace(0, n_trees, min(parts, n_trees) + 1).astype(int)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-
-
-def _same_params(ours, theirs) -> bool:
-    ours, theirs = ours or {}, theirs or {}
-    return ours.keys() == theirs.keys() and all(ours[k] is theirs[k] for k in ours)
-
-
-def _thread_limits() -> dict:
-    """This process's native thread pool sizes, by API (OpenMP, BLAS)."""
-    from threadpoolctl import threadpool_info
-
-    limits: dict[str, int] = {}
-    for pool in threadpool_info():
-        api = pool["user_api"]
-        limits[api] = max(limits.get(api, 1), int(pool["num_threads"]))
-    return limits
-
-
-def _refit(estimator, X, y, *, parameters, fit_params, limits, verbose=0, trees=None):
-    """sklearn's refit, where a unit runs: ``clone(estimator).set_params(**params)``
-    fit on X with the client's thread pool sizes; with ``trees`` (a, b), trees a:b of
-    that forest only."""
-    from threadpoolctl import threadpool_limits
-
-    from .._engines.base import fit_subforest, laid_out
-
-    model = clone_with(estimator, parameters)
-    # Data received over the network may be views into a receive buffer, which sends
-    # BLAS down other paths: a LogisticRegression refit on a Dask worker differed from
-    # sklearn's in every coefficient (test_data_on_cluster).
-    X, y = laid_out(X), laid_out(y)
-    started = time.perf_counter()
-    with threadpool_limits(limits=limits):
-        if trees is not None:
-            model = fit_subforest(model, *trees, X, y, fit_params or {})
-        elif y is None:
-            model.fit(X, **(fit_params or {}))
-        else:
-            model.fit(X, y, **(fit_params or {}))
-    return {"estimator": model, "fit_time": time.perf_counter() - started}
+def _raise_lost(exc: BaseException, runner: Runner, checkpoint) -> None:
+    """Raise ``exc``, or a ClusterUnavailableError when the runner lost its place."""
+    lost = runner.lost(exc)
+    if lost is None:
+        raise exc
+    if checkpoint is not None:
+        raise ClusterUnavailableError(
+            f"{lost} {len(checkpoint)} finished fits are saved in checkpoint "
+            f"{checkpoint.path!r}: fit again with a running cluster to resume."
+        ) from exc
+    raise ClusterUnavailableError(
+        f"{lost} Finished fits are lost: pass checkpoint=PATH to keep them."
+    ) from exc
 
 
 class _Failure:
@@ -562,78 +427,111 @@ class _Running:
         self.group = group if group is not None else {"settled": False}
 
 
-class QueuedCallbacks:
-    """joblib completion callbacks answered one after another, never nested.
+class _Call:
+    """One :meth:`SearchEngine.run`: its items, result dicts and checkpoint keys, the
+    work queued and in flight, and the fits reported by the stream not yet handled.
 
-    joblib's completion callback dispatches the next batch, which calls ``submit``
-    again: answered synchronously, every batch would add frames to the stack
-    (RecursionError past ~50 batches, i.e. a 50 x 5 grid on 64 slots). A backend that
-    completes jobs inside ``submit`` queues them here; the outermost call runs them.
-    """
+    :meth:`report` is the runner's ``Runner.report`` during the call: it may be called
+    from any thread; it queues the fit for the thread running the call (or handles it
+    at once when called from that thread, an in-process unit)."""
 
-    def __init__(self):
-        self._queue: collections.deque = collections.deque()
-        self._draining = False
+    def __init__(self, items, results, keys):
+        self.items, self.results, self.keys = items, results, keys
+        self.todo: list[int] = []
+        self.queue: collections.deque = collections.deque()
+        self.in_flight: dict[cf.Future, _Running] = {}
+        self.failure = _Failure()
+        self.small = self.speculate = False
+        self.singles = 0  # single fits queued, not yet in a batch
+        self.arrived: set[int] = set()  # indices whose result is in
+        self.inbox: collections.deque = collections.deque()  # (index, result) streamed
+        self.open = True
+        self.checked = time.monotonic()
+        self._batches: dict[int, _Running] = {}  # id(batch sent) -> its unit
+        self._lock = threading.Lock()
+        self._thread = threading.get_ident()
+        self.engine: SearchEngine | None = None
+        self.wake: cf.Future = cf.Future()
 
-    def answer(self, callback, job) -> None:
-        self._queue.append((callback, job))
-        if self._draining:
-            return
-        self._draining = True
-        try:
-            while self._queue:
-                done, result = self._queue.popleft()
-                done(result)
-        finally:
-            self._draining = False
+    def running(self, kind, indices, batch) -> _Running:
+        unit = _Running(kind, indices, batch)
+        self._batches[id(batch)] = unit
+        return unit
 
+    def report(self, batch, j, result) -> bool:
+        unit = self._batches.get(id(batch))
+        if unit is None or unit.batch is not batch:
+            return True  # not this call's (a refit or a fit run ahead)
+        engine = self.engine
+        if not self.open or unit.group["settled"] or engine.stopped is not None:
+            return False
+        self.inbox.append((unit.indices[j], result))
+        if threading.get_ident() == self._thread:
+            engine._drain(self)
+        else:
+            self.wake_up()
+        return True
 
-class CollectorBackend(ParallelBackendBase):
-    """A joblib backend that collects the calls of one ``Parallel`` for a SearchEngine.
+    def copy_stragglers(self, runner, slots: int, wall_per_fit: float) -> int:
+        """Idle slots, nothing queued: run the slowest units a second time elsewhere.
 
-    ``submit`` returns at once with empty result dicts; ``stop_call`` (the end of the
-    ``Parallel`` call, before it returns its list) runs them all and fills the dicts.
-    """
+        Fits are deterministic, so whichever copy finishes first gives the result; the
+        other is discarded. A unit is copied once, and only when it has been out longer
+        than ``STRAGGLER_FACTOR`` times what its fits should take (the workers' fit
+        times, with ``QUEUED_SLACK`` for waiting behind one unit on its worker:
+        ``wall_per_fit``). Returns the number of copies started.
+        """
+        in_flight, copies = self.in_flight, 0
+        now = time.monotonic()
+        late = sorted(
+            (r.started, f) for f, r in in_flight.items()
+            if r.twin is None and now - r.started > max(
+                STRAGGLER_MIN_SECONDS,
+                STRAGGLER_FACTOR * wall_per_fit * len(r.indices))
+        )
+        for _, future in late[: slots - len(in_flight)]:
+            running = in_flight[future]
+            # The copy streams as its original (same batch): the engine takes each fit
+            # from whichever copy ends it first.
+            copy = runner.submit(running.kind, running.batch, avoid=future)
+            if copy is None:  # nowhere else to run it
+                continue
+            twin = _Running(running.kind, running.indices, running.batch, running.group)
+            twin.twin, running.twin = future, copy
+            in_flight[copy] = twin
+            copies += 1
+        return copies
 
-    supports_retrieve_callback = True
-    supports_timeout = False
+    def next_work(self, slots: int, seconds_per_fit: float | None):
+        """The next unit to send: ``(kind, indices)``."""
+        queue = self.queue
+        unit = queue.popleft()
+        if unit.kind == "alone":  # a fit run again on its own (``_Failure``)
+            self.singles -= 1
+            return "single", unit.indices
+        if unit.kind != "single":
+            return unit.kind, unit.indices
+        # Consecutive single fits are batched so that short fits are not dominated by
+        # the cost of a task (guided self-scheduling): a batch holds at most
+        # BATCH_SECONDS of fits and at most 1/(2 x slots) of the single fits left, so
+        # batches shrink towards the end and every slot finishes at about the same time.
+        size = 1
+        if seconds_per_fit:
+            size = max(1, min(math.ceil(BATCH_SECONDS / seconds_per_fit),
+                              math.ceil(self.singles / (2 * slots))))
+        indices = list(unit.indices)
+        self.singles -= 1
+        while queue and queue[0].kind == "single" and len(indices) < size:
+            indices.extend(queue.popleft().indices)
+            self.singles -= 1
+        return "single", indices
 
-    def __init__(self, engine: SearchEngine, **kwargs):
-        super().__init__(**kwargs)
-        self.engine = engine
-        self._callbacks = QueuedCallbacks()
+    def wake_up(self) -> None:
+        with self._lock:
+            if not self.wake.done():
+                self.wake.set_result(None)
 
-    def effective_n_jobs(self, n_jobs):
-        if n_jobs == 0:
-            raise ValueError("n_jobs == 0 in Parallel has no meaning")
-        # Never 1: joblib would then run the calls itself, bypassing the engine.
-        return max(2, self.engine.runner.slots)
-
-    def configure(self, n_jobs=1, parallel=None, **kwargs):
-        self.parallel = parallel
-        return self.effective_n_jobs(n_jobs)
-
-    def compute_batch_size(self):
-        return 1_000_000  # collect everything in a few joblib batches
-
-    def submit(self, func, callback=None):
-        future = cf.Future()
-        future.set_result(self.engine.register(func.items))
-        if callback is not None:
-            self._callbacks.answer(callback, future)
-        return future
-
-    def retrieve_result_callback(self, future):
-        return future.result()
-
-    def stop_call(self):
-        self.engine.run()
-
-    def abort_everything(self, ensure_ready=True):
-        self.engine.runner.cancel()
-
-    def get_nested_backend(self):
-        return SequentialBackend(nesting_level=1), None
-
-    def __reduce__(self):  # never shipped anywhere
-        return (SequentialBackend, ())
+    def rearm(self) -> None:
+        with self._lock:
+            if self.wake.done():
+                self.wake = cf.Future()

@@ -86,20 +86,27 @@ def portable(items):
             # and the search itself were ~200 us of pickling per fit, most of the
             # client's work on many slots.
             if bare_ctx is None:
-                # A leaf and its parent (an estimator that supports callbacks merges
-                # its own context into the leaf's parent), without the rest of the tree.
-                bare_ctx = copy.copy(ctx)
-                bare_ctx._children_map = {}
-                if ctx.parent is not None:
-                    bare_ctx.parent = copy.copy(ctx.parent)
-                    bare_ctx.parent._children_map = {}
-                    bare_ctx.parent.parent = None
+                bare_ctx = _bare(ctx)
             out.append(call.with_keywords(callback_ctx=bare_ctx, caller=None))
             continue
         if ctx is not None or call.caller is not None:
             call = call.with_keywords(callback_ctx=detached(ctx), caller=bare(call.caller))
         out.append(call)
     return out
+
+
+def _bare(ctx):
+    """A leaf context and its parent (an estimator that supports callbacks merges its
+    own context into the leaf's parent), without the rest of the tree."""
+    import copy
+
+    bare = copy.copy(ctx)
+    bare._children_map = {}
+    if ctx.parent is not None:
+        bare.parent = copy.copy(ctx.parent)
+        bare.parent._children_map = {}
+        bare.parent.parent = None
+    return bare
 
 
 def shows_progress(items) -> bool:

@@ -182,11 +182,15 @@ def _is_passthrough(scorer) -> bool:
 
 
 # ---------------------------------------------------------------------------- running
-def run_unit(kind: str, items) -> tuple[list, int]:
+def run_unit(kind: str, items, on_fit=None) -> tuple[list, int]:
     """Evaluate a unit's items; returns (results, number of full fits made).
 
     A full fit is an ordinary candidate fit, one shared pipeline prefix fit (the final
     steps fit on its output are not counted) or one shared large ensemble.
+
+    ``on_fit(i, result)``, if given, is called as each independent fit ends (the
+    result stream); it may raise to stop the unit before its next fit. Shared units
+    (a prefix, an ensemble) finish their fits together and do not call it.
     """
     if kind == "prefix":
         done = _run_prefix(items)
@@ -196,7 +200,12 @@ def run_unit(kind: str, items) -> tuple[list, int]:
         done = None
     if done is not None:
         return done
-    return [FitCall.of(item).run() for item in items], len(items)
+    results = []
+    for i, item in enumerate(items):
+        results.append(FitCall.of(item).run())
+        if on_fit is not None:
+            on_fit(i, results[-1])
+    return results, len(items)
 
 
 def _split_train(item):

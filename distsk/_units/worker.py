@@ -7,10 +7,10 @@ for the parent by a child process). The caller side -- runners, executors -- is 
 ``_engines``, which imports this module and never the other way round; ``_remote``
 (the task functions a Dask scheduler unpickles) imports it only on the worker.
 
-Child-process protocol: ``IN`` holds the pickled ``(kind, tasks, capture_stdout)``; the
-child writes ``("ok", UnitResult)`` (its ``messages``: the sklearn callback messages
-kept for the parent) or ``("raised", exception)`` to ``OUT``. No ``OUT`` file means the
-child died.
+Child-process protocol: ``IN`` holds the pickled ``(kind, tasks, capture_stdout,
+stream)``; the child writes ``("ok", UnitResult)`` (its ``messages``: the sklearn
+callback messages kept for the parent) or ``("raised", exception)`` to ``OUT``. No
+``OUT`` file means the child died.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from joblib import parallel_config
 __all__ = [
     "COPY_SUFFIX", "UnitResult", "merged", "pinned", "run_recording", "run_unit_remote",
     "wants_stdout", "ChildDied", "run_in_child", "run_unit_on_worker", "run_unit_isolated", "main",
+    "stream_topic",
 ]
 
 
@@ -132,14 +133,29 @@ def run_recording(func, *args, **kwargs):
     return result, [(w.message, w.category) for w in caught]
 
 
-def run_unit_remote(kind, items, capture_stdout) -> UnitResult:
-    """Evaluate one unit of search work in a worker: pinned, warnings and prints kept."""
+def run_unit_remote(kind, items, capture_stdout, stream=None) -> UnitResult:
+    """Evaluate one unit of search work in a worker: pinned, warnings and prints kept.
+
+    ``stream`` (a ``StreamAddress``): each finished fit is also sent there as it ends
+    (``_units/stream.py``); the unit stops before its next fit if the search says so.
+    """
     from .sharing import run_unit
+
+    on_fit = None
+    if stream is not None:
+        from .stream import send_fit
+
+        def on_fit(i, result):
+            send_fit(stream, i, result)
+
+        # A unit queued before the search stopped (loky's workers take queued units
+        # ahead) asks first, rather than fit once before it is told.
+        send_fit(stream, -1, None)
 
     out = io.StringIO()
     redirect = contextlib.redirect_stdout(out) if capture_stdout else contextlib.nullcontext()
     with redirect:
-        (results, n_fits), recorded = run_recording(run_unit, kind, items)
+        (results, n_fits), recorded = run_recording(run_unit, kind, items, on_fit)
     return UnitResult(results, n_fits, recorded, out.getvalue())
 
 
@@ -225,55 +241,84 @@ def _run_fits_kept(tasks, capture_stdout, topic) -> UnitResult:
     running finishes there (a worker's close waits for its threads) and is sent on a
     connection of its own; the re-run does that fit last, waiting for it if needed. So
     no fit runs twice when a worker is retired; when one dies, its running fit starts
-    again (nothing will come from it).
+    again (nothing will come from it). Each fit kept is also logged, in the same
+    message, on the search's result stream (``stream_topic``): the client stores it
+    as it ends.
     """
     from distributed import get_worker
 
-    from .fit_call import FitCall
-
     worker = get_worker()
-    key = str(worker.get_current_task())
-    original = key.removesuffix(COPY_SUFFIX)
-    name = kept_topic(topic, original)
-    kept, started = _read_kept(worker, name)
-    worker.log_event(name, pickle.dumps((STARTED, worker.address)))
-    order, awaited = list(range(len(tasks))), None
-    missing = [i for i in order if i not in kept]
-    copy = original != key
-    if copy:
-        # A straggler's copy: the straggler goes on from the front, this copy from
-        # the back, taking what the straggler has finished meanwhile (one read a fit).
-        order.reverse()
-    elif started and missing and _retired(worker, started[-1]):
-        awaited = missing[0]  # running on the retired worker: it may still come
-        order = [i for i in order if i != awaited] + [awaited]
-    outcomes = {}
+    batch = _KeptBatch(worker, topic, len(tasks))
     out = io.StringIO()
     redirect = contextlib.redirect_stdout(out) if capture_stdout else contextlib.nullcontext()
     with redirect, warnings.catch_warnings(record=True) as caught, pinned():
         warnings.simplefilter("always")
-        for n, i in enumerate(order):
-            if n and not _wanted(worker, key):
-                raise Abandoned(f"batch {name} stopped after {n} fits: its worker is "
-                                "leaving or its task was cancelled")
-            if i == awaited and i not in kept:
-                kept.update(_wait_for(worker, name, i, kept)[0])
-            elif copy and n and i not in kept:
-                kept.update(_read_kept(worker, name)[0])
-            if i in kept:
-                outcomes[i] = kept[i]
+        for n, i in enumerate(batch.order):
+            if n and not _wanted(worker, batch.key):
+                raise Abandoned(f"batch {batch.name} stopped after {n} fits: its worker "
+                                "is leaving or its task was cancelled")
+            if batch.take(n, i):
                 continue
             mark, start = len(caught), out.tell()
-            result = FitCall.of(tasks[i]).run()
-            outcomes[i] = (result, [(w.message, w.category) for w in caught[mark:]],
-                           out.getvalue()[start:])
-            if n < len(order) - 1 or not _running(worker):
-                _keep(worker, name, i, outcomes[i])
+            batch.ran(n, i, tasks[i], caught, mark, out, start)
+    outcomes = batch.outcomes
     return UnitResult(
         [outcomes[i][0] for i in range(len(tasks))], len(tasks),
         [w for i in range(len(tasks)) for w in outcomes[i][1]],
         "".join(outcomes[i][2] for i in range(len(tasks))),
     )
+
+
+def stream_topic(topic: str) -> str:
+    """The Dask event topic of a search's result stream: every fit a batch keeps,
+    ``(index, (result, warnings, printed), batch key)``. Named as a kept topic, so it
+    is dropped with them."""
+    return kept_topic(topic, "stream")
+
+
+class _KeptBatch:
+    """``_run_fits_kept``'s state: the batch's topics, the order its fits run in, the
+    fits kept by an earlier run of it, and the outcomes so far."""
+
+    def __init__(self, worker, topic, n):
+        self.worker = worker
+        self.key = str(worker.get_current_task())
+        self.original = self.key.removesuffix(COPY_SUFFIX)
+        self.name = kept_topic(topic, self.original)
+        self.topics = [self.name, stream_topic(topic)]
+        self.kept, started = _read_kept(worker, self.name)
+        worker.log_event(self.name, pickle.dumps((STARTED, worker.address)))
+        self.order, self.awaited = list(range(n)), None
+        missing = [i for i in self.order if i not in self.kept]
+        self.copy = self.original != self.key
+        if self.copy:
+            # A straggler's copy: the straggler goes on from the front, this copy from
+            # the back, taking what the straggler has finished meanwhile (one read a fit).
+            self.order.reverse()
+        elif started and missing and _retired(worker, started[-1]):
+            self.awaited = missing[0]  # running on the retired worker: it may still come
+            self.order = [i for i in self.order if i != self.awaited] + [self.awaited]
+        self.outcomes: dict = {}
+
+    def take(self, n, i) -> bool:
+        """Whether fit ``i`` (the ``n``-th run) is taken from the kept fits."""
+        if i == self.awaited and i not in self.kept:
+            self.kept.update(_wait_for(self.worker, self.name, i, self.kept)[0])
+        elif self.copy and n and i not in self.kept:
+            self.kept.update(_read_kept(self.worker, self.name)[0])
+        if i in self.kept:
+            self.outcomes[i] = self.kept[i]
+            return True
+        return False
+
+    def ran(self, n, i, task, caught, mark, out, start):
+        from .fit_call import FitCall
+
+        result = FitCall.of(task).run()
+        self.outcomes[i] = (result, [(w.message, w.category) for w in caught[mark:]],
+                            out.getvalue()[start:])
+        if n < len(self.order) - 1 or not _running(self.worker):
+            _keep(self.worker, self.topics, (i, self.outcomes[i], self.original))
 
 
 def _events(worker, topic):
@@ -291,7 +336,7 @@ def _read_kept(worker, name):
     except Exception:  # the scheduler is unreachable: fit everything, as without this
         return kept, started
     for _, blob in events:
-        i, value = pickle.loads(blob)
+        i, value = pickle.loads(blob)[:2]
         if i == STARTED:
             started.append(value)
         else:
@@ -351,15 +396,15 @@ def _wanted(worker, key) -> bool:
     return task is not None and task.state not in ("cancelled", "released", "forgotten")
 
 
-def _keep(worker, name, i, outcome):
+def _keep(worker, topics, entry):
     try:
-        blob = pickle.dumps((i, outcome))
+        blob = pickle.dumps(entry)
     except Exception:
         return  # not kept: a re-run fits it again
     if len(blob) > KEPT_MAX_BYTES:
         return
     if _running(worker):
-        worker.log_event(name, blob)
+        worker.log_event(topics, blob)
         return
     # Leaving: the worker's own link to the scheduler is closing or closed.
     import asyncio
@@ -369,7 +414,7 @@ def _keep(worker, name, i, outcome):
     async def send():
         async with rpc(worker.scheduler.address,
                        connection_args=worker.connection_args) as scheduler:
-            await scheduler.log_event(topic=name, msg=blob)
+            await scheduler.log_event(topic=topics, msg=blob)
 
     with contextlib.suppress(Exception):  # not kept: a re-run fits it again
         asyncio.run(asyncio.wait_for(send(), KEPT_TIMEOUT))
@@ -425,9 +470,10 @@ class ChildDied:
         return how + (f" ({tail[0][:200]})" if tail else "")
 
 
-def run_in_child(kind, tasks, capture_stdout) -> UnitResult | ChildDied:
+def run_in_child(kind, tasks, capture_stdout, stream=None) -> UnitResult | ChildDied:
     """Run a unit in a child process: its :class:`UnitResult` (callback messages not yet
-    delivered), or :class:`ChildDied`. The fit's own exception is re-raised here."""
+    delivered), or :class:`ChildDied`. The fit's own exception is re-raised here.
+    ``stream``: where the child sends each finished fit (``run_unit_remote``)."""
     import subprocess
     import tempfile
 
@@ -436,7 +482,7 @@ def run_in_child(kind, tasks, capture_stdout) -> UnitResult | ChildDied:
     with tempfile.TemporaryDirectory(prefix="distsk-suspect-") as tmp:
         path_in, path_out = os.path.join(tmp, "in.pkl"), os.path.join(tmp, "out.pkl")
         with open(path_in, "wb") as f:
-            cloudpickle.dump((kind, tasks, capture_stdout), f)
+            cloudpickle.dump((kind, tasks, capture_stdout, stream), f)
         # The child imports what this process imported, from where it found it.
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         proc = subprocess.run(
@@ -458,12 +504,12 @@ def main(path_in: str, path_out: str) -> None:
     from .._compat import callback_transport as transport
 
     with open(path_in, "rb") as f:
-        kind, tasks, capture_stdout = pickle.load(f)
+        kind, tasks, capture_stdout, stream = pickle.load(f)
     messages: list = []
     if transport is not None:
         transport._message_consumers = _Collecting(messages, transport._message_consumers)
     try:
-        outcome = ("ok", run_unit_remote(kind, tasks, capture_stdout)._replace(
+        outcome = ("ok", run_unit_remote(kind, tasks, capture_stdout, stream)._replace(
             messages=messages))
         data = cloudpickle.dumps(outcome)
     except BaseException as exc:  # the fit's own error, passed on as it is
