@@ -1,8 +1,9 @@
-"""The ``distsk`` command: ``info``, ``demo`` and ``bench``.
+"""The ``distsk`` command: ``info``, ``demo``, ``bench`` and ``checkpoint``.
 
 ``info`` prints versions and the compute profile; ``demo`` tells the classic
 "sklearn + joblib + Dask" story on an embedded loopback cluster, checking each result
-against plain scikit-learn; ``bench`` runs ``benchmarks/run.py`` from a source checkout.
+against plain scikit-learn; ``bench`` runs ``benchmarks/run.py`` from a source checkout;
+``checkpoint`` reads a checkpoint file as data and can drop its unreadable rows.
 """
 
 from __future__ import annotations
@@ -74,6 +75,31 @@ def _info(args) -> int:
         print(f"{name:<14}{ver}")
     print(f"{'compute':<14}{profile_compute(resolve_client(None)).describe()}")
     return 0
+
+
+# ---------------------------------------------------------------------- checkpoint
+def _checkpoint(args) -> int:
+    from ._search.checkpoint import Checkpoint
+    from .exceptions import CheckpointError
+
+    if not os.path.exists(args.path):
+        print(f"distsk checkpoint: no file {args.path!r}", file=sys.stderr)
+        return 2
+    try:
+        store = Checkpoint(args.path)
+        bad = store.unreadable()
+        total = len(store)
+    except CheckpointError as exc:
+        print(f"distsk checkpoint: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"{args.path}: {total - len(bad)} results, {len(bad)} unreadable rows")
+        if bad and args.drop_unreadable:
+            store.drop(bad)
+            print(f"dropped {len(bad)} unreadable rows; their fits run again on resume")
+        return 1 if bad and not args.drop_unreadable else 0
+    finally:
+        store.close()
 
 
 # ---------------------------------------------------------------------------- demo
@@ -414,7 +440,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Drop-in scikit-learn meta-estimators that run on every core and every "
         "Dask worker.",
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="{info,demo,bench}")
+    sub = p.add_subparsers(dest="command", required=True,
+                           metavar="{info,demo,bench,checkpoint}")
     sub.add_parser("info", help="versions and the compute distsk would plan for")
     demo = sub.add_parser(
         "demo", help="sklearn + joblib + Dask on an embedded loopback cluster",
@@ -425,6 +452,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--small", action="store_true", help="smaller data (about a minute)")
     demo.add_argument("--dashboard", action="store_true",
                       help="serve the cluster's Dask dashboard on 127.0.0.1")
+    ck = sub.add_parser(
+        "checkpoint", help="check a search's checkpoint file (and drop unreadable rows)",
+        description="Read every stored result of a checkpoint file as data (nothing in "
+        "it is run) and report the results and the rows that are not distsk result data.")
+    ck.add_argument("path", help="the checkpoint file (SQLite)")
+    ck.add_argument("--drop-unreadable", action="store_true",
+                    help="delete the rows that are not result data (their fits run again)")
     # add_help=False: `distsk bench --help` reaches benchmarks/run.py.
     sub.add_parser("bench", add_help=False,
                    help="run benchmarks/run.py (source checkout) with the given arguments")
@@ -441,6 +475,8 @@ def main(argv=None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "info":
         return _info(args)
+    if args.command == "checkpoint":
+        return _checkpoint(args)
     return _demo(args)
 
 

@@ -23,7 +23,7 @@ from .._units.callbacks import has_callbacks, portable, replay_callbacks, shows_
 from .._units.fit_call import FitCall
 from .._units.sharing import Unit, plan_units
 from ..exceptions import ClusterUnavailableError
-from .checkpoint import ItemKeys, restored
+from .checkpoint import ItemKeys
 from .collector import CollectorBackend, QueuedCallbacks
 from .refit_ahead import RefitAhead, rank_candidates
 
@@ -350,10 +350,11 @@ def _resume(call: _Call, checkpoint, verbose: int) -> int:
     call.todo = list(range(len(items)))
     if keys is None:
         return 0
-    stored = checkpoint.get_many(keys)
+    # A result that held its candidate's parameters gets this search's own back.
+    stored = checkpoint.get_many(keys, {key: items[i].parameters for i, key in enumerate(keys)})
     for i, key in enumerate(keys):
         if key in stored:
-            results[i].update(restored(stored[key], items[i].parameters))
+            results[i].update(stored[key])
     call.todo = [i for i, key in enumerate(keys) if key not in stored]
     for i, key in enumerate(keys):
         if key in stored:
