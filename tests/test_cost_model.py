@@ -277,18 +277,18 @@ def test_probe_on_a_subsample_decides_when_the_choice_is_clear(tmp_path):
     assert 200 in rows and 1600 not in rows[:-1]  # the last one is the refit
 
 
-def test_a_fresh_learned_costs_knows_nothing_and_the_old_name_follows_the_default():
+def test_a_fresh_learned_costs_knows_nothing_and_the_default_is_replaced():
     taught = LearnedCosts(scale={("fit", "dask"): 4.0}, fit_rates={("X", False): 1e-9},
                           bandwidth=1e6)
     costs = _cold(taught)
     assert (costs.factor("dask", "fit"), costs.fit_rate(("X", False)), costs.bandwidth) == (
         4.0, 1e-9, 1e6)
     assert _cold(LearnedCosts()) == Costs()  # the defaults, nothing measured
-    # The public face still reads ``distsk._decide.cost.MODEL``: whichever default is
-    # current, so replacing the default (as tests/conftest.py does) reaches it.
-    from distsk._decide.cost import MODEL
+    # The public face reads learned_costs() at each use: replacing the default (as
+    # tests/conftest.py does) reaches it.
+    from distsk._decide.learned import learned_costs
 
     use_learned_costs(taught)
-    assert MODEL.log is taught.log and MODEL.costs(measure=False).bandwidth == 1e6
+    assert learned_costs() is taught and learned_costs().costs(measure=False).bandwidth == 1e6
     fresh = _process_default()
-    assert MODEL.log is fresh.log and MODEL.costs(measure=False).bandwidth != 1e6
+    assert learned_costs() is fresh and learned_costs().costs(measure=False).bandwidth != 1e6

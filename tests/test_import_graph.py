@@ -176,7 +176,7 @@ def test_no_import_in_a_forbidden_direction():
 
 
 def test_forbidden_direction_check_finds_a_banned_import():
-    edges = {"distsk._decide.planning": {"distsk._engines.dask", "distsk._decide.cost"},
+    edges = {"distsk._decide.planning": {"distsk._engines.dask", "distsk._decide.cost_model"},
              "distsk._engines.dask": {"distsk._units.worker"},
              "distsk._units.worker": {"distsk._compat"}}
     assert _forbidden(edges) == [("distsk._decide.planning", "distsk._engines.dask")]

@@ -21,7 +21,7 @@ from .cost_model import Costs, _secs, _trees, cluster_slots, fit_work_key
 from .specs import spec
 
 __all__ = [
-    "LearnedCosts", "Overheads", "learned_costs", "use_learned_costs", "MODEL", "WRONG_BY",
+    "LearnedCosts", "Overheads", "learned_costs", "use_learned_costs", "WRONG_BY",
     "WRONG_BY_SECONDS", "MEASURE_TIMEOUT",
 ]
 
@@ -205,23 +205,6 @@ def use_learned_costs(new: LearnedCosts) -> LearnedCosts:
     global _default
     old, _default = _default, new
     return old
-
-
-class _ProcessDefault:
-    """``MODEL``: whichever :class:`LearnedCosts` is the process default when used.
-
-    The public face imported ``MODEL`` by name; through this proxy it follows
-    :func:`use_learned_costs`. New code calls :func:`learned_costs` instead.
-    """
-
-    def __getattr__(self, name):
-        return getattr(_default, name)
-
-    def __repr__(self) -> str:
-        return f"<the process default LearnedCosts: {_default!r}>"
-
-
-MODEL = _ProcessDefault()
 
 
 def _address(client) -> str:

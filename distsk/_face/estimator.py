@@ -40,7 +40,7 @@ from .._compat import (
     _fit_context,
     _routing_enabled,
 )
-from .._decide.cost import MODEL
+from .._decide.learned import learned_costs
 from .._decide.planning import BACKENDS, Plan, parallel_kind, plan_fit
 from .._decide.profile import profile_input
 from .._engines import ExecutionContext, get_executor
@@ -144,7 +144,7 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
             backend=self.backend,
             max_gather_bytes=resolve_gather_limit(self.max_gather_bytes),
             inside_worker=nested,
-            costs=MODEL.costs(client) if self.backend == "auto" and not nested else None,
+            costs=learned_costs().costs(client) if self.backend == "auto" and not nested else None,
         )
         return plan, X, y, fit_params
 
@@ -189,8 +189,8 @@ class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
         # The actual time beside the prediction; timed fits teach the cost model.
         spent = time.perf_counter() - started
         if then is None and plan.executor in ("sequential", "loky", "dask"):
-            MODEL.learn_fit_rate(self.estimator, parallel_kind(self.estimator), plan, spent)
-        self.plan_, note = MODEL.learn(plan, spent)
+            learned_costs().learn_fit_rate(self.estimator, parallel_kind(self.estimator), plan, spent)
+        self.plan_, note = learned_costs().learn(plan, spent)
         if note:
             _log.info("distsk cost model: %s", note)
         return out

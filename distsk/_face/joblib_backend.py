@@ -284,9 +284,9 @@ class _EngineCall(ParallelBackendBase):
             if store is not None:
                 store.close()
         if seconds is not None:  # the actual time beside the prediction (#16)
-            from .._decide.cost import MODEL
+            from .._decide.learned import learned_costs
 
-            plan, _ = MODEL.learn(self._plan, time.perf_counter() - started,
+            plan, _ = learned_costs().learn(self._plan, time.perf_counter() - started,
                                   calibrate=engine.n_fits == len(items))
             plans = self.options.plans
             plans[plans.index(self._plan)] = self._plan = plan
@@ -390,7 +390,7 @@ class _EngineCall(ParallelBackendBase):
 def _probe_part(call, probe) -> tuple | None:
     """Seconds, bytes and CPU seconds of the probe's candidate fit on its rows (a
     part of the call's), or None if it fails."""
-    from .._decide.cost import timed_probe
+    from .._decide.probe import timed_probe
     from .._units.fit_call import clone_with
 
     try:
@@ -405,7 +405,7 @@ def _probe_part(call, probe) -> tuple | None:
 def _probe_first(item) -> tuple[dict, tuple[float, int | None, float]]:
     """``item`` (a fit call) run here, timed (``_cost.timed_probe``): its result and
     the probe."""
-    from .._decide.cost import timed_probe
+    from .._decide.probe import timed_probe
     from .._units.sharing import run_unit
 
     (results, _), probe = timed_probe(lambda: run_unit("single", [item]))

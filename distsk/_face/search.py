@@ -26,8 +26,9 @@ from sklearn.utils.validation import check_is_fitted
 from .._cluster.client import clone_sharing_client, portable_state, using_client
 from .._cluster.data import OnCluster, computed_delayed
 from .._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
-from .._decide.cost import MODEL, timed_probe
+from .._decide.learned import learned_costs
 from .._decide.planning import SEARCH_BACKENDS
+from .._decide.probe import timed_probe
 from .._decide.profile import profile_input
 from .._engines import ExecutionContext, get_executor
 from .._engines.base import fit_estimator
@@ -94,7 +95,7 @@ class _FitState:
 
 def _probe_fit(estimator, probe: Probe) -> tuple[float | None, int | None, float | None]:
     """Seconds, peak memory growth and CPU seconds of one in-process fit of the probe's
-    candidate (all None if it fails); see ``distsk._decide.cost``."""
+    candidate (all None if it fails); see ``distsk._decide.probe``."""
     try:
         est = clone_with(estimator, probe.candidate)
         with warnings.catch_warnings():  # a probe's warnings are not the user's
@@ -365,7 +366,7 @@ n_splits_, refit_time_, multimetric_
         # The actual time beside the prediction; a prediction > 2x off corrects the model
         # (not when the search shared fits, or for halving's growing rounds: work the
         # probe does not predict).
-        self.plan_, note = MODEL.learn(
+        self.plan_, note = learned_costs().learn(
             plan, spent, calibrate=type(engine) is SearchEngine and engine.n_fits == n_fits)
         if note and self.verbose > 0:
             print(f"[distsk] cost model: {note}")

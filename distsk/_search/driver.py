@@ -22,8 +22,9 @@ from .._cluster.data import (
     measured,
     resolve_gather_limit,
 )
-from .._decide.cost import MODEL, PROBE_SUBSAMPLE, plan_from_subsample, subsample
+from .._decide.learned import learned_costs
 from .._decide.planning import Plan, place_data, plan_search
+from .._decide.probe import PROBE_SUBSAMPLE, plan_from_subsample, subsample
 from .._decide.profile import ComputeProfile, InputProfile, profile_compute, profile_input
 from .._engines import ExecutionContext, get_executor
 
@@ -147,7 +148,7 @@ class Driver:
             elif gather:
                 started = time.perf_counter()
                 X, y, params = gather_inputs(X, y, params)
-                MODEL.observe_transfer(prof.nbytes, time.perf_counter() - started)
+                learned_costs().observe_transfer(prof.nbytes, time.perf_counter() - started)
         return X, y, params
 
     # ------------------------------------------------------------------ a search
@@ -192,7 +193,7 @@ class Driver:
                 and work is not None and self.checkpoint is None
                 and not isinstance(placed.X, OnCluster)):
             # Overheads measured once per process (never from inside a worker's task).
-            costs = MODEL.costs(placed.client, measure=not inside_worker())
+            costs = learned_costs().costs(placed.client, measure=not inside_worker())
             first = work.probes[0]
             part = (subsample(estimator, first.X, first.y, PROBE_SUBSAMPLE)
                     if work.terms is None and subsample_rows else None)
