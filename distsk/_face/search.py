@@ -16,7 +16,7 @@ import time
 import types
 import warnings
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from joblib import parallel_config
@@ -31,7 +31,8 @@ from .._decide.planning import SEARCH_BACKENDS
 from .._decide.probe import timed_probe
 from .._decide.profile import profile_input
 from .._engines import ExecutionContext, get_executor
-from .._engines.base import fit_estimator
+from .._engines.base import InProcessRunner, fit_estimator
+from .._search.budget import Budget, BudgetCollector, MemoryStore, RoundCut, RunDone
 from .._search.checkpoint import Checkpoint
 from .._search.driver import Driver, PlannedWork, Probe
 from .._search.loop import CollectorBackend, RefitAhead, SearchEngine
@@ -73,6 +74,9 @@ class _FitState:
         A refit run ahead and taken: the wait for it, and its own fit time.
     refit_parts, n_refits_discarded : int
         The parts a refit ran ahead in; refits run ahead for other candidates.
+    budget, server : Budget or None, SearchEngine or None
+        Under ``time_budget``: the deadline, and the engine answering the report pass
+        from the store (``distsk._search.budget``).
     """
 
     n_samples_hint: int | None = None
@@ -85,6 +89,8 @@ class _FitState:
     refit_fit_time: float | None = None
     refit_parts: int = 0
     n_refits_discarded: int = 0
+    budget: object = None
+    server: object = None
 
     def release_collector(self) -> None:
         """Leave the configuration that holds the engine (once)."""
@@ -198,6 +204,15 @@ class DistributedSearchCV(BaseSearchCV):
         Fitting again with the same file runs only the fits it does not hold; a result is
         reused only when everything that determines it is unchanged (see "Long
         searches"). The probe fit of ``backend="auto"`` is skipped when it is set.
+    time_budget : float, default=None
+        Seconds ``fit`` may take for the candidates x folds (the refit aside). The
+        candidates are run in an order seeded by ``random_state`` (so a grid cut short
+        still covers it); at the deadline queued and running fits are dropped, and
+        ``cv_results_`` holds, in sklearn's order, the candidates whose folds all
+        finished, exactly as sklearn computes them (the others are left out). With a
+        ``checkpoint``, fitting again with a larger budget (or none) continues: no
+        finished fit runs again. None (the default): no budget, sklearn's search.
+        See "Long searches".
 
     Attributes
     ----------
@@ -213,6 +228,10 @@ n_splits_, refit_time_, multimetric_
         candidate fit, a shared pipeline prefix fit (the final steps fit on its output
         are not counted) or a shared large ensemble each count once. Plain sklearn
         makes candidates x folds full fits.
+    time_budget_ended_ : bool
+        Whether ``time_budget`` ended the search before every candidate finished.
+    n_candidates_evaluated_ : int
+        Candidates in ``cv_results_`` (all of them without a budget).
 
     Examples
     --------
@@ -235,6 +254,7 @@ n_splits_, refit_time_, multimetric_
         "client": "no_validation",
         "max_gather_bytes": [Interval(Integral, 0, None, closed="left"), str],
         "checkpoint": [None, str, os.PathLike],
+        "time_budget": [None, Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -257,6 +277,7 @@ n_splits_, refit_time_, multimetric_
         client=None,
         max_gather_bytes="auto",
         checkpoint=None,
+        time_budget=None,
     ):
         super().__init__(
             estimator=estimator,
@@ -277,6 +298,7 @@ n_splits_, refit_time_, multimetric_
         self.client = client
         self.max_gather_bytes = max_gather_bytes
         self.checkpoint = checkpoint
+        self.time_budget = time_budget
 
     def _candidates(self):
         return _candidates(self.param_grid, self.param_distributions, self.n_iter,
@@ -307,6 +329,8 @@ n_splits_, refit_time_, multimetric_
         """
         self._validate_params()
         self._fit_state = state = _FitState(n_samples_hint=_rows_hint(X))
+        if self.time_budget is not None:
+            state.budget = Budget(self.time_budget, time.monotonic(), self.random_state)
         try:
             return self._fit(state, X, y, params)
         finally:
@@ -324,6 +348,10 @@ n_splits_, refit_time_, multimetric_
         if self.verbose > 0:
             print(f"[distsk] {plan}")
         store = Checkpoint(self.checkpoint) if self.checkpoint is not None else None
+        if state.budget is not None:
+            # Every fit's result is kept as it arrives; the report pass reads them back.
+            store = store if store is not None else MemoryStore()
+            state.server = SearchEngine(InProcessRunner(), share=False, checkpoint=store)
         engine = self._make_engine(driver.runner(plan, placed.client),
                                    seconds_per_fit=planned.seconds_per_fit,
                                    checkpoint=store, verbose=self.verbose)
@@ -349,7 +377,9 @@ n_splits_, refit_time_, multimetric_
         """sklearn's ``BaseSearchCV.fit`` with its ``Parallel`` calls collected for
         ``engine``: its seconds, without the refit (a refit run ahead: without the wait
         for it)."""
-        state.collector = parallel_config(backend=CollectorBackend(engine))
+        backend = (CollectorBackend(engine) if state.budget is None
+                   else BudgetCollector(engine, state.budget))
+        state.collector = parallel_config(backend=backend)
         state.collector.__enter__()
         with using_client(placed.client), progress_bar(self):  # verbose > 0: a live bar
             started = time.perf_counter()
@@ -380,6 +410,9 @@ n_splits_, refit_time_, multimetric_
         self._n_refits_discarded = state.n_refits_discarded
         if state.refit_fit_time is not None:
             self.refit_time_ = state.refit_fit_time
+        budget = state.budget
+        self.time_budget_ended_ = budget is not None and budget.ended
+        self.n_candidates_evaluated_ = len(self.cv_results_["params"])
         self._record_engine(engine)
 
     def _record_engine(self, engine):
@@ -409,6 +442,9 @@ n_splits_, refit_time_, multimetric_
             state.candidates = None  # planned for the first call only
         if candidates is None:
             candidates = self._candidates()
+        budget = None if state is None else state.budget
+        if budget is not None:
+            evaluate_candidates = _under_budget(evaluate_candidates, budget, state.server)
         if callback_ctx is None:
             evaluate_candidates(candidates)
             return
@@ -513,6 +549,46 @@ class _RefitTaken:
         model, state.refit_fit_time = taken
         search.best_estimator_ = model
         return model
+
+
+def _under_budget(evaluate_candidates, budget: Budget, server, *, whole: bool = False):
+    """sklearn's ``evaluate_candidates`` in two passes (``distsk._search.budget``): the
+    run, in the budget's order, until every fit finished or the deadline; then the
+    report of the candidates whose folds all finished, in sklearn's order, served from
+    the store. ``whole`` (halving rounds): a run the deadline cut reports nothing, and
+    raises :class:`RoundCut` for the caller to end the search at the round before."""
+
+    def evaluate(candidate_params, *args, **kwargs):
+        candidates = list(candidate_params)
+        collector = budget.collector
+        collector.start_run()
+        ordered = candidates if whole else budget.order(candidates)
+        # The run reports to no sklearn callback (its fits are reported, as resumed,
+        # by the report pass: a callback context takes each task once).
+        run = {k: v for k, v in kwargs.items() if k != "callback_ctx"}
+        try:
+            evaluate_candidates(ordered, *args, **run)
+        except RunDone:
+            pass
+        finished = collector.finished(candidates)
+        if whole and budget.ended:
+            raise RoundCut
+        if not finished:
+            if budget.n_finished:
+                return None
+            raise RuntimeError(
+                f"time_budget={budget.seconds:g} s ended before any of the "
+                f"{len(candidates)} candidates finished all its folds: nothing to rank. "
+                "Give a larger time_budget (with checkpoint=, the fits finished so far are "
+                "kept and not run again).")
+        budget.n_finished += len(finished)
+        collector.serve(server)
+        try:
+            return evaluate_candidates(finished, *args, **kwargs)
+        finally:
+            collector.serve(None)
+
+    return evaluate
 
 
 def _n_splits_hint(cv) -> int:

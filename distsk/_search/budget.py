@@ -1,0 +1,181 @@
+"""A search under a time budget (``time_budget=``, issue #24): two passes over sklearn's
+``evaluate_candidates``.
+
+Run: sklearn's call of the candidates, in the budget's order (a seeded permutation,
+so a grid cut short still covers it), goes to the search's engine as any call does;
+every fit's result is kept in a store as it arrives (the user's checkpoint, or one in
+memory); at the deadline the engine stops (``SearchEngine.stop``: queued units never
+start, running ones are dropped). The call then ends with :class:`RunDone`, so sklearn
+records nothing of it.
+
+Report: sklearn's ``evaluate_candidates`` again, for the candidates whose folds all
+finished, in sklearn's own order, each fit served from the store (no fit runs). So
+``cv_results_``, ``best_*`` and every error are sklearn's own for those candidates --
+without a deadline reached, exactly a search without a budget.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from .._units.fit_call import FitCall
+from .collector import CollectorBackend
+
+__all__ = ["Budget", "BudgetCollector", "MemoryStore", "RoundCut", "RunDone"]
+
+
+class RunDone(Exception):
+    """Raised out of sklearn's ``Parallel`` call when a budgeted run ends: its results
+    are in the store; sklearn records them in the report pass."""
+
+
+class RoundCut(Exception):
+    """A halving round that the deadline cut: the search ends at the round before."""
+
+
+class MemoryStore:
+    """The checkpoint's interface (``get_many``, ``put``), in this process's memory:
+    a budgeted search without ``checkpoint=``."""
+
+    path = "<memory>"
+
+    def __init__(self):
+        self._data: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def get_many(self, keys, parameters=None) -> dict[str, dict]:
+        with self._lock:
+            return {key: dict(self._data[key]) for key in keys if key in self._data}
+
+    def put(self, key: str, result: dict) -> None:
+        with self._lock:
+            self._data[key] = dict(result)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def close(self) -> None:
+        """Nothing to close (the store lives as long as the search's fit)."""
+
+
+class Budget:
+    """A budgeted search's deadline and bookkeeping, for one ``fit``.
+
+    ``seconds`` from ``started`` (``time.monotonic()`` at the start of ``fit``);
+    ``random_state`` seeds the order of the candidates.
+    """
+
+    def __init__(self, seconds: float, started: float, random_state=None):
+        self.seconds = float(seconds)
+        self.deadline = started + self.seconds
+        self.random_state = random_state
+        #: Whether the deadline stopped a run before all its fits finished.
+        self.ended = False
+        #: Candidates whose folds all finished, over every run of this fit.
+        self.n_finished = 0
+        #: The search's BudgetCollector (set by it).
+        self.collector = None
+        self._timer: threading.Timer | None = None
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def order(self, candidates: list) -> list:
+        """The candidates in the order the run takes them: a permutation seeded by
+        ``random_state`` (an int gives the same order each fit)."""
+        from sklearn.utils import check_random_state
+
+        rng = check_random_state(self.random_state)
+        if isinstance(self.random_state, np.random.RandomState):
+            rng = np.random.RandomState(rng.randint(np.iinfo(np.int32).max))  # not consumed
+        return [candidates[i] for i in rng.permutation(len(candidates))]
+
+    def watch(self, engine) -> None:
+        """Stop ``engine`` at the deadline (a timer thread; :meth:`close` cancels it)."""
+        self.close()
+        if self.left() <= 0:
+            engine.stop("time_budget")
+            return
+        self._timer = threading.Timer(self.left(), engine.stop, ("time_budget",))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def close(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+
+class BudgetCollector(CollectorBackend):
+    """The search's collector under a budget: a run's call goes to the engine and ends
+    with :class:`RunDone`; in the report pass (:meth:`serve`) calls are answered from
+    the store by ``server`` (an engine whose every fit is in the store)."""
+
+    def __init__(self, engine, budget: Budget, **kwargs):
+        super().__init__(engine, **kwargs)
+        self.budget = budget
+        budget.collector = self
+        self.runner_engine = engine
+        self.server = None
+        self._running = False  # a run's calls were collected and not run yet
+        #: The last run's calls: FitCalls and their result dicts, in order.
+        self.calls: list = []
+        self.results: list = []
+
+    def submit(self, func, callback=None):
+        if self.server is None:
+            items = list(func.items)
+            self.calls.extend(FitCall.of(item) for item in items)
+            self._running = True
+        future = super().submit(func, callback)
+        if self.server is None:
+            self.results.extend(future.result())
+        return future
+
+    def serve(self, server) -> None:
+        """From now on, answer calls with ``server`` (the report pass); None: back to
+        the search's engine (the next run)."""
+        self.server = server
+        self.engine = server if server is not None else self.runner_engine
+
+    def start_run(self) -> None:
+        self.calls, self.results = [], []
+
+    def stop_call(self):
+        if self.server is not None:
+            self.engine.run()
+            return
+        if not self._running:
+            return  # joblib's second stop_call (its ``with parallel:`` exit)
+        self._running = False
+        self.budget.watch(self.engine)
+        try:
+            self.engine.run()
+        finally:
+            self.budget.close()
+        if self.engine.stopped is not None:
+            self.budget.ended = True
+        raise RunDone
+
+    def finished(self, candidates: list) -> list:
+        """Of ``candidates``, in their order, those whose every fit of the last run has
+        a result."""
+        done: dict[int, bool] = {}
+        for call, result in zip(self.calls, self.results):
+            index = _index(candidates, call.parameters)
+            if index is not None:
+                done[index] = done.get(index, True) and bool(result)
+        return [c for i, c in enumerate(candidates) if done.get(i)]
+
+
+def _index(candidates: list, params: dict) -> int | None:
+    for i, candidate in enumerate(candidates):
+        if candidate is params:
+            return i
+    for i, candidate in enumerate(candidates):
+        if candidate == params:
+            return i
+    return None

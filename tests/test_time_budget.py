@@ -1,0 +1,129 @@
+"""``time_budget`` (#24 sections 1, 2): a search given a deadline, and one that continues.
+
+Under a budget the search ends at the deadline with sklearn's own ``cv_results_`` for
+the candidates whose folds all finished (compared here with GridSearchCV on exactly
+those candidates), and with a checkpoint a second fit continues without running a
+finished fit again, ending equal to the full search.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils._param_validation import InvalidParameterError
+
+from distsk import DistributedSearchCV
+
+pytestmark = pytest.mark.timeout(240)
+
+X, y = make_classification(n_samples=150, n_features=6, random_state=0)
+GRID = {"C": list(np.logspace(-3, 3, 12))}
+PAUSE = 0.15  # seconds each fit sleeps: 12 candidates x 3 folds = 5.4 s of fits
+
+
+class SlowLogisticRegression(LogisticRegression):
+    """LogisticRegression whose fit first sleeps PAUSE seconds (same model)."""
+
+    def fit(self, X, y, sample_weight=None):
+        time.sleep(PAUSE)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def _reference(candidates):
+    """GridSearchCV on exactly ``candidates``, in their order."""
+    return GridSearchCV(LogisticRegression(), [{"C": [c["C"]]} for c in candidates],
+                        cv=3).fit(X, y)
+
+
+def _assert_sklearns(search, reference):
+    ours, theirs = search.cv_results_, reference.cv_results_
+    assert ours["params"] == theirs["params"]
+    for key in theirs:
+        if "time" not in key:
+            np.testing.assert_array_equal(np.asarray(ours[key]), np.asarray(theirs[key]),
+                                          err_msg=key)
+    assert search.best_params_ == reference.best_params_
+    np.testing.assert_array_equal(search.predict(X), reference.predict(X))
+
+
+@pytest.mark.parametrize("backend", ["sequential", "loky"])
+def test_a_budget_not_reached_is_sklearns_search(backend):
+    search = DistributedSearchCV(LogisticRegression(), GRID, cv=3, backend=backend,
+                                 time_budget=600, random_state=0).fit(X, y)
+    assert not search.time_budget_ended_ and search.n_candidates_evaluated_ == 12
+    _assert_sklearns(search, _reference([{"C": c} for c in GRID["C"]]))
+
+
+def test_the_deadline_ends_the_search_with_sklearns_results_for_the_finished():
+    budget = 1.5
+    started = time.perf_counter()
+    search = DistributedSearchCV(SlowLogisticRegression(), GRID, cv=3, backend="sequential",
+                                 time_budget=budget, random_state=0).fit(X, y)
+    spent = time.perf_counter() - started
+    assert search.time_budget_ended_
+    finished = search.cv_results_["params"]
+    assert 0 < len(finished) == search.n_candidates_evaluated_ < 12
+    # In sklearn's order (the grid's), though run in the budget's shuffled order.
+    order = [c["C"] for c in finished]
+    assert order == sorted(order)
+    _assert_sklearns(search, _reference(finished))
+    # Without the deadline the fits alone take 5.4 s; the stop comes within a second
+    # of the deadline, then the refit (one fit) and sklearn's report.
+    assert spent < budget + 2.5, spent
+
+
+def test_the_budget_order_is_seeded_and_covers_the_grid():
+    def evaluated(seed):
+        search = DistributedSearchCV(SlowLogisticRegression(), GRID, cv=3,
+                                     backend="sequential", time_budget=1.2,
+                                     random_state=seed).fit(X, y)
+        return [c["C"] for c in search.cv_results_["params"]]
+
+    first = evaluated(0)
+    assert evaluated(0) == first  # same seed, same candidates
+    # Not the grid's first rows: a shuffled order reaches beyond them.
+    assert max(first) > GRID["C"][len(first) - 1]
+
+
+def test_a_second_fit_with_the_checkpoint_continues_to_the_full_search(tmp_path):
+    ckpt = str(tmp_path / "budget.sqlite")
+    first = DistributedSearchCV(SlowLogisticRegression(), GRID, cv=3, backend="sequential",
+                                time_budget=1.5, random_state=0, checkpoint=ckpt).fit(X, y)
+    assert first.time_budget_ended_
+    done = first.n_fits_performed_
+    second = DistributedSearchCV(SlowLogisticRegression(), GRID, cv=3, backend="sequential",
+                                 random_state=0, checkpoint=ckpt).fit(X, y)
+    # No finished fit runs again: every fit of the first run is resumed.
+    assert second.n_fits_resumed_ >= 3 * first.n_candidates_evaluated_
+    assert second.n_fits_resumed_ + second.n_fits_performed_ == 36
+    assert second.n_fits_resumed_ <= done
+    assert not second.time_budget_ended_ and second.n_candidates_evaluated_ == 12
+    _assert_sklearns(second, _reference([{"C": c} for c in GRID["C"]]))
+
+
+def test_the_deadline_on_a_dask_cluster(client):
+    # 36 candidates x 3 folds x 0.15 s on 2 worker slots: 8 s of fits; 5 s of budget
+    # (the workers first import this module and receive the data).
+    grid = {"C": list(np.logspace(-3, 3, 36))}
+    search = DistributedSearchCV(SlowLogisticRegression(), grid, cv=3, backend="dask",
+                                 client=client, time_budget=5.0, random_state=0).fit(X, y)
+    assert search.time_budget_ended_ and 0 < search.n_candidates_evaluated_ < 36
+    _assert_sklearns(search, _reference(search.cv_results_["params"]))
+
+
+def test_a_budget_too_short_for_any_candidate_is_a_clear_error():
+    with pytest.raises(RuntimeError, match=r"time_budget=0.01 s ended before any of the 12"):
+        DistributedSearchCV(SlowLogisticRegression(), GRID, cv=3, backend="sequential",
+                            time_budget=0.01).fit(X, y)
+
+
+@pytest.mark.parametrize("bad", [-1, 0, math.nan, "10"])
+def test_bad_budgets_are_sklearns_invalid_parameter_error(bad):
+    with pytest.raises(InvalidParameterError, match="time_budget"):
+        DistributedSearchCV(LogisticRegression(), GRID, time_budget=bad).fit(X, y)
