@@ -127,3 +127,41 @@ def test_a_budget_too_short_for_any_candidate_is_a_clear_error():
 def test_bad_budgets_are_sklearns_invalid_parameter_error(bad):
     with pytest.raises(InvalidParameterError, match="time_budget"):
         DistributedSearchCV(LogisticRegression(), GRID, time_budget=bad).fit(X, y)
+
+
+@pytest.mark.slow
+def test_a_halving_search_under_a_budget_ends_at_a_round():
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import HalvingGridSearchCV
+
+    from distsk import DistributedHalvingGridSearchCV
+
+    grid = {"C": list(np.logspace(-3, 3, 27))}
+    kw = dict(cv=3, factor=3, random_state=0, backend="sequential")
+    full = HalvingGridSearchCV(LogisticRegression(), grid, cv=3, factor=3,
+                               random_state=0).fit(X, y)
+    assert full.n_iterations_ == 3  # rounds of 27, 9 and 3 candidates
+    # The rounds' times on this machine now, from a search without a budget: the budget
+    # ends round 1 and cuts round 2 halfway.
+    started = time.perf_counter()
+    unbudgeted = DistributedHalvingGridSearchCV(SlowLogisticRegression(), grid, **kw).fit(X, y)
+    wall = time.perf_counter() - started
+    res = unbudgeted.cv_results_
+    per_fit = (np.asarray(res["mean_fit_time"]) + np.asarray(res["mean_score_time"])) * 3
+    rounds = [per_fit[res["iter"] == i].sum() for i in range(3)]
+    overhead = max(0.0, wall - sum(rounds))
+    budget = overhead + rounds[0] + rounds[1] / 2
+    with pytest.raises(RuntimeError, match="ended before any of the 27 candidates"):
+        DistributedHalvingGridSearchCV(SlowLogisticRegression(), grid, time_budget=rounds[0] / 3,
+                                       **kw).fit(X, y)
+    ours = DistributedHalvingGridSearchCV(SlowLogisticRegression(), grid, time_budget=budget,
+                                          **kw).fit(X, y)
+    assert ours.time_budget_ended_ and ours.n_iterations_ == 1, (budget, rounds, overhead)
+    assert ours.n_candidates_ == full.n_candidates_[:1]
+    assert ours.n_candidates_evaluated_ == 27 == len(ours.cv_results_["params"])
+    # Round 1's results are sklearn's own.
+    first = full.cv_results_["iter"] == 0
+    np.testing.assert_array_equal(ours.cv_results_["mean_test_score"],
+                                  full.cv_results_["mean_test_score"][first])
+    assert ours.cv_results_["params"] == [p for p, f in zip(full.cv_results_["params"], first)
+                                          if f]

@@ -13,7 +13,7 @@ import copy
 import os
 import warnings
 from math import ceil, floor, log
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import is_classifier
@@ -30,11 +30,12 @@ from .._compat import (
     _safe_indexing,
 )
 from .._decide.planning import SEARCH_BACKENDS
+from .._search.budget import RoundCut
 from .._search.driver import PlannedWork, Probe
 from .._search.halving_rounds import _GrowingEngine, _NextRound, _RecordingSplitter
 from .._search.loop import RefitAhead
 from .._units.sharing import size_param
-from .search import DistributedSearchCV, _n_splits_hint
+from .search import DistributedSearchCV, _n_splits_hint, _under_budget
 
 __all__ = ["DistributedHalvingGridSearchCV", "DistributedHalvingRandomSearchCV"]
 
@@ -43,6 +44,7 @@ _DISTSK_CONSTRAINTS: dict = {
     "client": "no_validation",
     "max_gather_bytes": [Interval(Integral, 0, None, closed="left"), str],
     "checkpoint": [None, str, os.PathLike],
+    "time_budget": [None, Interval(Real, 0, None, closed="neither")],
 }
 
 
@@ -177,6 +179,13 @@ class _DistributedHalving(DistributedSearchCV):
         if not isinstance(engine, _GrowingEngine):
             return halving(evaluate_candidates, callback_ctx=callback_ctx)
 
+        budget = state.budget
+        if budget is not None:
+            # A round the deadline cuts is reported nowhere: the search ends at the
+            # round before (RoundCut, below).
+            evaluate_candidates = _under_budget(evaluate_candidates, budget, state.server,
+                                                whole=True)
+
         def evaluate_round(candidate_params, cv=None, more_results=None, **kwargs):
             # Each round tells the engine how to start the next one on idle slots.
             candidate_params = list(candidate_params)
@@ -187,7 +196,14 @@ class _DistributedHalving(DistributedSearchCV):
                 candidate_params[0] if len(candidate_params) == 1 else None)
             return evaluate_candidates(candidate_params, cv, more_results, **kwargs)
 
-        return halving(evaluate_round, callback_ctx=callback_ctx)
+        try:
+            return halving(evaluate_round, callback_ctx=callback_ctx)
+        except RoundCut:
+            # The deadline cut a round: the round attributes say what ran.
+            done = budget.n_reports
+            self.n_iterations_ = done
+            self.n_candidates_ = self.n_candidates_[:done]
+            self.n_resources_ = self.n_resources_[:done]
 
     def _round_ahead(self, candidate_params, cv, more_results):
         """``(cv, next, last)``: this round's splitter, the next round (a
@@ -251,6 +267,12 @@ scoring, refit, error_score, return_train_score, random_state, n_jobs, verbose
         A SQLite file keeping every finished (candidate, fold) result of every round.
         Fitting again with the same file reruns nothing it holds: a run killed in round
         3 resumes in round 3 (rounds 1 and 2 are read back and give the same survivors).
+    time_budget : float, default=None
+        Seconds ``fit`` may take for the rounds (the refit aside). A round the deadline
+        cuts is dropped and the search ends at the round before, with sklearn's
+        results for the rounds run (``n_iterations_``, ``n_candidates_`` and
+        ``n_resources_`` count those; ``time_budget_ended_`` says so). With a
+        ``checkpoint``, fitting again continues. None: no budget.
 
     Attributes
     ----------
@@ -263,6 +285,10 @@ n_possible_iterations_, n_required_iterations_
         Where the fits ran and why.
     n_fits_resumed_ : int
         (candidate, fold) results read from ``checkpoint`` instead of being fit.
+    time_budget_ended_ : bool
+        Whether ``time_budget`` ended the search before its last round.
+    n_candidates_evaluated_ : int
+        Rows of ``cv_results_`` (candidates over the rounds run).
     n_fits_performed_ : int
         Full fits distsk made over all rounds (the refit aside), counted as for
         :class:`DistributedSearchCV`. sklearn makes ``sum(n_candidates_) * n_splits_``.
@@ -339,6 +365,7 @@ class DistributedHalvingGridSearchCV(_DistributedHalving, HalvingGridSearchCV):
         client=None,
         max_gather_bytes="auto",
         checkpoint=None,
+        time_budget=None,
     ):
         HalvingGridSearchCV.__init__(
             self, estimator, param_grid, factor=factor, resource=resource,
@@ -351,6 +378,7 @@ class DistributedHalvingGridSearchCV(_DistributedHalving, HalvingGridSearchCV):
         self.client = client
         self.max_gather_bytes = max_gather_bytes
         self.checkpoint = checkpoint
+        self.time_budget = time_budget
 
     def _planning_candidates(self):
         return list(ParameterGrid(self.param_grid))
@@ -416,6 +444,7 @@ class DistributedHalvingRandomSearchCV(_DistributedHalving, HalvingRandomSearchC
         client=None,
         max_gather_bytes="auto",
         checkpoint=None,
+        time_budget=None,
     ):
         HalvingRandomSearchCV.__init__(
             self, estimator, param_distributions, n_candidates=n_candidates,
@@ -429,6 +458,7 @@ class DistributedHalvingRandomSearchCV(_DistributedHalving, HalvingRandomSearchC
         self.client = client
         self.max_gather_bytes = max_gather_bytes
         self.checkpoint = checkpoint
+        self.time_budget = time_budget
 
     def _planning_candidates(self):
         n = self.n_candidates

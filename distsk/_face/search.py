@@ -571,22 +571,24 @@ def _under_budget(evaluate_candidates, budget: Budget, server, *, whole: bool = 
         except RunDone:
             pass
         finished = collector.finished(candidates)
-        if whole and budget.ended:
-            raise RoundCut
-        if not finished:
-            if budget.n_finished:
-                return None
-            raise RuntimeError(
-                f"time_budget={budget.seconds:g} s ended before any of the "
-                f"{len(candidates)} candidates finished all its folds: nothing to rank. "
-                "Give a larger time_budget (with checkpoint=, the fits finished so far are "
-                "kept and not run again).")
+        if (whole and budget.ended) or not finished:
+            if not budget.n_finished:
+                raise RuntimeError(
+                    f"time_budget={budget.seconds:g} s ended before any of the "
+                    f"{len(candidates)} candidates finished all its folds: nothing to "
+                    "rank. Give a larger time_budget (with checkpoint=, the fits finished "
+                    "so far are kept and not run again).")
+            if whole:
+                raise RoundCut
+            return None
         budget.n_finished += len(finished)
         collector.serve(server)
         try:
-            return evaluate_candidates(finished, *args, **kwargs)
+            results = evaluate_candidates(finished, *args, **kwargs)
         finally:
             collector.serve(None)
+        budget.n_reports += 1
+        return results
 
     return evaluate
 

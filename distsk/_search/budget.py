@@ -76,6 +76,8 @@ class Budget:
         self.ended = False
         #: Candidates whose folds all finished, over every run of this fit.
         self.n_finished = 0
+        #: Calls of sklearn's evaluate_candidates reported (a halving search's rounds).
+        self.n_reports = 0
         #: The search's BudgetCollector (set by it).
         self.collector = None
         self._timer: threading.Timer | None = None
