@@ -42,11 +42,13 @@ class Recording(SearchEngine):
     def __init__(self, runner, stop_after=None, **options):
         super().__init__(runner, **options)
         self.arrived: list[int] = []
+        self.times: list[float] = []
         self.stop_after = stop_after
 
     def on_fit(self, index, item, result):
         assert result and "test_scores" in result or "value" in result
         self.arrived.append(index)
+        self.times.append(time.monotonic())
         if self.stop_after is not None and len(self.arrived) >= self.stop_after:
             self.stop("enough")
 
@@ -117,13 +119,22 @@ def test_stop_from_the_hook_cancels_queued_and_running_units(kind, request, tmp_
 def test_stop_from_another_thread_ends_run_between_fits(tmp_path):
     log = str(tmp_path / "fits.log")
     engine = Recording(InProcessRunner(), share=False, seconds_per_fit=0.2)
-    threading.Timer(0.5, engine.stop, ("budget",)).start()
-    started = time.monotonic()
+    stopped_at = []
+
+    def stop():
+        stopped_at.append(time.monotonic())
+        engine.stop("budget")
+
+    threading.Timer(0.6, stop).start()
     with pytest.raises(Exception):  # noqa: B017 -- sklearn reads the empty results
         grid_search_on(engine, log, sleep=0.2)
-    # One unit holds 10 fits of 0.2 s: it stopped after the fit running at 0.5 s.
-    assert time.monotonic() - started < 1.5
-    assert engine.stopped == "budget" and 2 <= len(engine.arrived) <= 4
+    returned = time.monotonic()
+    # Units hold 10 fits of 0.2 s here: the one running stopped after the fit that was
+    # running when stop() was called, not at its end.
+    assert engine.stopped == "budget" and stopped_at
+    assert returned - stopped_at[0] < 0.2 + 0.5
+    assert sum(t > stopped_at[0] for t in engine.times) <= 1
+    assert len(engine.arrived) < 10
     engine.close()
 
 
@@ -173,3 +184,20 @@ def test_a_kill_mid_unit_loses_at_most_the_running_fits(where, request, tmp_path
     assert resumed.n_fits_performed_ == N_FITS - kept
     assert resumed.n_fits_performed_ <= 2 + (N_FITS - ended)
     assert len(resumed.cv_results_["params"]) == len(GRID["C"])
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("engine", ["sequential", "loky"])
+def test_the_joblib_backend_stores_each_fit_when_it_ends(engine, tmp_path):
+    import distsk
+
+    path, log = str(tmp_path / "ckpt.sqlite"), str(tmp_path / "fits.log")
+    est = SleepyLogistic(sleep=0.15, log=log, checkpoint=path)
+    with distsk.parallel_backend(engine, checkpoint=path):
+        GridSearchCV(est, SMALL_GRID, cv=CV, refit=False, n_jobs=2).fit(X, y)
+    n = len(SMALL_GRID["C"]) * CV
+    assert stored(path) == n
+    at_start = [int(entry[2]) for entry in lines(log, "start")]
+    assert len(at_start) == n
+    for k, count in enumerate(at_start):  # as in the search's own test
+        assert count >= k - 1 - (0 if engine == "sequential" else 2), (k, at_start)

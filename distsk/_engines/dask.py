@@ -429,20 +429,13 @@ class DaskRunner(Runner):
         if isinstance(exc, ClusterUnavailableError):
             return str(exc)
         if self.client.status != "running" or (
-            isinstance(exc, (OSError, TimeoutError)) and not self._answers()
+            isinstance(exc, (OSError, TimeoutError)) and not _answers(self.client)
         ):
             return (
                 f"The Dask scheduler at {self._address} stopped answering during the search "
                 f"({type(exc).__name__}: {exc})."
             )
         return None
-
-    def _answers(self, timeout: float = 5.0) -> bool:
-        try:
-            bounded(self.client.scheduler_info, timeout)
-        except Exception:
-            return False
-        return self.client.status == "running"
 
     def flush(self, timeout: float = 10.0):
         """Wait until every callback event sent by finished units has been delivered."""
@@ -457,3 +450,12 @@ class DaskRunner(Runner):
                 bounded(functools.partial(self.client.run_on_scheduler, drop_topics,
                                           kept_topic(self._topic, "")), 5.0)
         self.data.release()
+
+
+def _answers(client, timeout: float = 5.0) -> bool:
+    """Whether the scheduler answers within ``timeout`` s."""
+    try:
+        bounded(client.scheduler_info, timeout)
+    except Exception:
+        return False
+    return client.status == "running"
