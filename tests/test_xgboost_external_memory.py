@@ -223,15 +223,21 @@ def test_sample_weight_and_xgboosts_own_errors(client):
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_a_worker_lost_mid_training_is_a_clear_error_not_a_hang():
-    """A worker killed while the workers read their blocks: ClusterUnavailableError
-    naming it, well before the tests' timeout."""
+def test_a_worker_lost_mid_training_is_a_clear_error_not_a_hang(monkeypatch):
+    """A worker killed while the workers read their blocks, with no recovery allowed
+    (MAX_RECOVERIES = 0; by default the training resumes on the workers left:
+    tests/test_boosting_survives.py): ClusterUnavailableError naming it, well before the
+    tests' timeout."""
     import os
     import signal
     import threading
     import time
 
     from distributed import Client, LocalCluster
+
+    from distsk._engines import xgboost_extmem
+
+    monkeypatch.setattr(xgboost_extmem, "MAX_RECOVERIES", 0)
 
     def slow(block):
         time.sleep(0.5)

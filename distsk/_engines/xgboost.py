@@ -112,3 +112,201 @@ def _check_input(estimator, X, y, found=None):
         y1[0] = np.nan if y_has_nan else np.inf if y_has_inf else 0.0
         plain.fit(X1, y1)
     return X, y
+
+
+# ----------------------------------------------------------------- checkpoints (#23 s2)
+# A distributed training keeps its model on the client's side of the cluster every k
+# rounds, so that a lost worker costs at most k rounds: rank 0 stores the model's bytes
+# in a Dask Variable on the scheduler (one value, the latest: bounded memory, never a
+# worker's disk) and logs its round count as an event every round. k follows the
+# measured times: after each checkpoint, k = ceil(checkpoint seconds / (BUDGET x median
+# round seconds)), so that checkpoints take at most BUDGET of the training.
+
+#: The share of the training time checkpoints may take (the rule for k).
+CHECKPOINT_BUDGET = 0.02
+#: Worker losses one fit recovers from (the fit fails at the next one).
+MAX_RECOVERIES = 3
+#: Seconds the client waits for the survivors' training threads to end after a loss.
+STOP_WAIT = 30.0
+
+#: In a worker process: the trainings told to stop (their tags), and those running.
+_STOPPED: set = set()
+_RUNNING: dict = {}
+
+
+class TrainingStopped(RuntimeError):
+    """Raised in a survivor's training when the client has given its collective up."""
+
+
+def _stop_on_worker(tag: str) -> None:
+    _STOPPED.add(tag)
+
+
+def _forget_on_worker(tag: str) -> None:
+    for run in [r for r in _STOPPED if r.split("/")[0] == tag]:
+        _STOPPED.discard(run)
+
+
+def _running_on_worker(dask_worker=None) -> list:
+    """The distsk trainings whose threads still run in this worker process."""
+    return sorted(set(_RUNNING.values()))
+
+
+def _checkpoints(run: str, total: int, every: int | None = None):
+    """A ``TrainingCallback`` (made on the worker or pickled by value to it) keeping the
+    checkpoints of training ``run`` ("fit tag/attempt"); ``every``: a fixed k (None: from
+    the measured times)."""
+    import math
+    import statistics
+    import threading
+    import time as _time
+
+    import xgboost
+
+    class Checkpoints(xgboost.callback.TrainingCallback):
+        def __init__(self):
+            super().__init__()
+            self.run, self.tag = run, run.split("/")[0]
+            self.total, self.every = total, every
+
+        def before_training(self, model):
+            from xgboost import collective
+
+            self.rank = collective.get_rank() if collective.is_distributed() else 0
+            self.k = self.every or 1  # the first checkpoint measures its own cost
+            self.next = model.num_boosted_rounds() + self.k
+            self.rounds_s: list = []
+            self.worker = self.var = None
+            try:
+                from distributed import Variable, get_client, get_worker
+
+                self.worker = get_worker()
+                if self.rank == 0:
+                    self.var = Variable(f"{self.tag}-model", client=get_client())
+            except (ImportError, ValueError):
+                pass
+            _RUNNING[threading.get_ident()] = self.run
+            self.t = _time.perf_counter()
+            return model
+
+        def after_training(self, model):
+            _RUNNING.pop(threading.get_ident(), None)
+            return model
+
+        def after_iteration(self, model, epoch, evals_log) -> bool:
+            if self.run in _STOPPED:
+                _RUNNING.pop(threading.get_ident(), None)
+                raise TrainingStopped(f"training {self.run} stopped: a peer was lost")
+            self.rounds_s.append(_time.perf_counter() - self.t)
+            rounds = model.num_boosted_rounds()
+            if self.worker is not None and self.rank == 0:
+                if self.var is not None and self.next <= rounds < self.total:
+                    t0 = _time.perf_counter()
+                    self.var.set({"rounds": rounds, "k": self.k,
+                                  "model": bytes(model.save_raw(raw_format="ubj"))},
+                                 timeout=STOP_WAIT)
+                    cost = _time.perf_counter() - t0
+                    if self.every is None:
+                        per_round = max(statistics.median(self.rounds_s[-25:]), 1e-6)
+                        self.k = max(1, math.ceil(cost / (CHECKPOINT_BUDGET * per_round)))
+                    self.next = rounds + self.k
+                self.worker.log_event(f"{self.tag}-rounds", {"rounds": rounds, "k": self.k})
+            self.t = _time.perf_counter()
+            return False
+
+    return Checkpoints()
+
+
+class Checkpointed:
+    """The client's side of one fit's checkpoints: the latest model kept on the
+    scheduler, the rounds reached, and what each recovery cost."""
+
+    def __init__(self, client, total: int, every: int | None = None):
+        import uuid
+
+        self.client, self.total, self.every = client, total, every
+        self.tag = f"distsk-xgb-{uuid.uuid4().hex[:10]}"
+        self.recoveries: list = []
+        self.attempt = 0
+
+    @property
+    def run(self) -> str:
+        """This attempt's name on the workers (its stop flag)."""
+        return f"{self.tag}/{self.attempt}"
+
+    def callback(self):
+        return _checkpoints(self.run, self.total, self.every)
+
+    def latest(self) -> dict | None:
+        """The last checkpoint the scheduler received: {"rounds", "k", "model"}."""
+        from distributed import Variable
+
+        try:
+            value = Variable(f"{self.tag}-model", client=self.client).get(timeout=1)
+        except (TimeoutError, Exception):  # never set: no checkpoint yet
+            return None
+        return value if isinstance(value, dict) else None
+
+    def reached(self) -> tuple[int, int]:
+        """(rounds rank 0 reported reached, the k then), from its events."""
+        events = self.client.get_events(f"{self.tag}-rounds")
+        if not events:
+            return 0, self.every or 1
+        last = max((msg for _, msg in events), key=lambda m: m["rounds"])
+        return int(last["rounds"]), int(last["k"])
+
+    def stop(self, workers, futures, timeout: float = STOP_WAIT) -> float:
+        """Tell the training threads on ``workers`` to stop, wait (at most ``timeout``)
+        until none of this fit's runs; the seconds that took."""
+        import time
+
+        started = time.monotonic()
+        run = self.run
+        self.attempt += 1  # the next attempt runs under a new name
+        try:
+            self.client.run(_stop_on_worker, run, workers=list(workers),
+                            on_error="ignore")
+        except Exception:
+            pass
+        while time.monotonic() - started < timeout:
+            pending = [f for f in futures if f.status == "pending"]
+            try:
+                running = self.client.run(_running_on_worker, workers=list(workers),
+                                          on_error="ignore")
+            except Exception:
+                running = {}
+            still = [w for w, tags in running.items() if isinstance(tags, list)
+                     and run in tags]
+            if not still and not pending:
+                break
+            time.sleep(0.2)
+        return time.monotonic() - started
+
+    def close(self) -> None:
+        from distributed import Variable
+
+        try:
+            Variable(f"{self.tag}-model", client=self.client).delete()
+            self.client.run(_forget_on_worker, self.tag, on_error="ignore")
+            self.client.run_on_scheduler(_drop_topic, f"{self.tag}-rounds")
+        except Exception:
+            pass
+
+    def summary(self) -> dict:
+        return {"recoveries": list(self.recoveries),
+                "n_rounds_redone": sum(r["redone"] for r in self.recoveries)}
+
+
+def _drop_topic(topic, dask_scheduler=None):
+    broker = getattr(dask_scheduler, "_broker", None)
+    topics = getattr(broker, "_topics", None)
+    if isinstance(topics, dict):
+        topics.pop(topic, None)
+
+
+def record_fit(model, checkpointed: Checkpointed, k: int) -> None:
+    """The fitted model's account of its worker losses (the counts the tests read)."""
+    summary = checkpointed.summary()
+    model.worker_losses_ = summary["recoveries"]
+    model.n_rounds_redone_ = summary["n_rounds_redone"]
+    model.checkpoint_every_ = k

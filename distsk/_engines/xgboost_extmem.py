@@ -20,19 +20,32 @@ test_external_memory.py``; tutorial "external_memory", "Distributed Training"):
 Limits: ``tree_method`` "hist" only (the only method external memory has), CPU only,
 no evaluation sets, callbacks, custom objectives or metrics, early stopping or
 categorical data (each is refused naming it); y (and sample_weight) travel with their
-row blocks. If a worker leaves during training, the fit fails with
-``ClusterUnavailableError`` naming it (the collective cannot finish without it) instead
-of waiting: the other tasks are cancelled.
+row blocks.
+
+A worker lost during training (#23 section 2): rank 0 sends the model's bytes to the
+client every k rounds (a Dask event, :mod:`._boost_checkpoint`; k from the measured round
+and checkpoint times, so that checkpoints cost at most ``CHECKPOINT_BUDGET`` of the
+training). The survivors' collective fails at the lost peer's closed sockets (xgboost
+raises "Encountered EOF" within a second) and a stop flag set on every worker ends any
+task still reading its blocks; then the training resumes on the workers left from the
+last checkpoint (``xgb_model=``, ``n - r`` rounds): at most k rounds are redone and the
+model has the rounds asked. Every worker re-reads its new share, so blocks the lost
+worker held are recomputed from their graph (a warning says how many); blocks Dask cannot
+recompute (scattered data) end the fit with ``ClusterUnavailableError`` saying to reload
+them. With no worker left, or after ``MAX_RECOVERIES`` losses, the fit fails with
+``ClusterUnavailableError`` naming the workers lost.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+import warnings
 
 from .._cluster.data import compute_futures
 from .._decide.xgboost_rules import check_external_memory_params
 from ..exceptions import ClusterUnavailableError
+from . import xgboost as xgb_engine
 from .base import ExecutionContext, Executor
 from .xgboost import _check_input, _require_xgboost
 
@@ -68,42 +81,57 @@ def _start_tracker(n_workers: int, host: str | None, timeout: int) -> dict:
 
 
 def _train_on_worker(rank: int, blocks: _Blocks, params: dict, n_rounds: int,
-                     comm_args: dict, missing) -> dict | None:
-    """One worker's share: external-memory matrix over its blocks, collective training."""
+                     comm_args: dict, missing, tag: str | None = None, total: int = 0,
+                     start: bytes | None = None, every: int | None = None) -> dict | None:
+    """One worker's share: external-memory matrix over its blocks, collective training
+    of ``n_rounds`` rounds from ``start`` (a checkpoint's bytes, or None), checkpointed
+    under ``tag`` (``total``: the rounds asked; ``every``: a fixed k, None to measure)."""
     import os
     import shutil
     import tempfile
+    import threading
 
     import xgboost
     from distributed import get_worker, worker_client
+
+    from . import xgboost as xgb_engine
 
     worker = get_worker()
     n_threads = worker.state.nthreads
     local = dict(params, nthread=n_threads, n_jobs=n_threads)
     cache = tempfile.mkdtemp(prefix="distsk-xgb-extmem-", dir=worker.local_directory)
+    me = threading.get_ident()
+    if tag is not None:
+        xgb_engine._RUNNING[me] = tag
     try:
         # Seceded: the blocks compute on worker threads, this one included.
         with worker_client() as client, \
                 xgboost.collective.CommunicatorContext(
                     dmlc_task_id=f"[distsk-{rank:06d}]", **comm_args):
-            it = _block_iter(client, blocks.parts, os.path.join(cache, "cache"))
+            it = _block_iter(client, blocks.parts, os.path.join(cache, "cache"), tag)
             Xy = xgboost.ExtMemQuantileDMatrix(it, missing=missing, nthread=n_threads,
                                                max_bin=local.get("max_bin") or 256)
-            booster = xgboost.train(local, Xy, num_boost_round=n_rounds, verbose_eval=False)
+            callbacks = [] if tag is None else [xgb_engine._checkpoints(tag, total, every)]
+            booster = xgboost.train(local, Xy, num_boost_round=n_rounds, verbose_eval=False,
+                                    xgb_model=None if start is None else bytearray(start),
+                                    callbacks=callbacks)
             it.reset()
             raw = booster.save_raw(raw_format="ubj")
             del Xy, booster
     finally:
+        xgb_engine._RUNNING.pop(me, None)
         shutil.rmtree(cache, ignore_errors=True)
     return {"rank": rank, "booster": bytes(raw)}
 
 
-def _block_iter(client, parts, prefix):
+def _block_iter(client, parts, prefix, tag=None):
     """An ``xgboost.DataIter`` over the row blocks ``parts``, computed one at a time by
     ``client`` (the next one computing while xgboost reads the current one), its pages
     cached at ``prefix``. Made on the worker: xgboost is imported there."""
     import numpy as np
     import xgboost
+
+    from .xgboost import _STOPPED, TrainingStopped
 
     class BlockIter(xgboost.DataIter):
         def __init__(self):
@@ -114,6 +142,8 @@ def _block_iter(client, parts, prefix):
             return compute_futures(client, [p for p in parts[i] if p is not None])
 
         def next(self, input_data) -> bool:
+            if tag is not None and tag in _STOPPED:  # a peer was lost: read no further
+                raise TrainingStopped(f"training {tag} stopped: a peer was lost")
             if self._i >= len(parts):
                 return False
             futures = self._ahead if self._ahead is not None else self._compute(self._i)
@@ -242,16 +272,103 @@ class XGBoostExternalMemoryExecutor(Executor):
         plain = type(estimator)(**estimator.get_params())
         params = _booster_params(estimator, plain, found)
         parts = _row_blocks(X, y, fit_params.get("sample_weight"))
-        workers, shares = _placed(client, parts)
-        futures = _start_training(client, workers, shares, params, plain)
+        total = plain.get_num_boosting_rounds()
+        book = xgb_engine.Checkpointed(client, total, CHECKPOINT_EVERY)
+        start, lost_all, k = None, [], CHECKPOINT_EVERY or 1
         try:
-            result = _wait(client, futures, workers)
+            while True:
+                workers, shares = _placed(client, parts)
+                done = 0 if start is None else int(start["rounds"])
+                futures = _start_training(client, workers, shares, params, plain, book,
+                                          start, total - done)
+                try:
+                    result = _wait(client, futures, workers, parts)
+                    break
+                except _WorkerLost as lost:
+                    lost_at = time.monotonic()
+                    reached, k = book.reached()
+                    left = [w for w in workers if w not in lost.gone]
+                    stop_s = book.stop(left, [f for w, f in zip(workers, futures)
+                                              if w in left])
+                    lost_all += lost.gone
+                    checkpoint = book.latest()
+                    if len(lost_all) > MAX_RECOVERIES or not _gone_ok(client):
+                        raise _lost_error(lost.gone, workers, lost_all, checkpoint,
+                                          recovered=False) from lost.cause
+                    if checkpoint is not None and (start is None or
+                                                   checkpoint["rounds"] >= start["rounds"]):
+                        start = checkpoint
+                    resumed = 0 if start is None else int(start["rounds"])
+                    book.recoveries.append({
+                        "lost": list(lost.gone), "rounds_reached": reached,
+                        "resumed_from": resumed, "redone": max(0, reached - resumed),
+                        "k": k, "stop_seconds": round(stop_s, 3),
+                        "detect_seconds": round(lost.detect_s, 3),
+                        "blocks_recomputed": _held_only_by(lost.held, lost.gone),
+                        "recover_seconds": round(time.monotonic() - lost_at, 3),
+                    })
+                    warnings.warn(_resume_message(book.recoveries[-1], total), RuntimeWarning,
+                                  stacklevel=2)
+                finally:
+                    for f in futures:
+                        f.cancel()
+            k = book.reached()[1]
         finally:
-            for f in futures:
-                f.cancel()
+            book.close()
         out = type(estimator)(**estimator.get_params())
         out.load_model(bytearray(result["booster"]))
+        xgb_engine.record_fit(out, book, k)
         return out
+
+
+#: A fixed k (checkpoint every k rounds); None: k from the measured times (the rule).
+CHECKPOINT_EVERY = None
+#: Worker losses one fit resumes from (the next one fails the fit).
+MAX_RECOVERIES = 3
+
+
+class _WorkerLost(Exception):
+    def __init__(self, gone, cause, detect_s, held):
+        super().__init__(f"lost {gone}")
+        self.gone, self.cause, self.detect_s, self.held = gone, cause, detect_s, held
+
+
+def _gone_ok(client) -> bool:
+    return bool(client.scheduler_info(n_workers=-1)["workers"])
+
+
+def _held_only_by(held: dict | None, gone: list) -> int:
+    """How many of the blocks held in memory (persisted) were held only by ``gone``."""
+    if not held:
+        return 0
+    return sum(1 for holders in held.values() if holders and set(holders) <= set(gone))
+
+
+def _resume_message(rec: dict, total: int) -> str:
+    recomputed = (f"; {rec['blocks_recomputed']} persisted block(s) held only by the lost "
+                  "worker are recomputed from their graph" if rec["blocks_recomputed"] else "")
+    return (f"Worker(s) {rec['lost']} left the Dask cluster during xgboost's distributed "
+            f"training at round {rec['rounds_reached']} of {total}: resumed on the workers "
+            f"left from the checkpoint of round {rec['resumed_from']} ({rec['redone']} "
+            f"round(s) redone, checkpoints every {rec['k']}); every worker re-reads its new "
+            f"share of the blocks{recomputed}.")
+
+
+def _lost_error(gone, workers, lost_all, checkpoint, recovered) -> ClusterUnavailableError:
+    at = "" if checkpoint is None else f" (last checkpoint: round {checkpoint['rounds']})"
+    return ClusterUnavailableError(
+        f"Worker(s) {gone} left the Dask cluster during xgboost's external-memory "
+        f"training on {len(workers)} workers{at}, after {len(lost_all) - 1} earlier "
+        f"loss(es); no worker is left or more than {MAX_RECOVERIES} were lost, so the fit "
+        "was stopped (the other workers' tasks are cancelled). Fit again once the cluster "
+        "is stable."
+    )
+
+
+def _lost_data(exc) -> bool:
+    text = f"{type(exc).__name__}: {exc}"
+    return "lost" in text.lower() and ("dependenc" in text.lower() or
+                                        "Cancelled" in type(exc).__name__)
 
 
 def _require_trainable(estimator) -> None:
@@ -303,8 +420,10 @@ def _placed(client, parts) -> tuple[list, list]:
     return workers[:len(shares)], shares
 
 
-def _start_training(client, workers, shares, params, plain) -> list:
-    """A tracker on the scheduler, then one training task pinned to each worker."""
+def _start_training(client, workers, shares, params, plain, book=None, start=None,
+                    n_rounds=None) -> list:
+    """A tracker on the scheduler, then one training task pinned to each worker,
+    training ``n_rounds`` from checkpoint ``start`` (None: from scratch)."""
     from distributed import comm
 
     try:
@@ -317,7 +436,12 @@ def _start_training(client, workers, shares, params, plain) -> list:
     tag = uuid.uuid4().hex[:8]
     return [
         client.submit(_train_on_worker, rank, _Blocks(share), params,
-                      plain.get_num_boosting_rounds(), comm_args, plain.missing,
+                      plain.get_num_boosting_rounds() if n_rounds is None else n_rounds,
+                      comm_args, plain.missing,
+                      None if book is None else book.run,
+                      plain.get_num_boosting_rounds(),
+                      None if start is None else start["model"],
+                      None if book is None else book.every,
                       workers=[address], allow_other_workers=False, pure=False,
                       retries=0, key=f"distsk-xgboost-extmem-{tag}-{rank}")
         for rank, (address, share) in enumerate(zip(workers, shares))
@@ -329,11 +453,12 @@ def _gone(client, workers) -> list:
     return [w for w in workers if w not in present]
 
 
-def _wait(client, futures, workers):
-    """Rank 0's result; ClusterUnavailableError if a training worker left (whatever the
-    other tasks then raise: the collective broken by the lost peer), else the first
-    task error as it was raised."""
+def _wait(client, futures, workers, parts=()):
+    """Rank 0's result; ``_WorkerLost`` if a training worker left (whatever the other
+    tasks then raise: the collective broken by the lost peer), else the first task error
+    as it was raised."""
     started = time.monotonic()
+    held = _held_keys(client, parts)
     while True:
         failed = next((f for f in futures if f.status == "error"), None)
         gone = _gone(client, workers)
@@ -345,12 +470,14 @@ def _wait(client, futures, workers):
             gone = _gone(client, workers)
         if gone:
             cause = failed.exception() if failed is not None else None
-            raise ClusterUnavailableError(
-                f"Worker(s) {gone} left the Dask cluster during xgboost's external-memory "
-                f"training; the collective across the {len(workers)} training workers cannot "
-                "finish without them, so the fit was stopped (the other workers' tasks are "
-                "cancelled). Fit again once the cluster is stable."
-            ) from cause
+            if cause is not None and _lost_data(cause):
+                raise ClusterUnavailableError(
+                    f"Worker(s) {gone} left the Dask cluster during xgboost's external-memory "
+                    "training and held data Dask cannot recompute (scattered, or persisted "
+                    f"without its graph): {cause}. Reload that data (scatter or persist it "
+                    "again) and fit again."
+                ) from cause
+            raise _WorkerLost(gone, cause, time.monotonic() - waited, held)
         if failed is not None:
             failed.result()  # raises the task's own exception
         if all(f.status == "finished" for f in futures):
@@ -360,3 +487,15 @@ def _wait(client, futures, workers):
                 f"xgboost's external-memory training took over {TRAIN_TIMEOUT} s; stopped."
             )
         time.sleep(POLL_SECONDS)
+
+
+def _held_keys(client, parts) -> dict:
+    """{key: [workers holding it]} of the blocks in the workers' memory (persisted) when
+    the training started (to tell which blocks a lost worker held alone)."""
+    keys = {str(k) for k in (getattr(x, "key", None) for x, _, _ in parts) if k is not None}
+    if not keys:
+        return {}
+    try:
+        return {k: list(v) for k, v in client.who_has().items() if str(k) in keys and v}
+    except Exception:
+        return {}
