@@ -30,12 +30,12 @@ from .._compat import (
     _safe_indexing,
 )
 from .._decide.planning import SEARCH_BACKENDS
-from .._search.budget import RoundCut
+from .._search.budget import RoundCut, under_budget
 from .._search.driver import PlannedWork, Probe
 from .._search.halving_rounds import _GrowingEngine, _NextRound, _RecordingSplitter
 from .._search.loop import RefitAhead
 from .._units.sharing import size_param
-from .search import DistributedSearchCV, _n_splits_hint, _under_budget
+from .search import DistributedSearchCV, _n_splits_hint
 
 __all__ = ["DistributedHalvingGridSearchCV", "DistributedHalvingRandomSearchCV"]
 
@@ -183,7 +183,7 @@ class _DistributedHalving(DistributedSearchCV):
         if budget is not None:
             # A round the deadline cuts is reported nowhere: the search ends at the
             # round before (RoundCut, below).
-            evaluate_candidates = _under_budget(evaluate_candidates, budget, state.server,
+            evaluate_candidates = under_budget(evaluate_candidates, budget, state.server,
                                                 whole=True)
 
         def evaluate_round(candidate_params, cv=None, more_results=None, **kwargs):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import time
-import types
 import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -21,33 +20,25 @@ from numbers import Integral, Real
 import numpy as np
 from joblib import parallel_config
 from sklearn.model_selection import ParameterGrid, ParameterSampler
-from sklearn.utils.validation import check_is_fitted
 
 from .._cluster.client import clone_sharing_client, portable_state, using_client
-from .._cluster.data import OnCluster, computed_delayed
-from .._compat import BaseSearchCV, Interval, StrOptions, _search_estimator_has
+from .._cluster.data import OnCluster
+from .._compat import BaseSearchCV, Interval, StrOptions
 from .._decide.learned import learned_costs
 from .._decide.planning import SEARCH_BACKENDS
 from .._decide.probe import timed_probe
-from .._decide.profile import profile_input
 from .._engines import ExecutionContext, get_executor
 from .._engines.base import InProcessRunner, fit_estimator
-from .._search.budget import Budget, BudgetCollector, MemoryStore, RoundCut, RunDone
+from .._search.budget import Budget, BudgetCollector, MemoryStore, under_budget
 from .._search.checkpoint import Checkpoint
 from .._search.driver import Driver, PlannedWork, Probe
 from .._search.loop import CollectorBackend, RefitAhead, SearchEngine
 from .._search.progress import progress_bar
 from .._units.fit_call import clone_with
-from .delegation import _delegated
-from .estimator import _blockwise
 from .notebook import html_repr_with_plan
+from .refit_methods import RefitModelMethods
 
 __all__ = ["DistributedSearchCV"]
-
-
-def _own_method(search, method):
-    """BaseSearchCV's ``method``, bound to ``search``: what GridSearchCV shows."""
-    return types.MethodType(getattr(BaseSearchCV, method), search)
 
 
 @dataclass
@@ -162,7 +153,7 @@ class _BestEstimator:
         del search.__dict__["best_estimator_"]
 
 
-class DistributedSearchCV(BaseSearchCV):
+class DistributedSearchCV(RefitModelMethods, BaseSearchCV):
     """Exhaustive or sampled hyperparameter search on every core and every worker.
 
     A drop-in for :class:`~sklearn.model_selection.GridSearchCV` (give ``param_grid``)
@@ -205,14 +196,10 @@ class DistributedSearchCV(BaseSearchCV):
         reused only when everything that determines it is unchanged (see "Long
         searches"). The probe fit of ``backend="auto"`` is skipped when it is set.
     time_budget : float, default=None
-        Seconds ``fit`` may take for the candidates x folds (the refit aside). The
-        candidates are run in an order seeded by ``random_state`` (so a grid cut short
-        still covers it); at the deadline queued and running fits are dropped, and
-        ``cv_results_`` holds, in sklearn's order, the candidates whose folds all
-        finished, exactly as sklearn computes them (the others are left out). With a
-        ``checkpoint``, fitting again with a larger budget (or none) continues: no
-        finished fit runs again. None (the default): no budget, sklearn's search.
-        See "Long searches".
+        Seconds for the candidates x folds (the refit aside), run in an order seeded
+        by ``random_state``; ``cv_results_`` then holds the candidates whose folds all
+        finished, as sklearn computes them. With a ``checkpoint``, fitting again
+        continues. None: sklearn's search. See "Long searches".
 
     Attributes
     ----------
@@ -228,10 +215,8 @@ n_splits_, refit_time_, multimetric_
         candidate fit, a shared pipeline prefix fit (the final steps fit on its output
         are not counted) or a shared large ensemble each count once. Plain sklearn
         makes candidates x folds full fits.
-    time_budget_ended_ : bool
-        Whether ``time_budget`` ended the search before every candidate finished.
-    n_candidates_evaluated_ : int
-        Candidates in ``cv_results_`` (all of them without a budget).
+    time_budget_ended_, n_candidates_evaluated_ : bool, int
+        Whether ``time_budget`` ended the search; the candidates in ``cv_results_``.
 
     Examples
     --------
@@ -444,7 +429,7 @@ n_splits_, refit_time_, multimetric_
             candidates = self._candidates()
         budget = None if state is None else state.budget
         if budget is not None:
-            evaluate_candidates = _under_budget(evaluate_candidates, budget, state.server)
+            evaluate_candidates = under_budget(evaluate_candidates, budget, state.server)
         if callback_ctx is None:
             evaluate_candidates(candidates)
             return
@@ -455,27 +440,6 @@ n_splits_, refit_time_, multimetric_
         ).call_on_fit_task_begin(estimator=self)
         evaluate_candidates(candidates, callback_ctx=search_ctx)
         search_ctx.call_on_fit_task_end(estimator=self)
-
-    # Prediction with the refit model: as GridSearchCV's, but blockwise on the cluster
-    # for dask input (column names kept), as DistributedEstimator does.
-    def _call(self, method, X, *args, **params):
-        X = computed_delayed(X, "X", self.max_gather_bytes)
-        if profile_input(X).lazy and not args:
-            check_is_fitted(self)
-            return _blockwise(self.best_estimator_, method, X, params)
-        return getattr(super(), method)(X, *args, **params)
-
-    # Signatures and docstrings shown are GridSearchCV's (BaseSearchCV's methods).
-    predict = _delegated("predict", _search_estimator_has, "Predictions", _own_method)
-    predict_proba = _delegated(
-        "predict_proba", _search_estimator_has, "Class probabilities", _own_method)
-    predict_log_proba = _delegated(
-        "predict_log_proba", _search_estimator_has, "Log class probabilities", _own_method)
-    decision_function = _delegated(
-        "decision_function", _search_estimator_has, "Decision function", _own_method)
-    score_samples = _delegated(
-        "score_samples", _search_estimator_has, "Per-sample scores", _own_method)
-    transform = _delegated("transform", _search_estimator_has, "Transformed data", _own_method)
 
     # In a notebook: sklearn's diagram, then the plan once fitted (distsk._face.notebook).
     _html_repr = html_repr_with_plan
@@ -549,48 +513,6 @@ class _RefitTaken:
         model, state.refit_fit_time = taken
         search.best_estimator_ = model
         return model
-
-
-def _under_budget(evaluate_candidates, budget: Budget, server, *, whole: bool = False):
-    """sklearn's ``evaluate_candidates`` in two passes (``distsk._search.budget``): the
-    run, in the budget's order, until every fit finished or the deadline; then the
-    report of the candidates whose folds all finished, in sklearn's order, served from
-    the store. ``whole`` (halving rounds): a run the deadline cut reports nothing, and
-    raises :class:`RoundCut` for the caller to end the search at the round before."""
-
-    def evaluate(candidate_params, *args, **kwargs):
-        candidates = list(candidate_params)
-        collector = budget.collector
-        collector.start_run()
-        ordered = candidates if whole else budget.order(candidates)
-        # The run reports to no sklearn callback (its fits are reported, as resumed,
-        # by the report pass: a callback context takes each task once).
-        run = {k: v for k, v in kwargs.items() if k != "callback_ctx"}
-        try:
-            evaluate_candidates(ordered, *args, **run)
-        except RunDone:
-            pass
-        finished = collector.finished(candidates)
-        if (whole and budget.ended) or not finished:
-            if not budget.n_finished:
-                raise RuntimeError(
-                    f"time_budget={budget.seconds:g} s ended before any of the "
-                    f"{len(candidates)} candidates finished all its folds: nothing to "
-                    "rank. Give a larger time_budget (with checkpoint=, the fits finished "
-                    "so far are kept and not run again).")
-            if whole:
-                raise RoundCut
-            return None
-        budget.n_finished += len(finished)
-        collector.serve(server)
-        try:
-            results = evaluate_candidates(finished, *args, **kwargs)
-        finally:
-            collector.serve(None)
-        budget.n_reports += 1
-        return results
-
-    return evaluate
 
 
 def _n_splits_hint(cv) -> int:

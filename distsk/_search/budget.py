@@ -24,7 +24,7 @@ import numpy as np
 from .._units.fit_call import FitCall
 from .collector import CollectorBackend
 
-__all__ = ["Budget", "BudgetCollector", "MemoryStore", "RoundCut", "RunDone"]
+__all__ = ["Budget", "BudgetCollector", "MemoryStore", "RoundCut", "RunDone", "under_budget"]
 
 
 class RunDone(Exception):
@@ -181,3 +181,45 @@ def _index(candidates: list, params: dict) -> int | None:
         if candidate == params:
             return i
     return None
+
+
+def under_budget(evaluate_candidates, budget: Budget, server, *, whole: bool = False):
+    """sklearn's ``evaluate_candidates`` in two passes (``distsk._search.budget``): the
+    run, in the budget's order, until every fit finished or the deadline; then the
+    report of the candidates whose folds all finished, in sklearn's order, served from
+    the store. ``whole`` (halving rounds): a run the deadline cut reports nothing, and
+    raises :class:`RoundCut` for the caller to end the search at the round before."""
+
+    def evaluate(candidate_params, *args, **kwargs):
+        candidates = list(candidate_params)
+        collector = budget.collector
+        collector.start_run()
+        ordered = candidates if whole else budget.order(candidates)
+        # The run reports to no sklearn callback (its fits are reported, as resumed,
+        # by the report pass: a callback context takes each task once).
+        run = {k: v for k, v in kwargs.items() if k != "callback_ctx"}
+        try:
+            evaluate_candidates(ordered, *args, **run)
+        except RunDone:
+            pass
+        finished = collector.finished(candidates)
+        if (whole and budget.ended) or not finished:
+            if not budget.n_finished:
+                raise RuntimeError(
+                    f"time_budget={budget.seconds:g} s ended before any of the "
+                    f"{len(candidates)} candidates finished all its folds: nothing to "
+                    "rank. Give a larger time_budget (with checkpoint=, the fits finished "
+                    "so far are kept and not run again).")
+            if whole:
+                raise RoundCut
+            return None
+        budget.n_finished += len(finished)
+        collector.serve(server)
+        try:
+            results = evaluate_candidates(finished, *args, **kwargs)
+        finally:
+            collector.serve(None)
+        budget.n_reports += 1
+        return results
+
+    return evaluate
