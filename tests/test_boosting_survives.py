@@ -132,3 +132,9 @@ def _survives(client, backend):
 @pytest.mark.timeout(400)
 def test_external_memory_training_survives_a_killed_worker(three_workers):
     _survives(three_workers, "xgboost-external-memory")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_xgboost_dask_training_survives_a_killed_worker(three_workers):
+    _survives(three_workers, "xgboost")

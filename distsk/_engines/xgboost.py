@@ -5,8 +5,12 @@ xgboost is imported only when this engine runs.
 
 from __future__ import annotations
 
+import time
+import warnings
+
 from .._cluster.data import compute_all
 from .._compat import client_as_current
+from ..exceptions import ClusterUnavailableError
 from .base import ExecutionContext, Executor
 
 __all__ = ["XGBoostExecutor"]
@@ -29,6 +33,7 @@ class XGBoostExecutor(Executor):
         _require_xgboost()
         import xgboost
         from xgboost import dask as dxgb
+        from xgboost.collective import Config as CollConfig
 
         from .dask_ml import _as_dask_array, persisted
 
@@ -48,14 +53,195 @@ class XGBoostExecutor(Executor):
             y = _as_dask_array(y)
         X, y = persisted(ctx.client, X, y)  # the boosting rounds read it where it lives
         X, y = _check_input(estimator, X, y)
-        model = dask_cls(**estimator.get_params())
-        with client_as_current(ctx.client):
-            model.fit(X, y, **fit_params)
+        params = estimator.get_params()
+        total = type(estimator)(**params).get_num_boosting_rounds()
+        book = Checkpointed(ctx.client, total, CHECKPOINT_EVERY)
+        start, lost_all, timeout = None, [], COLLECTIVE_TIMEOUT
+        try:
+            while True:
+                done = 0 if start is None else int(start["rounds"])
+                model = dask_cls(**dict(
+                    params, n_estimators=total - done, coll_cfg=CollConfig(timeout=timeout),
+                    callbacks=list(params.get("callbacks") or []) +
+                    ([book.callback()] if book.enabled else [])))
+                more = {} if start is None else {"xgb_model": _booster(start["model"])}
+                try:
+                    _fit_watched(ctx.client, model, X, y, dict(fit_params, **more))
+                    break
+                except _TimedOut as slow:
+                    # No worker lost: a peer slower than the collective's timeout (it is
+                    # short, to end a hung ring in seconds). Resume with twice the time.
+                    if timeout >= COLLECTIVE_TIMEOUT_MAX:
+                        raise slow.cause from None
+                    checkpoint = book.latest()
+                    book.stop(list(_workers(ctx.client)), [])
+                    if checkpoint is not None and (start is None or
+                                                   checkpoint["rounds"] >= start["rounds"]):
+                        start = checkpoint
+                    timeout = min(2 * timeout, COLLECTIVE_TIMEOUT_MAX)
+                    book.timeouts.append(timeout)
+                except _Lost as lost:
+                    lost_at = time.monotonic()
+                    reached, k = book.reached()
+                    stop_s = book.stop(lost.left, [])
+                    lost_all += lost.gone
+                    checkpoint = book.latest()
+                    if len(lost_all) > MAX_RECOVERIES or not lost.left:
+                        raise ClusterUnavailableError(
+                            f"Worker(s) {lost.gone} left the Dask cluster during "
+                            f"xgboost.dask's training ({len(lost_all)} lost in this fit, "
+                            f"at most {MAX_RECOVERIES} are recovered from); the fit was "
+                            "stopped. Fit again once the cluster is stable."
+                        ) from lost.cause
+                    if checkpoint is not None and (start is None or
+                                                   checkpoint["rounds"] >= start["rounds"]):
+                        start = checkpoint
+                    resumed = 0 if start is None else int(start["rounds"])
+                    book.recoveries.append({
+                        "lost": list(lost.gone), "rounds_reached": reached,
+                        "resumed_from": resumed, "redone": max(0, reached - resumed),
+                        "k": k, "stop_seconds": round(stop_s, 3),
+                        "detect_seconds": round(lost.detect_s, 3),
+                        "blocks_recomputed": lost.recomputed,
+                        "recover_seconds": round(time.monotonic() - lost_at, 3),
+                    })
+                    warnings.warn(resume_message(book.recoveries[-1], total, "xgboost.dask"),
+                                  RuntimeWarning, stacklevel=2)
+            k = book.reached()[1]
+        finally:
+            book.close()
         # A plain model: same booster, same parameters, picklable, no cluster needed.
         raw = model.get_booster().save_raw(raw_format="ubj")
         plain = type(estimator)(**estimator.get_params())
         plain.load_model(bytearray(raw))
+        record_fit(plain, book, k)
         return plain
+
+
+#: A fixed k (checkpoint every k rounds); None: k from the measured times (the rule);
+#: 0: no checkpoints (a lost worker then restarts the training from round 0).
+CHECKPOINT_EVERY = None
+#: Seconds between the client's checks on the training workers.
+POLL_SECONDS = 0.2
+#: Seconds a failed training waits for the scheduler to report a lost worker.
+LOST_GRACE = 3.0
+#: Seconds xgboost's collective waits for a peer in one operation (``dmlc_timeout``) on
+#: the xgboost.dask path: short, since a lost peer can leave the survivors' ring blocked
+#: (they then fail in this time); a training whose peers are legitimately slower resumes
+#: from its checkpoint with twice the time, up to COLLECTIVE_TIMEOUT_MAX (xgboost's 300).
+COLLECTIVE_TIMEOUT = 15
+COLLECTIVE_TIMEOUT_MAX = 300
+#: Seconds a training may go on without a round after a worker left before it is given
+#: up as hung (xgboost.dask's own hang: dmlc/xgboost#9419).
+STALL_SECONDS = 30.0
+
+
+class _TimedOut(Exception):
+    def __init__(self, cause):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _timed_out(exc) -> bool:
+    text = str(exc)
+    return "Timeout, elapsed" in text or "Poll timeout" in text or "timed out" in text
+
+
+class _Lost(Exception):
+    def __init__(self, gone, left, cause, detect_s, recomputed):
+        super().__init__(f"lost {gone}")
+        self.gone, self.left, self.cause = gone, left, cause
+        self.detect_s, self.recomputed = detect_s, recomputed
+
+
+def _booster(raw: bytes):
+    import xgboost
+
+    return xgboost.Booster(model_file=bytearray(raw))
+
+
+def _workers(client) -> set:
+    return set(client.scheduler_info(n_workers=-1)["workers"])
+
+
+def _fit_watched(client, model, X, y, fit_params) -> None:
+    """``model.fit`` (xgboost.dask) in a thread, the client watching the workers: returns
+    when it ends, raises ``_Lost`` when a worker holding the data left and the training
+    failed (or made no round for ``STALL_SECONDS``): never a hang."""
+    import threading
+
+    before = _workers(client)
+    keys = [str(getattr(b, "key", b)) for b in _keys_of(X)]
+    try:
+        who = client.who_has()
+        held = {k: set(who.get(k) or ()) for k in keys}
+    except Exception:
+        held = {}
+    outcome: dict = {}
+
+    def run():
+        try:
+            with client_as_current(client):
+                model.fit(X, y, **fit_params)
+            outcome["ok"] = True
+        except BaseException as exc:  # noqa: BLE001 (handed to the client's thread)
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="distsk-xgboost-dask-fit", daemon=True)
+    thread.start()
+    gone_at = None
+    while True:
+        thread.join(POLL_SECONDS)
+        now = _workers(client)
+        gone = sorted(before - now)
+        if gone and gone_at is None:
+            gone_at = time.monotonic()
+        if not thread.is_alive():
+            if "ok" in outcome:
+                return
+            # A peer's death reaches the survivors' collective about when it reaches
+            # the scheduler: give the scheduler a moment to tell which it was.
+            waited = time.monotonic()
+            while not gone and time.monotonic() - waited < LOST_GRACE:
+                time.sleep(POLL_SECONDS)
+                now = _workers(client)
+                gone = sorted(before - now)
+                gone_at = gone_at or time.monotonic()
+            if gone:
+                recomputed = sum(1 for h in held.values() if h and h <= set(gone))
+                raise _Lost(gone, sorted(now), outcome["error"],
+                            time.monotonic() - gone_at, recomputed)
+            if _timed_out(outcome["error"]):
+                raise _TimedOut(outcome["error"])
+            raise outcome["error"]
+        if gone and time.monotonic() - gone_at > STALL_SECONDS:
+            raise ClusterUnavailableError(
+                f"Worker(s) {gone} left the Dask cluster during xgboost.dask's training "
+                f"and the training made no progress for {STALL_SECONDS:.0f} s (xgboost.dask "
+                "hangs on some losses: dmlc/xgboost#9419); the fit was stopped. Fit again "
+                "once the cluster is stable."
+            )
+
+
+def _keys_of(X) -> list:
+    try:
+        return [b.key for b in X.to_delayed().ravel()]
+    except Exception:
+        try:
+            return [b.key for b in X.to_delayed()]
+        except Exception:
+            return []
+
+
+def resume_message(rec: dict, total: int, what: str) -> str:
+    """The warning a resumed training gives."""
+    recomputed = (f"; {rec['blocks_recomputed']} block(s) of X held only by the lost worker "
+                  "are recomputed from their graph (data Dask cannot recompute, scattered, "
+                  "would fail the fit: reload it)" if rec["blocks_recomputed"] else "")
+    return (f"Worker(s) {rec['lost']} left the Dask cluster during {what}'s training at "
+            f"round {rec['rounds_reached']} of {total}: resumed on the workers left from "
+            f"the checkpoint of round {rec['resumed_from']} ({rec['redone']} round(s) "
+            f"redone, checkpoints every {rec['k']}){recomputed}.")
 
 
 def _check_input(estimator, X, y, found=None):
@@ -148,14 +334,36 @@ def _forget_on_worker(tag: str) -> None:
 
 
 def _running_on_worker(dask_worker=None) -> list:
-    """The distsk trainings whose threads still run in this worker process."""
-    return sorted(set(_RUNNING.values()))
+    """The distsk trainings whose threads still run in this worker process: registered
+    by the training task itself (until it returns), or by the checkpoint callback while
+    its thread still runs the task it registered from (xgboost.dask's)."""
+    active = getattr(dask_worker, "active_threads", None) or {}
+    out = set()
+    for tid, (run, key) in list(_RUNNING.items()):
+        if key is None or active.get(tid) == key:
+            out.add(run)
+        else:
+            _RUNNING.pop(tid, None)  # its task ended (with the collective's error)
+    return sorted(out)
+
+
+def _register(run: str, key=None) -> None:
+    import threading
+
+    _RUNNING[threading.get_ident()] = (run, key)
+
+
+def _unregister() -> None:
+    import threading
+
+    _RUNNING.pop(threading.get_ident(), None)
 
 
 def _checkpoints(run: str, total: int, every: int | None = None):
     """A ``TrainingCallback`` (made on the worker or pickled by value to it) keeping the
     checkpoints of training ``run`` ("fit tag/attempt"); ``every``: a fixed k (None: from
     the measured times)."""
+    import asyncio
     import math
     import statistics
     import threading
@@ -172,43 +380,55 @@ def _checkpoints(run: str, total: int, every: int | None = None):
         def before_training(self, model):
             from xgboost import collective
 
+            from distsk._engines import xgboost as engine  # the worker's module
+
             self.rank = collective.get_rank() if collective.is_distributed() else 0
             self.k = self.every or 1  # the first checkpoint measures its own cost
             self.next = model.num_boosted_rounds() + self.k
             self.rounds_s: list = []
-            self.worker = self.var = None
+            self.worker = self.sending = None
             try:
-                from distributed import Variable, get_client, get_worker
+                from distributed import get_worker
 
                 self.worker = get_worker()
-                if self.rank == 0:
-                    self.var = Variable(f"{self.tag}-model", client=get_client())
+                key = self.worker.active_threads.get(threading.get_ident())
             except (ImportError, ValueError):
-                pass
-            _RUNNING[threading.get_ident()] = self.run
+                key = None
+            if key is not None:  # in a task of its own (xgboost.dask's), else the task's
+                engine._register(self.run, key)
             self.t = _time.perf_counter()
             return model
 
         def after_training(self, model):
-            _RUNNING.pop(threading.get_ident(), None)
+            from distsk._engines import xgboost as engine
+
+            engine._unregister()
             return model
 
         def after_iteration(self, model, epoch, evals_log) -> bool:
-            if self.run in _STOPPED:
-                _RUNNING.pop(threading.get_ident(), None)
-                raise TrainingStopped(f"training {self.run} stopped: a peer was lost")
+            from distsk._engines import xgboost as engine
+
+            if self.run in engine._STOPPED:
+                raise engine.TrainingStopped(f"training {self.run} stopped: a peer was lost")
             self.rounds_s.append(_time.perf_counter() - self.t)
             rounds = model.num_boosted_rounds()
             if self.worker is not None and self.rank == 0:
-                if self.var is not None and self.next <= rounds < self.total:
+                # One checkpoint travels at a time (the next waits for the previous).
+                if self.next <= rounds < self.total and \
+                        (self.sending is None or self.sending.done()):
                     t0 = _time.perf_counter()
-                    self.var.set({"rounds": rounds, "k": self.k,
-                                  "model": bytes(model.save_raw(raw_format="ubj"))},
-                                 timeout=STOP_WAIT)
+                    value = {"rounds": rounds, "k": self.k,
+                             "model": bytes(model.save_raw(raw_format="ubj"))}
+                    # Sent by the worker's event loop while the next rounds train.
+                    self.sending = asyncio.run_coroutine_threadsafe(
+                        self.worker.scheduler.variable_set(name=f"{self.tag}-model",
+                                                           data=value),
+                        self.worker.loop.asyncio_loop)
                     cost = _time.perf_counter() - t0
                     if self.every is None:
                         per_round = max(statistics.median(self.rounds_s[-25:]), 1e-6)
-                        self.k = max(1, math.ceil(cost / (CHECKPOINT_BUDGET * per_round)))
+                        self.k = max(1, math.ceil(cost / (engine.CHECKPOINT_BUDGET *
+                                                          per_round)))
                     self.next = rounds + self.k
                 self.worker.log_event(f"{self.tag}-rounds", {"rounds": rounds, "k": self.k})
             self.t = _time.perf_counter()
@@ -227,12 +447,18 @@ class Checkpointed:
         self.client, self.total, self.every = client, total, every
         self.tag = f"distsk-xgb-{uuid.uuid4().hex[:10]}"
         self.recoveries: list = []
+        self.timeouts: list = []  # the collective's timeouts raised after slow peers
         self.attempt = 0
 
     @property
     def run(self) -> str:
         """This attempt's name on the workers (its stop flag)."""
         return f"{self.tag}/{self.attempt}"
+
+    @property
+    def enabled(self) -> bool:
+        """False with ``every=0`` (no checkpoints: what the benchmark compares with)."""
+        return self.every != 0
 
     def callback(self):
         return _checkpoints(self.run, self.total, self.every)

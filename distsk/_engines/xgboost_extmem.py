@@ -102,7 +102,7 @@ def _train_on_worker(rank: int, blocks: _Blocks, params: dict, n_rounds: int,
     cache = tempfile.mkdtemp(prefix="distsk-xgb-extmem-", dir=worker.local_directory)
     me = threading.get_ident()
     if tag is not None:
-        xgb_engine._RUNNING[me] = tag
+        xgb_engine._RUNNING[me] = (tag, None)  # until this task returns
     try:
         # Seceded: the blocks compute on worker threads, this one included.
         with worker_client() as client, \
@@ -321,7 +321,8 @@ class XGBoostExternalMemoryExecutor(Executor):
         return out
 
 
-#: A fixed k (checkpoint every k rounds); None: k from the measured times (the rule).
+#: A fixed k (checkpoint every k rounds); None: k from the measured times (the rule);
+#: 0: no checkpoints (a lost worker then restarts the training from round 0).
 CHECKPOINT_EVERY = None
 #: Worker losses one fit resumes from (the next one fails the fit).
 MAX_RECOVERIES = 3
@@ -438,7 +439,7 @@ def _start_training(client, workers, shares, params, plain, book=None, start=Non
         client.submit(_train_on_worker, rank, _Blocks(share), params,
                       plain.get_num_boosting_rounds() if n_rounds is None else n_rounds,
                       comm_args, plain.missing,
-                      None if book is None else book.run,
+                      None if book is None or not book.enabled else book.run,
                       plain.get_num_boosting_rounds(),
                       None if start is None else start["model"],
                       None if book is None else book.every,
