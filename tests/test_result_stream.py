@@ -201,3 +201,23 @@ def test_the_joblib_backend_stores_each_fit_when_it_ends(engine, tmp_path):
     assert len(at_start) == n
     for k, count in enumerate(at_start):  # as in the search's own test
         assert count >= k - 1 - (0 if engine == "sequential" else 2), (k, at_start)
+
+
+class FailingHook(SearchEngine):
+    def on_fit(self, index, item, result):
+        raise LookupError("raised by the hook")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["in-process", "loky"])
+def test_an_error_in_the_hook_is_raised_as_it_is(kind, request, tmp_path):
+    # Not taken for the fit's own failure (which would run the fits again, alone).
+    log = str(tmp_path / "fits.log")
+    engine = FailingHook(make_runner(kind, request), share=False, seconds_per_fit=0.15)
+    try:
+        with pytest.raises(LookupError, match="raised by the hook"):
+            grid_search_on(engine, log)
+    finally:
+        engine.close()
+    started = len(lines(log, "start"))
+    assert started == 1 if kind == "in-process" else started <= 4

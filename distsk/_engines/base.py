@@ -205,8 +205,10 @@ class Runner(abc.ABC):
     could not travel): every fit is still in the unit's :class:`UnitResult`, which
     stays complete. ``report`` returns False when the engine no longer wants that unit
     (stopped, or its copy's result is in): the runner then stops the unit before its
-    next fit if it can, and its future's outcome is ignored. Runners without the flag
-    report nothing and keep working: their fits arrive with their unit.
+    next fit if it can, and its future's outcome is ignored. ``report(items, -1,
+    None)`` reports nothing and only asks whether a unit may start (a runner that
+    queues units asks it before the first fit). Runners without the flag report
+    nothing and keep working: their fits arrive with their unit.
     """
 
     #: Units that run at once. Read before every dispatch, so it may change during a
@@ -299,6 +301,10 @@ class InProcessRunner(Runner):
         report = self.report
         on_fit = None
         if report is not None:
+            if report(items, -1, None) is False:  # dropped before it started
+                future.cancel()
+                return future
+
             def on_fit(i, result):
                 if report(items, i, result) is False:
                     raise _Unwanted

@@ -30,7 +30,6 @@ from .._units.remote import call, drop_topics, pack, run_batch, run_suspect
 from .._units.worker import (
     COPY_SUFFIX,
     ChildDied,
-    kept_topic,
     merged,
     run_recording,
     wants_stdout,
@@ -445,10 +444,11 @@ class DaskRunner(Runner):
         self.events.close()
         self.cancel()
         if self.client.status == "running":
-            # The fits batches kept on the scheduler for re-runs (_worker._run_fits_kept).
+            # The fits batches kept on the scheduler for re-runs, and the result
+            # stream's copies of them (_units/worker._run_fits_kept): f"{topic}-...".
             with contextlib.suppress(Exception):
                 bounded(functools.partial(self.client.run_on_scheduler, drop_topics,
-                                          kept_topic(self._topic, "")), 5.0)
+                                          f"{self._topic}-"), 5.0)
         self.data.release()
 
 

@@ -145,8 +145,6 @@ class LokyRunner(Runner):
         if items is None:
             return False
         report = self.report
-        if i < 0:  # the unit asks whether to start
-            return True
         return report is None or report(items, i, result) is not False
 
     def _forget(self, result):

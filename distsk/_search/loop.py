@@ -106,9 +106,10 @@ class SearchEngine:
         result arrives -- when the fit ends on streaming runners (in process, loky,
         Dask), else when its unit ends -- after ``result`` (the dict sklearn will
         read) was filled, stored in the checkpoint and counted; never for a fit
-        resumed from the checkpoint (those results are filled before any unit starts)
-        nor for a fit run ahead by a subclass. It must not change ``result``, and
-        should return quickly: the next result waits. It may call :meth:`stop`.
+        resumed from the checkpoint (those results are filled before any unit starts);
+        a fit a subclass ran ahead (``_idle``) is passed when a later call takes it
+        over (``_carried``), with that call's index. It must not change ``result``,
+        and should return quickly: the next result waits. It may call :meth:`stop`.
         The default does nothing; a time budget, early dropping of weak candidates or
         a model-based sampler (issues #24, #28) build on it.
         """
@@ -116,14 +117,15 @@ class SearchEngine:
     def stop(self, reason: str = "stopped") -> None:
         """End the search between fits: thread-safe, also from :meth:`on_fit`.
 
-        Promises: :meth:`run` returns (without raising) within about a second, before
-        starting any other unit; its queued units never start, its running units are
-        dropped (``Runner.discard``: a unit not yet started never starts; one running
-        stops before its next fit where the runner can -- in process, loky, Dask --
-        else runs on, its result ignored); every fit that arrived before is in its
-        result dict and the checkpoint; the result dicts of the other fits stay
-        empty (``{}``): the caller decides what sklearn sees of them. It is for good:
-        later calls of :meth:`run` return at once, without running anything.
+        Promises: :meth:`run` returns (without raising) without starting any other
+        unit -- at once, or in process once the fit running in its thread ends. Its
+        queued units never start; its running units are dropped (``Runner.discard``:
+        one not yet started never starts, one running stops before its next fit where
+        the runner can -- in process, loky, Dask -- else runs on, its result ignored).
+        Every fit that arrived before is in its result dict and the checkpoint; the
+        result dicts of the other fits stay empty (``{}``): the caller decides what
+        sklearn sees of them. It is for good: later calls of :meth:`run` return at
+        once, without running anything.
         ``stopped`` holds ``reason``. The refit run ahead is not touched.
         """
         self.stopped = reason
@@ -183,11 +185,10 @@ class SearchEngine:
 
     def _more(self, call: _Call) -> bool:
         """Whether units remain to wait for; drops those a stop or a failure made moot."""
+        if call.error is not None:
+            raise call.error  # raised by on_fit, in an in-process unit
         if self.stopped is not None:
-            for future in list(call.in_flight):
-                self.runner.discard(future)
-            call.queue.clear()
-            call.in_flight.clear()
+            call.drop(self.runner)
             return False
         failure = call.failure
         if failure.index is not None:
@@ -275,8 +276,8 @@ class SearchEngine:
         """A unit's future is done: its fits not yet arrived arrive, or its error is
         noted (the fits before the earliest failure known run again, alone)."""
         running = call.in_flight.pop(future, None)
-        if running is None or running.group["settled"]:
-            return  # a copy dropped when its twin's result came in / it is in already
+        if running is None or running.group["settled"] or future.cancelled():
+            return  # a copy dropped when its twin's result came in / in already / dropped
         twin = running.twin
         try:
             outcome = future.result()
@@ -447,6 +448,7 @@ class _Call:
         self.arrived: set[int] = set()  # indices whose result is in
         self.inbox: collections.deque = collections.deque()  # (index, result) streamed
         self.open = True
+        self.error: BaseException | None = None  # raised by on_fit in a unit's thread
         self.checked = time.monotonic()
         self._batches: dict[int, _Running] = {}  # id(batch sent) -> its unit
         self._lock = threading.Lock()
@@ -464,13 +466,20 @@ class _Call:
         if unit is None or unit.batch is not batch:
             return True  # not this call's (a refit or a fit run ahead)
         engine = self.engine
-        if not self.open or unit.group["settled"] or engine.stopped is not None:
+        if (not self.open or unit.group["settled"] or engine.stopped is not None
+                or self.error is not None):
             return False
+        if j < 0:  # may the unit start?
+            return True
         self.inbox.append((unit.indices[j], result))
-        if threading.get_ident() == self._thread:
-            engine._drain(self)
-        else:
+        if threading.get_ident() != self._thread:
             self.wake_up()
+            return True
+        try:  # an in-process unit: handled before its next fit
+            engine._drain(self)
+        except BaseException as exc:  # on_fit's own error: raised by run, not the fit's
+            self.error = exc
+            return False
         return True
 
     def copy_stragglers(self, runner, slots: int, wall_per_fit: float) -> int:
@@ -526,6 +535,13 @@ class _Call:
             indices.extend(queue.popleft().indices)
             self.singles -= 1
         return "single", indices
+
+    def drop(self, runner) -> None:
+        """Forget the queued units and drop the running ones (a stop)."""
+        for future in list(self.in_flight):
+            runner.discard(future)
+        self.queue.clear()
+        self.in_flight.clear()
 
     def wake_up(self) -> None:
         with self._lock:

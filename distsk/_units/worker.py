@@ -271,9 +271,9 @@ def _run_fits_kept(tasks, capture_stdout, topic) -> UnitResult:
 
 def stream_topic(topic: str) -> str:
     """The Dask event topic of a search's result stream: every fit a batch keeps,
-    ``(index, (result, warnings, printed), batch key)``. Named as a kept topic, so it
-    is dropped with them."""
-    return kept_topic(topic, "stream")
+    ``(index, (result, warnings, printed), batch key)``. The runner drops it with the
+    kept topics (every topic named ``f"{topic}-..."``)."""
+    return f"{topic}-stream"
 
 
 class _KeptBatch:
