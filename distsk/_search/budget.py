@@ -98,6 +98,7 @@ class Budget:
     def watch(self, engine) -> None:
         """Stop ``engine`` at the deadline (a timer thread; :meth:`close` cancels it)."""
         self.close()
+        engine.deadline = self.deadline  # no fit starts that would end after it
         if self.left() <= 0:
             engine.stop("time_budget")
             return

@@ -86,6 +86,7 @@ class SearchEngine:
         self._call: _Call | None = None
         #: Set by the search before its last call: the refit, run ahead on the runner.
         self.refit_ahead: RefitAhead | None = None
+        self.deadline: float | None = None  # a time budget's end (time.monotonic())
 
     #: Calls collected so far: none after a search that ran fits means sklearn's
     #: ``Parallel`` bypassed the collector (``DistributedSearchCV.fit`` checks).
@@ -211,7 +212,10 @@ class SearchEngine:
         if call.small:
             limit = len(queue) + len(in_flight)
         starting = []
-        while queue and len(in_flight) + len(starting) < limit:
+        late = _too_late(self.deadline, self.seconds_per_fit)  # see _too_late
+        if late and queue and not in_flight:
+            self.stop("time_budget")
+        while queue and not late and len(in_flight) + len(starting) < limit:
             kind, indices = call.next_work(slots, self.seconds_per_fit)
             batch = [call.items[i] for i in indices]
             if self.runner.remote:
@@ -366,6 +370,13 @@ def _resume(call: _Call, checkpoint, verbose: int) -> int:
         print(f"[distsk] {len(items) - len(call.todo)} of {len(items)} fits resumed from "
               f"checkpoint {checkpoint.path!r}; {len(call.todo)} to run.", flush=True)
     return len(items) - len(call.todo)
+
+
+def _too_late(deadline: float | None, seconds_per_fit: float | None) -> bool:
+    """Whether a fit started now is predicted to end after ``deadline`` (a time budget:
+    no such fit starts; with nothing left running, the search stops at once)."""
+    return (deadline is not None and seconds_per_fit is not None
+            and time.monotonic() + seconds_per_fit > deadline)
 
 
 def _learned(previous: float | None, results) -> float | None:
