@@ -61,7 +61,8 @@ class SearchEngine:
         finished fit waits to be stored).
 
     Stopping
-        :meth:`stop` (thread-safe) ends :meth:`run` between two fits. See there.
+        :meth:`stop` (thread-safe) ends :meth:`run` between two fits; ``deadline``
+        (a time budget) lets no fit start that would end after it.
     """
 
     def __init__(self, runner: Runner, *, share: bool = True, seconds_per_fit: float | None = None,
@@ -71,8 +72,7 @@ class SearchEngine:
         self.seconds_per_fit = seconds_per_fit
         self.checkpoint = checkpoint
         self.verbose = verbose
-        self.n_fits = 0
-        self.n_resumed = 0
+        self.n_fits = self.n_resumed = 0
         self.n_speculated = 0
         #: Fits that arrived through the result stream, before their unit's result.
         self.n_streamed = 0
@@ -86,7 +86,7 @@ class SearchEngine:
         self._call: _Call | None = None
         #: Set by the search before its last call: the refit, run ahead on the runner.
         self.refit_ahead: RefitAhead | None = None
-        self.deadline: float | None = None  # a time budget's end (time.monotonic())
+        self.deadline: float | None = None  # time.monotonic() (see Stopping)
 
     #: Calls collected so far: none after a search that ran fits means sklearn's
     #: ``Parallel`` bypassed the collector (``DistributedSearchCV.fit`` checks).
