@@ -61,8 +61,7 @@ class SearchEngine:
         finished fit waits to be stored).
 
     Stopping
-        :meth:`stop` (thread-safe) ends :meth:`run` between two fits; ``deadline``
-        (a time budget) lets no fit start that would end after it.
+        :meth:`stop` (thread-safe) ends :meth:`run` between fits (``deadline``: below).
     """
 
     def __init__(self, runner: Runner, *, share: bool = True, seconds_per_fit: float | None = None,
