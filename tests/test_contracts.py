@@ -390,7 +390,7 @@ def test_callback_transport_looks_consumers_up_with_get():
         "sklearn.callback._transport.send(ListenerHandle(address, authkey), message) "
         "finds the consumer with _message_consumers.get(address), a module-level dict",
         "distsk/_units/worker.py (_ForwardingConsumers, _Collecting), "
-        "distsk/_engines/dask.py (_deliver) and _local.py (_delivered)",
+        "distsk/_engines/dask_events.py (EventRelay._deliver) and _local.py (_delivered)",
     )
 
 
