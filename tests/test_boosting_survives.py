@@ -53,13 +53,12 @@ def three_workers():
         yield client
 
 
-def _training_topics(dask_scheduler=None):
-    """{topic: rounds reached} of the distsk trainings rank 0 reports on."""
-    out = {}
-    for name, topic in list(dask_scheduler._broker._topics.items()):
-        if str(name).startswith("distsk-xgb-") and topic.events:
-            out[name] = max(msg["rounds"] for _, msg in topic.events)
-    return out
+def _rounds(client) -> int:
+    """The most rounds a distsk training on the workers has reached."""
+    from distsk._engines.xgboost import _rounds_on_worker
+
+    found = client.run(_rounds_on_worker, on_error="ignore")
+    return max((r for r in found.values() if isinstance(r, int)), default=0)
 
 
 def _kill_at(client, pid, rounds, log, timeout=120):
@@ -67,9 +66,9 @@ def _kill_at(client, pid, rounds, log, timeout=120):
     def run():
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            reached = client.run_on_scheduler(_training_topics)
-            if reached and max(reached.values()) >= rounds:
-                log["killed_at_round"] = max(reached.values())
+            reached = _rounds(client)
+            if reached >= rounds:
+                log["killed_at_round"] = reached
                 log["killed_at"] = time.monotonic()
                 os.kill(pid, signal.SIGKILL)
                 return

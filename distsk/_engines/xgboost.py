@@ -171,10 +171,9 @@ def _fit_watched(client, model, X, y, fit_params) -> None:
     import threading
 
     before = _workers(client)
-    keys = [str(getattr(b, "key", b)) for b in _keys_of(X)]
     try:
         who = client.who_has()
-        held = {k: set(who.get(k) or ()) for k in keys}
+        held = {k: set(who.get(k) or who.get(str(k)) or ()) for k in _keys_of(X)}
     except Exception:
         held = {}
     outcome: dict = {}
@@ -304,7 +303,8 @@ def _check_input(estimator, X, y, found=None):
 # A distributed training keeps its model on the client's side of the cluster every k
 # rounds, so that a lost worker costs at most k rounds: rank 0 stores the model's bytes
 # in a Dask Variable on the scheduler (one value, the latest: bounded memory, never a
-# worker's disk) and logs its round count as an event every round. k follows the
+# worker's disk); every rank keeps its round count in its process, which the client
+# asks the survivors for when a worker is lost (no message per round). k follows the
 # measured times: after each checkpoint, k = ceil(checkpoint seconds / (BUDGET x median
 # round seconds)), so that checkpoints take at most BUDGET of the training.
 
@@ -318,6 +318,9 @@ STOP_WAIT = 30.0
 #: In a worker process: the trainings told to stop (their tags), and those running.
 _STOPPED: set = set()
 _RUNNING: dict = {}
+#: In a worker process: {training run: (rounds reached, k then)}, kept by every rank
+#: (the ranks advance in step), read by the client when a worker is lost.
+_REACHED: dict = {}
 
 
 class TrainingStopped(RuntimeError):
@@ -331,6 +334,19 @@ def _stop_on_worker(tag: str) -> None:
 def _forget_on_worker(tag: str) -> None:
     for run in [r for r in _STOPPED if r.split("/")[0] == tag]:
         _STOPPED.discard(run)
+    for run in [r for r in _REACHED if r.split("/")[0] == tag]:
+        _REACHED.pop(run, None)
+
+
+def _rounds_on_worker() -> int:
+    """The most rounds any distsk training in this worker process has reached (0: none
+    running or kept)."""
+    return max((r for r, _ in list(_REACHED.values())), default=0)
+
+
+def _reached_on_worker(tag: str) -> list:
+    """[(rounds, k)] of fit ``tag``'s trainings in this worker process."""
+    return [v for r, v in list(_REACHED.items()) if r.split("/")[0] == tag]
 
 
 def _running_on_worker(dask_worker=None) -> list:
@@ -417,20 +433,21 @@ def _checkpoints(run: str, total: int, every: int | None = None):
                 if self.next <= rounds < self.total and \
                         (self.sending is None or self.sending.done()):
                     t0 = _time.perf_counter()
-                    value = {"rounds": rounds, "k": self.k,
-                             "model": bytes(model.save_raw(raw_format="ubj"))}
-                    # Sent by the worker's event loop while the next rounds train.
-                    self.sending = asyncio.run_coroutine_threadsafe(
-                        self.worker.scheduler.variable_set(name=f"{self.tag}-model",
-                                                           data=value),
-                        self.worker.loop.asyncio_loop)
-                    cost = _time.perf_counter() - t0
+                    raw = bytes(model.save_raw(raw_format="ubj"))
+                    cost = _time.perf_counter() - t0  # what the rounds wait for
                     if self.every is None:
                         per_round = max(statistics.median(self.rounds_s[-25:]), 1e-6)
                         self.k = max(1, math.ceil(cost / (engine.CHECKPOINT_BUDGET *
                                                           per_round)))
                     self.next = rounds + self.k
-                self.worker.log_event(f"{self.tag}-rounds", {"rounds": rounds, "k": self.k})
+                    # k: the rounds until the next checkpoint (at most this many redone).
+                    value = {"rounds": rounds, "k": self.k, "model": raw}
+                    # Sent by the worker's event loop while the next rounds train.
+                    self.sending = asyncio.run_coroutine_threadsafe(
+                        self.worker.scheduler.variable_set(name=f"{self.tag}-model",
+                                                           data=value),
+                        self.worker.loop.asyncio_loop)
+            engine._REACHED[self.run] = (rounds, self.k)  # no message: read when needed
             self.t = _time.perf_counter()
             return False
 
@@ -474,12 +491,18 @@ class Checkpointed:
         return value if isinstance(value, dict) else None
 
     def reached(self) -> tuple[int, int]:
-        """(rounds rank 0 reported reached, the k then), from its events."""
-        events = self.client.get_events(f"{self.tag}-rounds")
-        if not events:
-            return 0, self.every or 1
-        last = max((msg for _, msg in events), key=lambda m: m["rounds"])
-        return int(last["rounds"]), int(last["k"])
+        """(the most rounds a training worker reached, k: the rounds between the last
+        checkpoint and the next), the rounds asked of the workers present (the ranks
+        advance in step: a survivor's count is the lost worker's, within a round), k
+        from the last checkpoint (1 before the first: it follows round 1)."""
+        try:
+            found = self.client.run(_reached_on_worker, self.tag, on_error="ignore")
+        except Exception:
+            found = {}
+        pairs = [tuple(p) for v in found.values() if isinstance(v, list) for p in v]
+        rounds = max((r for r, _ in pairs), default=0)
+        last = self.latest()
+        return int(rounds), int(last["k"] if last else (self.every or 1))
 
     def stop(self, workers, futures, timeout: float = STOP_WAIT) -> float:
         """Tell the training threads on ``workers`` to stop, wait (at most ``timeout``)
@@ -514,20 +537,12 @@ class Checkpointed:
         try:
             Variable(f"{self.tag}-model", client=self.client).delete()
             self.client.run(_forget_on_worker, self.tag, on_error="ignore")
-            self.client.run_on_scheduler(_drop_topic, f"{self.tag}-rounds")
         except Exception:
             pass
 
     def summary(self) -> dict:
         return {"recoveries": list(self.recoveries),
                 "n_rounds_redone": sum(r["redone"] for r in self.recoveries)}
-
-
-def _drop_topic(topic, dask_scheduler=None):
-    broker = getattr(dask_scheduler, "_broker", None)
-    topics = getattr(broker, "_topics", None)
-    if isinstance(topics, dict):
-        topics.pop(topic, None)
 
 
 def record_fit(model, checkpointed: Checkpointed, k: int) -> None:
