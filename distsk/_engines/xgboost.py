@@ -1,5 +1,10 @@
 """xgboost engine: train with xgboost.dask where the data lives, return a plain model.
 
+A worker lost during the training (#23 section 2): the model is checkpointed every k
+rounds to the scheduler and the training resumes on the workers left from the last
+checkpoint (the checkpoint machinery below is shared with ``xgboost_extmem``;
+docs/larger_than_memory.rst, "When a worker dies during boosting").
+
 xgboost is imported only when this engine runs.
 """
 

@@ -22,17 +22,17 @@ no evaluation sets, callbacks, custom objectives or metrics, early stopping or
 categorical data (each is refused naming it); y (and sample_weight) travel with their
 row blocks.
 
-A worker lost during training (#23 section 2): rank 0 sends the model's bytes to the
-client every k rounds (a Dask event, :mod:`._boost_checkpoint`; k from the measured round
-and checkpoint times, so that checkpoints cost at most ``CHECKPOINT_BUDGET`` of the
-training). The survivors' collective fails at the lost peer's closed sockets (xgboost
+A worker lost during training (#23 section 2): rank 0 stores the model's bytes on the
+scheduler every k rounds (a Dask Variable; ``Checkpointed`` in ``.xgboost``; k from the
+measured round and save times, so that checkpoints cost at most ``CHECKPOINT_BUDGET`` of
+the training). The survivors' collective fails at the lost peer's closed sockets (xgboost
 raises "Encountered EOF" within a second) and a stop flag set on every worker ends any
 task still reading its blocks; then the training resumes on the workers left from the
 last checkpoint (``xgb_model=``, ``n - r`` rounds): at most k rounds are redone and the
 model has the rounds asked. Every worker re-reads its new share, so blocks the lost
 worker held are recomputed from their graph (a warning says how many); blocks Dask cannot
 recompute (scattered data) end the fit with ``ClusterUnavailableError`` saying to reload
-them. With no worker left, or after ``MAX_RECOVERIES`` losses, the fit fails with
+them (untested). With no worker left, or after ``MAX_RECOVERIES`` losses, the fit fails with
 ``ClusterUnavailableError`` naming the workers lost.
 """
 
