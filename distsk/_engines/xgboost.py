@@ -106,6 +106,7 @@ class XGBoostExecutor(Executor):
                         "lost": list(lost.gone), "rounds_reached": reached,
                         "resumed_from": resumed, "redone": max(0, reached - resumed),
                         "k": k, "stop_seconds": round(stop_s, 3),
+                        "restarted": list(book.restarted),
                         "detect_seconds": round(lost.detect_s, 3),
                         "blocks_recomputed": lost.recomputed,
                         "recover_seconds": round(time.monotonic() - lost_at, 3),
@@ -319,6 +320,9 @@ CHECKPOINT_BUDGET = 0.02
 MAX_RECOVERIES = 3
 #: Seconds the client waits for the survivors' training threads to end after a loss.
 STOP_WAIT = 30.0
+#: Seconds after which a survivor whose training thread still runs (blocked in the
+#: collective) has its worker process restarted.
+STOP_GRACE = 5.0
 
 #: In a worker process: the trainings told to stop (their tags), and those running.
 _STOPPED: set = set()
@@ -459,6 +463,30 @@ def _checkpoints(run: str, total: int, every: int | None = None):
     return Checkpoints()
 
 
+def _kill_pid(pid: int) -> None:
+    import os
+    import signal
+
+    os.kill(pid, signal.SIGKILL)
+
+
+def _kill_workers(client, workers) -> None:
+    """SIGKILL the processes of ``workers`` from their nannies (which start new ones):
+    the only way to end a thread blocked in xgboost's C++ collective."""
+    import os
+
+    try:
+        pids = client.run(os.getpid, workers=list(workers), on_error="ignore")
+    except Exception:
+        return
+    for worker, pid in pids.items():
+        if isinstance(pid, int):
+            try:
+                client.run(_kill_pid, pid, workers=[worker], nanny=True, on_error="ignore")
+            except Exception:
+                pass
+
+
 class Checkpointed:
     """The client's side of one fit's checkpoints: the latest model kept on the
     scheduler, the rounds reached, and what each recovery cost."""
@@ -470,6 +498,7 @@ class Checkpointed:
         self.tag = f"distsk-xgb-{uuid.uuid4().hex[:10]}"
         self.recoveries: list = []
         self.timeouts: list = []  # the collective's timeouts raised after slow peers
+        self.restarted: list = []  # survivors restarted at the last loss (thread blocked)
         self.attempt = 0
 
     @property
@@ -522,6 +551,7 @@ class Checkpointed:
                             on_error="ignore")
         except Exception:
             pass
+        self.restarted = []
         while time.monotonic() - started < timeout:
             pending = [f for f in futures if f.status == "pending"]
             try:
@@ -533,6 +563,18 @@ class Checkpointed:
                      and run in tags]
             if not still and not pending:
                 break
+            if still and not self.restarted and time.monotonic() - started > STOP_GRACE:
+                # A survivor's thread blocked in xgboost's collective (C++: no flag or
+                # exception reaches it; its timeout does not always fire): restart that
+                # worker's process (its nanny starts a new one; Dask recomputes the data
+                # it held from their graph), else it would hold its thread and block the
+                # resumed training.
+                self.restarted = list(still)
+                _kill_workers(self.client, self.restarted)
+                workers = [w for w in workers if w not in self.restarted]
+                for f in futures:
+                    f.cancel()
+                futures = []
             time.sleep(0.2)
         return time.monotonic() - started
 

@@ -303,6 +303,7 @@ class XGBoostExternalMemoryExecutor(Executor):
                         "lost": list(lost.gone), "rounds_reached": reached,
                         "resumed_from": resumed, "redone": max(0, reached - resumed),
                         "k": k, "stop_seconds": round(stop_s, 3),
+                        "restarted": list(book.restarted),
                         "detect_seconds": round(lost.detect_s, 3),
                         "blocks_recomputed": _held_only_by(lost.held, lost.gone),
                         "recover_seconds": round(time.monotonic() - lost_at, 3),
