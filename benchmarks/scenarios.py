@@ -315,7 +315,7 @@ def _timing_checkpoint():
     Wall-time ratios on a shared 2-core machine swing by more than the few per cent the
     checkpoint costs; this measures the cost itself. ``inside[0]`` holds the total.
     """
-    from distsk import _checkpoint
+    from distsk._search import checkpoint as _checkpoint
 
     inside = [0.0]
     patched = [(_checkpoint.Checkpoint, n) for n in ("__init__", "get_many", "put", "close")]

@@ -148,7 +148,7 @@ def test_large_data_without_a_large_data_engine_is_fit_exactly_on_a_worker(clien
 def test_large_data_for_unsupported_estimator_names_options(client):
     # Over the gather limit and over what a worker may hold.
     est = DistributedEstimator(SVC(), max_gather_bytes=0, client=client)
-    from distsk import _planning
+    from distsk._decide import planning as _planning
 
     room = _planning.WORKER_DATA_FRACTION
     try:

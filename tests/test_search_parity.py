@@ -227,7 +227,8 @@ def test_nests_in_sklearn_search_and_cross_validate_clones_and_pickles(client):
 def test_dask_input_stays_on_the_workers_is_gathered_or_refused_clearly(active_client):
     import dask.array as da
 
-    from distsk import DataTooLargeError, _planning
+    from distsk import DataTooLargeError
+    from distsk._decide import planning as _planning
 
     dX, dy = da.from_array(X, chunks=(40, 5)), da.from_array(y, chunks=40)
     ref = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3).fit(X, y)
