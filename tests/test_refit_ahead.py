@@ -50,7 +50,9 @@ def test_last_round_of_one_refits_beside_its_fits(backend, request, tmp_path):
     assert [f for f in made if f.split()[1] == "300"] == [
         f for f in sklearns if f.split()[1] == "300"]
     assert set(sklearns) <= set(made)
-    assert len(made) - len(sklearns) == ours.n_fits_discarded_
+    # A discarded fit ran, or was stopped before it ran (a unit told to stop by the result
+    # stream ends before its next fit): no fit beyond the discarded ones.
+    assert len(made) - len(sklearns) <= ours.n_fits_discarded_
 
 
 @pytest.mark.timeout(120)
