@@ -303,7 +303,8 @@ n_possible_iterations_, n_required_iterations_
         (their results are used as they are: the same call, the same result).
     n_fits_discarded_ : int
         Fits started ahead whose candidate was then eliminated: discarded, in no
-        result and not in ``n_fits_performed_``.
+        result and not in ``n_fits_performed_`` (one still queued in its unit is
+        stopped before it runs).
     n_trees_fitted_ : int or None
         With ``resource`` the estimator's ``n_estimators`` / ``max_iter``: trees (or
         boosting iterations) fitted over all rounds, counting only what each grown fit
