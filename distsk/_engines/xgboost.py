@@ -98,19 +98,8 @@ class XGBoostExecutor(Executor):
                             f"at most {MAX_RECOVERIES} are recovered from); the fit was "
                             "stopped. Fit again once the cluster is stable."
                         ) from lost.cause
-                    if checkpoint is not None and (start is None or
-                                                   checkpoint["rounds"] >= start["rounds"]):
-                        start = checkpoint
-                    resumed = 0 if start is None else int(start["rounds"])
-                    book.recoveries.append({
-                        "lost": list(lost.gone), "rounds_reached": reached,
-                        "resumed_from": resumed, "redone": max(0, reached - resumed),
-                        "k": k, "stop_seconds": round(stop_s, 3),
-                        "restarted": list(book.restarted),
-                        "detect_seconds": round(lost.detect_s, 3),
-                        "blocks_recomputed": lost.recomputed,
-                        "recover_seconds": round(time.monotonic() - lost_at, 3),
-                    })
+                    start = book.record_loss(lost, start, checkpoint, reached, k, stop_s,
+                                             lost_at, lost.recomputed)
                     warnings.warn(resume_message(book.recoveries[-1], total, "xgboost.dask"),
                                   RuntimeWarning, stacklevel=2)
             k = book.reached()[1]
@@ -513,6 +502,25 @@ class Checkpointed:
 
     def callback(self):
         return _checkpoints(self.run, self.total, self.every)
+
+    def record_loss(self, lost, start, checkpoint, reached, k, stop_s, lost_at,
+                    recomputed) -> dict | None:
+        """Record one recovery in ``recoveries``; the checkpoint to resume from (the
+        later of ``start`` and ``checkpoint``)."""
+        if checkpoint is not None and (start is None or
+                                       checkpoint["rounds"] >= start["rounds"]):
+            start = checkpoint
+        resumed = 0 if start is None else int(start["rounds"])
+        self.recoveries.append({
+            "lost": list(lost.gone), "rounds_reached": reached,
+            "resumed_from": resumed, "redone": max(0, reached - resumed),
+            "k": k, "stop_seconds": round(stop_s, 3),
+            "restarted": list(self.restarted),
+            "detect_seconds": round(lost.detect_s, 3),
+            "blocks_recomputed": recomputed,
+            "recover_seconds": round(time.monotonic() - lost_at, 3),
+        })
+        return start
 
     def latest(self) -> dict | None:
         """The last checkpoint the scheduler received: {"rounds", "k", "model"}."""

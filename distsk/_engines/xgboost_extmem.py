@@ -295,19 +295,8 @@ class XGBoostExternalMemoryExecutor(Executor):
                     if len(lost_all) > MAX_RECOVERIES or not _gone_ok(client):
                         raise _lost_error(lost.gone, workers, lost_all, checkpoint,
                                           recovered=False) from lost.cause
-                    if checkpoint is not None and (start is None or
-                                                   checkpoint["rounds"] >= start["rounds"]):
-                        start = checkpoint
-                    resumed = 0 if start is None else int(start["rounds"])
-                    book.recoveries.append({
-                        "lost": list(lost.gone), "rounds_reached": reached,
-                        "resumed_from": resumed, "redone": max(0, reached - resumed),
-                        "k": k, "stop_seconds": round(stop_s, 3),
-                        "restarted": list(book.restarted),
-                        "detect_seconds": round(lost.detect_s, 3),
-                        "blocks_recomputed": _held_only_by(lost.held, lost.gone),
-                        "recover_seconds": round(time.monotonic() - lost_at, 3),
-                    })
+                    start = book.record_loss(lost, start, checkpoint, reached, k, stop_s,
+                                             lost_at, _held_only_by(lost.held, lost.gone))
                     warnings.warn(_resume_message(book.recoveries[-1], total), RuntimeWarning,
                                   stacklevel=2)
                 finally:
