@@ -156,3 +156,36 @@ def test_a_worker_retired_mid_search_runs_no_fit_twice(cluster, tmp_path):
         left = client.run_on_scheduler(
             lambda dask_scheduler: [t for t in dask_scheduler._broker._topics if "-fits-" in t])
         assert left == []
+
+
+def test_data_sent_when_every_worker_is_gone_waits_for_one_to_come_back(tmp_path,
+                                                                        monkeypatch):
+    # Every worker killed at once (the fresh-clone CI of 2026-12-07: both fits of a
+    # search killed both workers, whose nannies took longer than three 20 s tries to
+    # bring them back on the loaded machine): the send waits for a running worker
+    # (WORKER_BACK_TIMEOUT) instead of giving up after its tries. The tries are made 2 s
+    # here so that the worker comes back after all of them.
+    from distsk._engines import dask_data
+
+    monkeypatch.setattr(dask_data, "SCATTER_TIMEOUT", 2.0)
+    cluster = CLICluster(tmp_path, n_workers=1)
+    try:
+        cluster.wait_for_workers(1)
+        with _client(cluster) as client:
+            client.retire_workers(close_workers=True)  # the nanny goes too
+            deadline = time.monotonic() + 30
+            while client.scheduler_info(n_workers=-1)["workers"]:
+                assert time.monotonic() < deadline, "the worker was not retired"
+                time.sleep(0.1)
+            later = threading.Timer(12.0, cluster.add_worker, args=("back",))
+            later.start()
+            start = time.monotonic()
+            X, _ = _data()
+            (future,) = dask_data.SentData(client, cluster.address).scatter([X])
+            waited = time.monotonic() - start
+            later.join()
+            assert waited > 12.0  # sent only once the worker was back
+            np.testing.assert_array_equal(future.result(timeout=30), X)
+            assert _worker_named(client, "back") in client.who_has([future])[future.key]
+    finally:
+        cluster.close()

@@ -30,6 +30,9 @@ RESULT_TIMEOUT = 60.0
 #: Tries of one scatter when workers die during it, and seconds each may take.
 SCATTER_TRIES = 3
 SCATTER_TIMEOUT = 20.0
+#: Seconds a scatter waits for a running worker when the cluster has none (every worker
+#: killed at once: nannies restart them, an autoscaler adds them; slow on a busy machine).
+WORKER_BACK_TIMEOUT = 120.0
 
 
 def scatter_one(client, obj):
@@ -212,6 +215,11 @@ class SentData:
                 if self.client.status != "running":
                     break
             try:
+                if attempt:
+                    # Every worker may have died at once: wait for one to be back (the
+                    # scheduler's own wait is only within the try's bound).
+                    bounded(lambda: self.client.wait_for_workers(
+                        1, timeout=WORKER_BACK_TIMEOUT), WORKER_BACK_TIMEOUT + 5)
                 futures = bounded(
                     lambda: self.client.scatter(objs, hash=False, broadcast=broadcast,
                                                 timeout=SCATTER_TIMEOUT),
@@ -227,9 +235,19 @@ class SentData:
             return futures
         raise ClusterUnavailableError(
             f"Could not send the search's data to the workers of {self._address} "
-            f"({SCATTER_TRIES} tries of {SCATTER_TIMEOUT:.0f} s; last: "
-            f"{type(last).__name__}: {last})."
+            f"({SCATTER_TRIES} tries of {SCATTER_TIMEOUT:.0f} s, the later ones after waiting up to "
+            f"{WORKER_BACK_TIMEOUT:.0f} s for a running worker; last: "
+            f"{type(last).__name__}: {last}; {self._running_workers()})."
         ) from last
+
+    def _running_workers(self) -> str:
+        """What the scheduler lists now, for the error message."""
+        try:
+            info = bounded(self.client.scheduler_info, 5)
+        except Exception as exc:
+            return f"the scheduler did not say which workers run ({type(exc).__name__})"
+        states = [w.get("status", "?") for w in info.get("workers", {}).values()]
+        return f"the scheduler lists {len(states)} worker(s): {sorted(states)}"
 
     def forget(self):
         # Which copies died is the scheduler's knowledge, and asking races further
