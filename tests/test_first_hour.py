@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -46,6 +47,10 @@ def test_refused_address_fails_at_once_every_time_with_the_same_message(address)
     assert "ConnectionRefusedError" in messages[0]
     assert "Check that `dask scheduler` runs there" in messages[0]
     assert address not in _by_address
+    # One error, not a chain of three naming private classes (#25).
+    error = info.value
+    assert error.__cause__ is None and error.__suppress_context__
+    assert "_Refused" not in "".join(traceback.format_exception(error))
 
 
 def test_silent_address_waits_for_the_timeout_and_says_so():
@@ -56,9 +61,10 @@ def test_silent_address_waits_for_the_timeout_and_says_so():
         silent.listen(8)
         address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
         start = time.perf_counter()
-        with pytest.raises(ClusterUnavailableError, match=r"within 1 s"):
+        with pytest.raises(ClusterUnavailableError, match=r"within 1 s") as info:
             resolve_client(address, timeout=1.0)
         assert 0.9 < time.perf_counter() - start < 10
+    assert info.value.__cause__ is None  # one error, the cause in its message
 
 
 # ---------------------------------------------------------------------------- progress

@@ -102,7 +102,11 @@ def _connect(address: str, timeout: float):
         try:
             _refuses_at_once(address, timeout)
             c = Client(address, timeout=timeout, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
+        except (_Refused, _Silent) as exc:
+            # distsk's own probe: the message names the cause; the chained tracebacks
+            # (three, 42 lines) added only private frames.
+            raise ClusterUnavailableError(_refusal(address, exc, timeout)) from None
+        except (OSError, TimeoutError) as exc:  # distributed's Client: its frames may help
             raise ClusterUnavailableError(_refusal(address, exc, timeout)) from exc
         _by_address[address] = c
         return c

@@ -21,13 +21,13 @@ import textwrap
 import time
 
 import numpy as np
+from distributed import Client, LocalCluster
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
 from distsk import DistributedEstimator, DistributedSearchCV
-from distsk._cluster.client import embedded_cluster
 
 SIZES = {
     # n_samples for steps 1-3, trees per forest, n_samples of the dask array (steps 4-5)
@@ -160,7 +160,10 @@ def main(argv=None):
     # Step 1 runs before any cluster exists: distsk never starts one by itself.
     local = step1_local_forest(X, y, size["n_estimators"])
 
-    with embedded_cluster(n_workers=2) as client:
+    # Two worker processes on this machine, listening on 127.0.0.1 only, the dashboard
+    # on a free local port: distributed's own API, as on any cluster.
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
         print(f"\nStarted an embedded Dask cluster at {client.scheduler.address} "
               "(2 worker processes, 127.0.0.1 only)")
         step2_cluster_forest(X, y, size["n_estimators"], client, local)
