@@ -121,6 +121,7 @@ def test_a_shared_pipeline_prefix_transforms_under_the_callers_config(backend, r
         ours = DistributedSearchCV(pipe, grid, cv=3, backend=backend,
                                    client=_client(request, backend)).fit(Xf, y)
     assert ours.n_fits_performed_ == 3  # one prefix fit per fold, shared
+    assert ours.n_final_step_fits_ == 9  # 3 candidates x 3 folds on those prefixes
     assert np.all(ref.cv_results_["mean_test_score"] == 11.0)
     np.testing.assert_array_equal(ours.cv_results_["mean_test_score"],
                                   ref.cv_results_["mean_test_score"])

@@ -292,6 +292,9 @@ n_possible_iterations_, n_required_iterations_
     n_fits_performed_ : int
         Full fits distsk made over all rounds (the refit aside), counted as for
         :class:`DistributedSearchCV`. sklearn makes ``sum(n_candidates_) * n_splits_``.
+    n_final_step_fits_ : int
+        Final-step fits on shared pipeline prefixes over all rounds, as for
+        :class:`DistributedSearchCV`.
     n_fits_grown_ : int
         Of those, fits that grew the candidate's model from its previous round (warm
         start) instead of starting afresh: with ``resource`` the size parameter of a

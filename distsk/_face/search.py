@@ -213,8 +213,11 @@ n_splits_, refit_time_, multimetric_
     n_fits_performed_ : int
         Full fits distsk made for candidates x folds (the refit aside): an ordinary
         candidate fit, a shared pipeline prefix fit (the final steps fit on its output
-        are not counted) or a shared large ensemble each count once. Plain sklearn
-        makes candidates x folds full fits.
+        are counted apart, in ``n_final_step_fits_``) or a shared large ensemble each
+        count once. Plain sklearn makes candidates x folds full fits.
+    n_final_step_fits_ : int
+        Final-step fits made on the output of a shared pipeline prefix (one per
+        candidate and fold sharing it); 0 when no prefix was shared.
     time_budget_ended_, n_candidates_evaluated_ : bool, int
         Whether ``time_budget`` ended the search; the candidates in ``cv_results_``.
 
@@ -386,6 +389,7 @@ n_splits_, refit_time_, multimetric_
         if note and self.verbose > 0:
             print(f"[distsk] cost model: {note}")
         self.n_fits_performed_ = engine.n_fits
+        self.n_final_step_fits_ = engine.n_final_step_fits
         self.n_fits_resumed_ = engine.n_resumed
         self._n_speculated = engine.n_speculated  # straggling units run a second time
         # A refit run ahead took its fit time where it ran; sklearn timed only the wait.

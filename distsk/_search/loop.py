@@ -72,6 +72,9 @@ class SearchEngine:
         self.checkpoint = checkpoint
         self.verbose = verbose
         self.n_fits = self.n_resumed = 0
+        #: Final-step fits made on the output of a shared pipeline prefix (each prefix
+        #: fit counts once in ``n_fits``; the final steps fit on it are counted here).
+        self.n_final_step_fits = 0
         self.n_speculated = 0
         #: Fits that arrived through the result stream, before their unit's result.
         self.n_streamed = 0
@@ -309,6 +312,8 @@ class SearchEngine:
         # A unit none of whose fits was streamed counts its full fits (a shared prefix
         # is one); else each fit that arrived now.
         self.n_fits += outcome.n_fits if fresh == len(running.indices) else fresh
+        if running.kind == "prefix":
+            self.n_final_step_fits += fresh
         self._walls.append(
             (time.monotonic() - running.started) / max(1, len(running.indices)))
         if outcome.printed:
