@@ -168,8 +168,9 @@ def test_fitted_estimator_shows_its_plan_after_the_diagram():
     out = est._repr_html_()
     diagram_end = out.index("distsk plan")
     assert "sk-top-container" in out[:diagram_end]  # sklearn's diagram comes first
-    assert "<code>sequential</code> (in-process)" in out
-    assert html.escape(est.plan_.reason) in out
+    assert html.escape(est.plan_.headline()) in out
+    assert est.plan_.headline().startswith("sequential (in-process)")
+    assert html.escape(est.plan_.reason) in out  # folded away in a <details>
     assert "dashboard" not in out  # no cluster ran it
     assert "distsk plan" in est._repr_mimebundle_()["text/html"]
 
@@ -179,7 +180,7 @@ def test_search_run_on_a_cluster_links_its_dashboard(client):
 
     search = _search("dask", client).fit(X, y)
     out = search._repr_html_()
-    assert "<code>dask</code>" in out
+    assert ">dask (candidates)" in out
     assert f"Dask scheduler {client.scheduler.address}" in out
     link = client.dashboard_link
     assert f'dashboard: <a href="{link}" target="_blank">{link}</a>' in out
@@ -419,3 +420,47 @@ def test_in_a_notebook_the_bar_and_the_plan_are_cell_outputs():
     assert re.search(r"9/9.*fits elapsed.*done", re.sub(r"<[^>]+>", "", bars[0]))
     (result,) = nb.cells[2].outputs
     assert "distsk plan" in result["data"]["text/html"]
+
+
+# ---------------------------------------------------------------------- a readable plan
+def test_the_plan_reads_as_a_headline_and_a_table_of_the_engines(capsys, monkeypatch):
+    # #25: verbose=1 printed one plan line of about 700 characters, wrapped mid-word.
+    from distsk import DistributedSearchCV
+
+    monkeypatch.setenv("COLUMNS", "80")
+    search = DistributedSearchCV(LogisticRegression(), GRID, cv=3, verbose=1).fit(X, y)
+    printed = capsys.readouterr().out.splitlines()
+    plan = search.plan_
+    first = next(i for i, line in enumerate(printed)
+                 if line.startswith(f"[distsk] {plan.executor} ("))
+    assert len(printed[first]) <= len("[distsk] ") + 100 and len(plan.headline()) <= 100
+    engines = [q.engine for q in plan.predictions]
+    assert len(engines) >= 2, engines  # "auto" compared engines
+    table = printed[first + 1: first + 2 + len(engines)]
+    assert all(len(line) <= 80 for line in table), table
+    assert table[0].split() == ["engine", "predicted", "peak", "memory"]
+    chosen = [line for line in table if line.lstrip().startswith("*")]
+    assert len(chosen) == 1 and plan.executor in chosen[0]
+    assert f"{len(GRID['C']) * 3} fits" in plan.headline()
+    # After the fit: the actual time in the headline and the table; the full reason kept.
+    assert "took " in plan.headline() and "actual" in plan.table()
+    assert len(plan.reason) > len(plan.headline())
+    others = sorted((q for q in plan.predictions if q.engine != plan.executor
+                     and q.seconds is not None and q.fits_memory), key=lambda q: q.seconds)
+    if others:
+        assert f"next best {others[0].engine}" in plan.headline()
+
+
+def test_in_a_notebook_each_engine_gets_a_bar():
+    from distsk import DistributedSearchCV
+
+    search = DistributedSearchCV(LogisticRegression(), GRID, cv=3).fit(X, y)
+    out = search._repr_html_()
+    engines = out[out.index('<table class="distsk-engines">'):]
+    engines = engines[: engines.index("</table>")]
+    for q in search.plan_.predictions:
+        assert f">{q.engine}<" in engines
+    assert "(chosen)" in engines
+    # one bar per predicted time, and one for the actual time of the engine that ran
+    n_predicted = sum(q.seconds is not None for q in search.plan_.predictions)
+    assert engines.count("display:inline-block") == n_predicted + 1

@@ -4,12 +4,17 @@ predictions compared in a reason)."""
 
 from __future__ import annotations
 
+import re
+import shutil
 from dataclasses import dataclass, field
 
-from .cost_model import Prediction
+from .cost_model import Prediction, _secs
 from .profile import ComputeProfile, InputProfile, format_bytes
 
 __all__ = ["Plan", "parallel_kind", "n_jobs_of", "compared", "slots"]
+
+#: The longest headline (``Plan.headline``), whatever the terminal's width.
+HEADLINE_WIDTH = 100
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,64 @@ class Plan:
     solver: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.executor} ({self.strategy}): {self.reason}"
+        """The headline, then the contenders' table, at most the terminal's width."""
+        width = _terminal_width()
+        table = self.table(width)
+        return self.headline(min(width, HEADLINE_WIDTH)) + ("\n" + table if table else "")
+
+    def headline(self, width: int = 100) -> str:
+        """At most ``width`` characters: the engine, the work, its predicted time (and,
+        once fitted, the actual), and the runner-up's predicted time."""
+        chosen = self._chosen()
+        times = []
+        if chosen is not None and chosen.seconds is not None:
+            times.append(f"predicted {_secs(chosen.seconds)}")
+        if self.actual_seconds is not None:
+            times.append(f"took {_secs(self.actual_seconds)}")
+        second = self._runner_up()
+        after = "" if second is None else f"; next best {second.engine} {_secs(second.seconds)}"
+        # The richest that fits: the work's input described less and less.
+        for work in (*_work(chosen, self.input), ""):
+            engine = f"{self.executor} ({self.strategy})" + (f": {work}" if work else "")
+            text = ", ".join([engine, *times]) + after
+            if len(text) <= width:
+                return text
+        return _cut(text, width)
+
+    def table(self, width: int | None = None) -> str:
+        """The contenders, one row each: engine (``*`` the chosen), predicted time, peak
+        memory of the memory there, actual time once fitted, why excluded. Rows are cut
+        at ``width``; empty when nothing was predicted (a forced backend)."""
+        if not self.predictions:
+            return ""
+        head = ("", "engine", "predicted", "peak memory", "actual", "")
+        rows = [head]
+        for q in self.predictions:
+            peak = "" if q.peak_bytes is None else format_bytes(q.peak_bytes)
+            if peak and q.room_bytes is not None:
+                peak += f" of {format_bytes(q.room_bytes)}"
+            note = "" if q.fits_memory else "excluded: over the memory there"
+            rows.append(("*" if q.engine == self.executor else "", q.engine,
+                         _secs(q.seconds), peak,
+                         "" if q.actual_seconds is None else _secs(q.actual_seconds), note))
+        # A column empty in every row (no actual time yet, no exclusion) is left out.
+        widths = [max(len(r[i]) for r in rows) if any(r[i] for r in rows[1:]) else 0
+                  for i in range(len(head))]
+        lines = []
+        for r in rows:
+            cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].rjust(widths[2]),
+                     r[3].ljust(widths[3]), r[4].rjust(widths[4]), r[5]]
+            line = "  ".join(c for c, w in zip(cells, widths) if w).rstrip()
+            lines.append(_cut("  " + line, width) if width else "  " + line)
+        return "\n".join(lines)
+
+    def _chosen(self):
+        return next((q for q in self.predictions if q.engine == self.executor), None)
+
+    def _runner_up(self):
+        others = [q for q in self.predictions if q.engine != self.executor
+                  and q.seconds is not None and q.fits_memory]
+        return min(others, key=lambda q: q.seconds, default=None)
 
     @property
     def predicted_seconds(self) -> float | None:
@@ -78,6 +140,33 @@ class Plan:
             rows.append(f"{mark} {p}{peak}{room}")
         return "\n".join(rows) or "(no predictions: the backend was forced, or nothing "\
             "was measured to predict from)"
+
+
+def _terminal_width() -> int:
+    return max(40, shutil.get_terminal_size((100, 24)).columns)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def _work(chosen, inp) -> tuple[str, ...]:
+    """The work, fuller to shorter: "45 fits on a numpy array (898.50 kiB)", "45 fits
+    on a numpy array", "45 fits" (the fits counted by the cost model, the input)."""
+    fits = ""
+    if chosen is not None:
+        found = re.match(r"(\d[\d,]*) fits?\b", chosen.detail)
+        if found:
+            fits = found.group(0)
+    if inp is None:
+        return (fits,) if fits else ()
+    kind = {"numpy": "numpy array", "pandas": "DataFrame", "sparse": "sparse matrix",
+            "dask-array": "dask array", "dask-dataframe": "dask DataFrame"}.get(
+                inp.kind, "array-like")
+    sized = kind if inp.nbytes is None else f"{kind} ({format_bytes(inp.nbytes)})"
+    if not fits:
+        return sized, kind
+    return f"{fits} on a {sized}", f"{fits} on a {kind}", fits
 
 
 def parallel_kind(estimator) -> str | None:

@@ -1,7 +1,9 @@
 """How a fitted distsk estimator shows itself in a notebook: sklearn's diagram, then the plan.
 
-The plan (engine, strategy, reason, and the Dask dashboard when a cluster ran the fit) is
-appended to scikit-learn's own HTML diagram; an unfitted estimator shows the diagram only.
+The plan (its headline, the engines compared -- a bar each for the predicted time and
+the actual one --, the full reason folded away, and the Dask dashboard when a cluster
+ran the fit) is appended to scikit-learn's own HTML diagram; an unfitted estimator
+shows the diagram only.
 Everything here is read locally (a notebook calls it on every display): no network.
 """
 
@@ -23,9 +25,12 @@ def html_repr_with_plan(estimator) -> str:
     if plan is None:
         return diagram
     rows = [
-        ("engine", f"<code>{html.escape(plan.executor)}</code> ({html.escape(plan.strategy)})"),
-        ("why", html.escape(plan.reason)),
+        ("plan", html.escape(plan.headline())),
+        ("why", "<details><summary>the full reason</summary>"
+                f"{html.escape(plan.reason)}</details>"),
     ]
+    if plan.predictions:
+        rows.insert(1, ("engines", _contenders(plan)))
     address = getattr(plan.compute, "client_address", None)
     if plan.executor in engine_names(needs_cluster=True) and address is not None:
         link = dashboard_link(estimator, address)
@@ -43,6 +48,42 @@ def html_repr_with_plan(estimator) -> str:
         f'{diagram}<div class="distsk-plan" style="margin-top:0.5em">'
         f"<b>distsk plan</b><table>{body}</table></div>"
     )
+
+
+def _contenders(plan) -> str:
+    """The engines compared, as a table: a bar per engine for its predicted time (and
+    one for the actual time of the engine that ran), its peak memory, why excluded."""
+    from .._decide.cost_model import _secs
+    from .._decide.profile import format_bytes
+
+    times = [t for q in plan.predictions for t in (q.seconds, q.actual_seconds)
+             if t is not None]
+    longest = max(times, default=0) or 1
+
+    def bar(seconds, colour):
+        if seconds is None:
+            return ""
+        width = max(1, round(120 * seconds / longest))
+        return (f'<div style="background:{colour};height:0.6em;width:{width}px;'
+                f'display:inline-block;margin-right:0.4em"></div>{_secs(seconds)}')
+
+    cells = ('<th style="text-align:left;padding-right:1em">{}</th>'
+             * 4).format("engine", "predicted", "actual", "peak memory")
+    body = [f"<tr>{cells}</tr>"]
+    for q in plan.predictions:
+        name = html.escape(q.engine)
+        if q.engine == plan.executor:
+            name = f"<b>{name}</b> (chosen)"
+        peak = "" if q.peak_bytes is None else format_bytes(q.peak_bytes)
+        if peak and q.room_bytes is not None:
+            peak += f" of {format_bytes(q.room_bytes)}"
+        if not q.fits_memory:
+            peak += ": excluded, over the memory there"
+        body.append("<tr>" + "".join(
+            f'<td style="text-align:left;padding-right:1em">{c}</td>' for c in (
+                name, bar(q.seconds, "#8fb8de") if q.seconds is not None else "unknown",
+                bar(q.actual_seconds, "#4a8a4a"), html.escape(peak))) + "</tr>")
+    return f'<table class="distsk-engines">{"".join(body)}</table>'
 
 
 def dashboard_link(estimator, address: str) -> str | None:
