@@ -120,6 +120,21 @@ def test_progress_counts_a_fit_reported_twice_once(capsys):
     assert re.search(r"2/2 fits \(1 resumed\) elapsed", capsys.readouterr().out)
 
 
+def test_progress_shows_the_time_budget_left_and_that_it_ended_the_search(capsys):
+    pytest.importorskip("rich", reason="the progress bar is drawn with rich (distsk[all])")
+    from distsk._search.progress import _Display
+
+    bar = _Display("search", budget=45.0)
+    bar.receive(("total", 4))
+    bar.receive(("done", (0, False)))
+    assert re.match(r"remaining 0:00:\d\d, budget left 0:00:4\d$", bar._fields()["remaining"])
+    bar._budget = 0.001  # spent
+    assert bar._fields()["remaining"].endswith("budget spent: no fit starts")
+    bar.close()
+    assert re.search(r"1/4 fits elapsed \d:\d\d:\d\d time budget \(0.001 s\) ended it",
+                     capsys.readouterr().out)
+
+
 def test_progress_bar_is_live_in_a_terminal(tmp_path):
     pytest.importorskip("rich", reason="the progress bar is drawn with rich (distsk[all])")
     script = tmp_path / "search.py"

@@ -41,6 +41,9 @@ class MemoryStore:
     a budgeted search without ``checkpoint=``."""
 
     path = "<memory>"
+    #: Not a checkpoint the user asked for: the search does not announce what it
+    #: resumed from it (nothing, in the budget's own pass).
+    announced = False
 
     def __init__(self):
         self._data: dict[str, dict] = {}

@@ -368,7 +368,9 @@ def _resume(call: _Call, checkpoint, verbose: int) -> int:
     for i, key in enumerate(keys):
         if key in stored:
             replay_callbacks(items[i], resumed=True)
-    if verbose > 0 or (len(call.todo) < len(items) and shows_progress(items)):
+    if not getattr(checkpoint, "announced", True):
+        pass  # a time budget's store in memory, not a checkpoint the user gave
+    elif verbose > 0 or (len(call.todo) < len(items) and shows_progress(items)):
         # Above a ProgressBar (rich prints it over the live bars): the bar's
         # jump is these fits, not speed.
         print(f"[distsk] {len(items) - len(call.todo)} of {len(items)} fits resumed from "

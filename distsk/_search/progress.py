@@ -36,7 +36,8 @@ def progress_bar(search):
               '(pip install rich, or install distsk with its "[all]" extra).', flush=True)
         yield
         return
-    bar = SearchProgress(f"{type(search).__name__}")
+    bar = SearchProgress(f"{type(search).__name__}",
+                         budget=getattr(search, "time_budget", None))
     own = search.__dict__.get("_skl_callbacks")
     search._skl_callbacks = [*(own or []), bar]
     try:
@@ -54,23 +55,27 @@ class SearchProgress:
 
     The remaining time is estimated from the fits run in this fit only (resumed fits
     take no time). Each (candidate, fold) counts once, by its task id, even if its
-    events arrive twice (a copy of a slow unit run elsewhere).
+    events arrive twice (a copy of a slow unit run elsewhere). With a ``budget``
+    (``time_budget``, seconds) the bar shows the budget left, and, when the budget
+    ended the search before every fit ran, says so.
     """
 
-    def __init__(self, description: str = "search"):
+    def __init__(self, description: str = "search", budget: float | None = None):
         self.description = description
+        self.budget = budget
         self._handle = None
         self._display = None
 
     def __getstate__(self):
         # Travels to workers with the fits' contexts: the listener's address is enough.
-        return {"description": self.description, "_handle": self._handle, "_display": None}
+        return {"description": self.description, "budget": self.budget,
+                "_handle": self._handle, "_display": None}
 
     # -- in this process
     def setup(self, estimator, context):
         from .._compat import callback_transport as transport
 
-        self._display = _Display(self.description)
+        self._display = _Display(self.description, self.budget)
         self._handle = transport.open_listener(self._display.receive)
 
     def teardown(self, estimator, context):
@@ -104,7 +109,7 @@ class SearchProgress:
 class _Display:
     """The rich bar in this process; ``receive`` is called from the transport's threads."""
 
-    def __init__(self, description: str):
+    def __init__(self, description: str, budget: float | None = None):
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -116,6 +121,7 @@ class _Display:
 
         self._lock = threading.Lock()
         self._description = description
+        self._budget = budget
         self._started = time.monotonic()
         self._done = self._resumed = 0
         self._total = None
@@ -156,8 +162,11 @@ class _Display:
         remaining = "remaining -:--:--"
         if self._total is not None and run > 0:
             per_fit = (time.monotonic() - self._started) / run
-            seconds = int(round(per_fit * (self._total - self._done)))
-            remaining = f"remaining {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+            remaining = f"remaining {_clock(per_fit * (self._total - self._done))}"
+        if self._budget is not None:
+            left = self._budget - (time.monotonic() - self._started)
+            remaining += (f", budget left {_clock(left)}" if left > 0
+                          else ", budget spent: no fit starts")
         if refit or (self._total is not None and self._done >= self._total):
             remaining = "refitting the best candidate" if refit else "done"
         return dict(
@@ -171,11 +180,18 @@ class _Display:
             fields = self._fields()
         if fields["remaining"].startswith("refitting"):
             fields["remaining"] = "done"
+        elif self._budget is not None and self._total and self._done < self._total:
+            fields["remaining"] = f"time budget ({self._budget:g} s) ended it"
         self.progress.update(self.task, **fields)
         if self._notebook is not None:
             self._notebook.close()
         else:
             self.progress.stop()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(max(0.0, seconds)))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 class _NotebookOutput:
