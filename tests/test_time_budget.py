@@ -58,6 +58,7 @@ def test_a_budget_not_reached_is_sklearns_search(backend):
                                  time_budget=600, random_state=0).fit(X, y)
     assert not search.time_budget_ended_ and search.n_candidates_evaluated_ == 12
     _assert_sklearns(search, _reference([{"C": c} for c in GRID["C"]]))
+    assert search.plan_.time_budget == 600.0 and "budget 600.00 s" in search.plan_.headline()
 
 
 def test_the_deadline_ends_the_search_with_sklearns_results_for_the_finished():

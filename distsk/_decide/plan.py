@@ -51,6 +51,8 @@ class Plan:
     solver : str or None
         For the dask-ml engine's generalised linear models: the solver it runs ("newton",
         distsk's, or "lbfgs", dask-glm's), chosen when planning and named in ``reason``.
+    time_budget : float or None
+        A search's ``time_budget`` (seconds), shown in the headline.
     """
 
     executor: str
@@ -64,6 +66,7 @@ class Plan:
     predictions: tuple[Prediction, ...] = field(default=(), repr=False)
     actual_seconds: float | None = None
     solver: str | None = None
+    time_budget: float | None = None
 
     def __str__(self) -> str:
         """The headline, then the contenders' table, at most the terminal's width."""
@@ -80,6 +83,8 @@ class Plan:
             times.append(f"predicted {_secs(chosen.seconds)}")
         if self.actual_seconds is not None:
             times.append(f"took {_secs(self.actual_seconds)}")
+        if self.time_budget is not None:
+            times.append(f"budget {_secs(self.time_budget)}")
         second = self._runner_up()
         after = "" if second is None else f"; next best {second.engine} {_secs(second.seconds)}"
         # The richest that fits: the work's input described less and less.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -333,6 +333,8 @@ n_splits_, refit_time_, multimetric_
         planned = driver.plan(placed, work, lambda probe: _probe_fit(self.estimator, probe),
                               self.estimator)
         plan = planned.plan
+        if self.time_budget is not None:
+            plan = replace(plan, time_budget=float(self.time_budget))
         if self.verbose > 0:
             print(f"[distsk] {plan}")
         store = Checkpoint(self.checkpoint) if self.checkpoint is not None else None
