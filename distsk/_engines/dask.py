@@ -55,7 +55,7 @@ from .dask_data import (
     bounded,
     broadcaster,
 )
-from .dask_events import EventRelay, Gatherer
+from .dask_events import EventRelay, Gatherer, Late
 
 __all__ = ["DaskExecutor", "DaskRunner"]
 
@@ -154,6 +154,7 @@ class _Task:
     isolated: bool = False  # in a child process of the worker
     confirmations: int = KILLED_CONFIRMATIONS
     workers: list | None = None
+    rerun: bool = False  # run again because its first run's result was late
 
 
 class DaskRunner(Runner):
@@ -236,23 +237,29 @@ class DaskRunner(Runner):
     def submit(self, kind, items, avoid=None):
         """Run a unit; ``avoid``: a running unit's future, whose worker this copy avoids
         (None is returned when there is no other worker)."""
-        workers = None
+        workers = share = None
         if avoid is not None:
-            workers = self._other_workers(avoid)
+            workers, avoided = self._other_workers(avoid)
             if not workers:
                 return None
+            # The straggler's worker may be cut off, with the only copy of some of the
+            # unit's data (fold indices are sent to one worker): not waited on.
+            share = self.data.avoiding(avoided, workers)
         result: cf.Future = cf.Future()
         copy_of = getattr(avoid, "distsk_key", None) if avoid is not None else None
-        self._send_many([_Task(kind, items, result, workers=workers)], copy_of=copy_of)
+        self._send_many([_Task(kind, items, result, workers=workers)], copy_of=copy_of,
+                        share=share)
         return result
 
     def _other_workers(self, result):
+        """``(workers not running the unit, workers running it)``."""
         key = getattr(result, "distsk_key", None)
         try:
             processing = bounded(self.client.processing, SCHEDULER_GRACE)
         except Exception:
-            return None
-        return [w for w, keys in processing.items() if key not in keys]
+            return None, None
+        return ([w for w, keys in processing.items() if key not in keys],
+                [w for w, keys in processing.items() if key in keys])
 
     def discard(self, result):
         """Drop a unit (its copy's result is in, or the search stopped): its task is
@@ -270,13 +277,14 @@ class DaskRunner(Runner):
                          for (kind, items), result in zip(units, results)])
         return results
 
-    def _send_many(self, tasks: list[_Task], copy_of=None):
+    def _send_many(self, tasks: list[_Task], copy_of=None, share=None):
         """Run each task as one Dask task. A straggler's copy is keyed after it
         (``COPY_SUFFIX``): it takes the fits the straggler has finished from its kept
         fits instead of fitting them again."""
         args, keys = [], []
         for task in tasks:
-            blob, data = pack(task.items, share=self.data.share, same_estimators=True)
+            blob, data = pack(task.items, share=share or self.data.share,
+                              same_estimators=True)
             args.append((task.kind, blob, data, wants_stdout(task.items), self._topic))
             # One random id per search, a counter per task (uuid4 per task read
             # urandom once per task: measurable at thousands of tasks a second).
@@ -308,9 +316,12 @@ class DaskRunner(Runner):
     def _done(self, task: _Task, fut, gathered=None):
         """A task ended: its result to the unit's future, or the unit sent again if
         its inputs were lost, or isolated if it kills workers."""
+        if isinstance(gathered, Late):
+            self._run_elsewhere(task, fut, gathered)
+            return
         with self._lock:
             self._pending.pop(fut.key, None)
-        if task.result.cancelled():
+        if task.result.done():  # dropped, or a re-run's result came first
             self.events.forget(fut.key)
             return
         if gathered is None and fut.status == "finished":
@@ -318,6 +329,14 @@ class DaskRunner(Runner):
             self._gatherer.later(fut, functools.partial(self._done, task))
             return
         self.events.forget(fut.key)
+        if task.rerun:  # only its result counts: a failure leaves it to the first run
+            try:
+                outcome = (gathered[0] if isinstance(gathered, tuple)
+                           else fut.result(timeout=RESULT_TIMEOUT))
+            except BaseException:
+                return
+            self._finished(task, outcome)
+            return
         try:
             if fut.status == "cancelled":
                 raise FutureCancelledError(fut.key, reason="lost dependencies")
@@ -354,6 +373,29 @@ class DaskRunner(Runner):
             task.result.set_exception(err)
         return True
 
+    def _run_elsewhere(self, task: _Task, fut, holders) -> None:
+        """A finished unit's result is late from ``holders`` (``Late``): its worker may
+        be cut off, which Dask notices only after its TCP timeout. Run the unit again on
+        another worker, once, as the scheduler would then: keyed as a copy, it takes the
+        fits its first run kept; the first result to arrive is taken."""
+        if task.result.done() or task.rerun or self._closing:
+            return
+        try:
+            workers = bounded(self.client.scheduler_info, SCHEDULER_GRACE)["workers"]
+        except Exception:
+            return
+        others = [w for w in workers if w not in holders]
+        if not others:
+            return
+        self.resubmitted += 1
+        try:
+            # Its data too may be held only there: what is not also elsewhere goes again.
+            self._send_many([replace(task, workers=others, rerun=True)],
+                            copy_of=f"{fut.key}{COPY_SUFFIX}-late",
+                            share=self.data.avoiding(holders, others))
+        except BaseException:
+            pass  # the fetch goes on: its outcome (or Dask's re-run) still comes
+
     def _finished(self, task: _Task, outcome):
         if isinstance(outcome, ChildDied):
             try:
@@ -365,7 +407,11 @@ class DaskRunner(Runner):
             except BaseException as err:  # error_score="raise"
                 task.result.set_exception(err)
             return
-        self.events.sent += outcome.events_sent
+        with self._lock:  # results are fetched on several threads; the first counts
+            if task.result.done() or getattr(task.result, "distsk_settled", False):
+                return  # a re-run's (or its first run's) result came first
+            self.events.sent += outcome.events_sent
+            task.result.distsk_settled = True
         task.result.set_result(outcome)
 
     def _isolate(self, items, result):

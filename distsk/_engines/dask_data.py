@@ -178,6 +178,33 @@ class SentData:
             self._scattered[key] = (obj, future)  # the strong ref keeps id(obj) unique
         return future
 
+    def avoiding(self, holders, others):
+        """A ``share`` for one task that must not wait on the workers ``holders`` (cut
+        off, perhaps): data also held elsewhere is reused, the rest is sent again, to
+        ``others`` (not kept: the search's copies stay as they are)."""
+        from dask.sizeof import sizeof
+
+        with self._lock:
+            scattered = dict(self._scattered)
+        futures = [f for _, f in scattered.values()]
+        where = bounded(lambda: self.client.who_has(futures), SCATTER_TIMEOUT) if futures else {}
+
+        def share(obj):
+            if isinstance(obj, ATOMS):
+                return None
+            if isinstance(obj, OnCluster):
+                return obj.future
+            hit = scattered.get(id(obj))
+            if hit is not None and hit[0] is obj and set(where.get(hit[1].key, ())) - set(holders):
+                return hit[1]
+            if not data_leaf(obj) or sizeof(obj) < SCATTER_MIN_BYTES:
+                return None
+            (future,) = bounded(lambda: self.client.scatter(
+                [obj], workers=others, hash=False, timeout=SCATTER_TIMEOUT), SCATTER_TIMEOUT)
+            return future
+
+        return share
+
     def retain(self, items):
         """Another joblib call: keep the data it passes again unchanged (same object,
         same content token), release the rest; a block then holds one call's data at a

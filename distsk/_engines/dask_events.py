@@ -13,6 +13,7 @@ are fetched: ``DaskRunner``'s two collaborators on the client side.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import functools
 import pickle
@@ -22,7 +23,19 @@ import time
 from .._units.worker import stream_topic
 from .dask_data import RESULT_TIMEOUT, bounded
 
-__all__ = ["EventRelay", "Gatherer"]
+__all__ = ["EventRelay", "Gatherer", "Late"]
+
+#: Seconds the scheduler may take to say which worker holds which finished result.
+WHO_HAS_TIMEOUT = 10.0
+#: Seconds a finished unit's result may take to arrive before the unit is also run
+#: again on another worker (``Late``): its worker may be cut off, and Dask only
+#: notices after its TCP timeout (30 s). The fetch goes on; the first result is taken.
+FETCH_PATIENCE = 5.0
+
+
+class Late(tuple):
+    """``done(fut, Late(workers))``: the result held by ``workers`` is late to arrive
+    (``FETCH_PATIENCE``); the fetch goes on, and ``done`` is called again with it."""
 
 
 class EventRelay:
@@ -82,24 +95,35 @@ class EventRelay:
 
 
 class Gatherer:
-    """Finished units' results, fetched together: distributed runs done-callbacks on
-    one thread, and one blocking fetch each made results arrive one round trip at a
-    time (3 s after the last of 223 units had finished, on 64 slots). :meth:`later`
-    queues a finished future; a thread fetches all queued ones at once and calls each
-    one's ``done(fut, (outcome,))``, or ``done(fut, "singly")`` when the joint fetch
-    failed (one was lost meanwhile: each then takes its own path)."""
+    """Finished units' results, fetched together per worker: distributed runs
+    done-callbacks on one thread, and one blocking fetch each made results arrive one
+    round trip at a time (3 s after the last of 223 units had finished, on 64 slots).
+    :meth:`later` queues a finished future; a thread takes all queued ones, groups them
+    by the worker holding them (one question to the scheduler) and fetches each group
+    on a thread of its own, which calls each one's ``done(fut, (outcome,))``, or
+    ``done(fut, "singly")`` when the group's fetch failed (one was lost meanwhile: each
+    then takes its own path). So a worker that stops answering holds only the results
+    it holds, until Dask's TCP timeout fails their fetch: not the others, nor the
+    results of the copies the search starts elsewhere meanwhile (#23: a network
+    partition catching a result in transit held every other one for ~31 s)."""
+
+    #: Groups fetched at once; more wait for a free fetch.
+    FETCHES = 8
 
     def __init__(self, client, closing):
         self.client = client
         self._closing = closing  # () -> bool: the thread ends once idle and closing
         self._lock = threading.Lock()
         self._thread = None
+        self._fetches = None
         self._arrived: list = []
         self._arrival = threading.Event()
 
     def later(self, fut, done) -> None:
         with self._lock:
             if self._thread is None:
+                self._fetches = cf.ThreadPoolExecutor(
+                    self.FETCHES, thread_name_prefix="distsk-fetch")
                 self._thread = threading.Thread(
                     target=self._loop, name="distsk-gather", daemon=True)
                 self._thread.start()
@@ -114,14 +138,42 @@ class Gatherer:
                 batch, self._arrived = self._arrived, []
             if not batch:
                 if self._closing():
+                    self._fetches.shutdown(wait=False)
                     return
                 continue
-            futures = [fut for fut, _ in batch]
+            for where, group in self._by_worker(batch):
+                self._fetches.submit(self._fetch, where, group)
+            del batch, group  # release the futures once fetched, not next time
+
+    def _by_worker(self, batch) -> list[tuple[tuple, list]]:
+        """``batch`` in groups by the workers holding each result: ``(workers,
+        group)`` (one group, its workers unknown, if the scheduler does not say)."""
+        try:
+            holders = bounded(functools.partial(
+                self.client.who_has, [fut for fut, _ in batch]), WHO_HAS_TIMEOUT)
+        except BaseException:
+            return [((), batch)]
+        groups: dict = {}
+        for entry in batch:
+            where = tuple(sorted(holders.get(entry[0].key) or ()))
+            groups.setdefault(where, []).append(entry)
+        return list(groups.items())
+
+    def _fetch(self, where, group) -> None:
+        futures = [fut for fut, _ in group]
+        pool = cf.ThreadPoolExecutor(1)
+        try:
+            fetch = pool.submit(self.client.gather, futures)
             try:
-                outcomes = bounded(functools.partial(self.client.gather, futures),
-                                   RESULT_TIMEOUT)
-            except BaseException:
-                outcomes = None  # one was lost meanwhile: each on its own path
-            for i, (fut, done) in enumerate(batch):
-                done(fut, (outcomes[i],) if outcomes is not None else "singly")
-            del batch, futures, fut, outcomes  # release the futures now, not next time
+                outcomes = fetch.result(timeout=FETCH_PATIENCE)
+            except cf.TimeoutError:
+                if where:
+                    for fut, done in group:
+                        done(fut, Late(where))
+                outcomes = fetch.result(timeout=RESULT_TIMEOUT - FETCH_PATIENCE)
+        except BaseException:
+            outcomes = None  # one was lost meanwhile: each on its own path
+        finally:
+            pool.shutdown(wait=False)
+        for i, (fut, done) in enumerate(group):
+            done(fut, (outcomes[i],) if outcomes is not None else "singly")

@@ -184,7 +184,8 @@ class SearchEngine:
         # the bound of 2 units per slot).
         call.small = len(call.queue) + len(call.in_flight) <= SMALL_WAVES * max(
             1, self.runner.slots)
-        call.speculate = self.runner.speculates and not has_callbacks(items)
+        # distsk's own progress bar counts a fit reported twice once: copies are fine.
+        call.speculate = self.runner.speculates and not has_callbacks(items, copies_ok=True)
 
     def _more(self, call: _Call) -> bool:
         """Whether units remain to wait for; drops those a stop or a failure made moot."""

@@ -60,6 +60,10 @@ class SearchProgress:
     ended the search before every fit ran, says so.
     """
 
+    #: Counts a fit reported twice once (by task id): the search may copy a
+    #: straggling unit while the bar shows (``has_callbacks(copies_ok=True)``).
+    distsk_copies_ok = True
+
     def __init__(self, description: str = "search", budget: float | None = None):
         self.description = description
         self.budget = budget

@@ -28,11 +28,15 @@ def replay_callbacks(item, resumed=False):
         ctx.call_on_fit_task_end(estimator=call.caller, metadata=metadata)
 
 
-def has_callbacks(items) -> bool:
-    """Whether any fit reports to sklearn callbacks (a copy would report twice)."""
+def has_callbacks(items, copies_ok=False) -> bool:
+    """Whether any fit reports to sklearn callbacks (a copy would report twice).
+    ``copies_ok``: leave out callbacks that count a fit reported twice once (those
+    with ``distsk_copies_ok = True``: distsk's progress bar)."""
     for item in items:
         ctx = FitCall.of(item).callback_ctx
-        if ctx is not None and getattr(ctx, "_callbacks", None):
+        callbacks = getattr(ctx, "_callbacks", None) if ctx is not None else None
+        if callbacks and not (copies_ok and all(
+                getattr(cb, "distsk_copies_ok", False) for cb in callbacks)):
             return True
     return False
 

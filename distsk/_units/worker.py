@@ -224,7 +224,8 @@ def kept_topic(topic: str, key: str) -> str:
 
 #: The event a batch logs on its topic when it starts: ``(STARTED, worker address)``.
 STARTED = -1
-#: The key of a straggling batch's copy is the batch's key and this: the copy shares
+#: The key of a straggling batch's copy is the batch's key and this (and maybe more
+#: after it: a re-run of a batch whose result could not be fetched): the copy shares
 #: the batch's topic of kept fits.
 COPY_SUFFIX = "-copy"
 
@@ -283,7 +284,7 @@ class _KeptBatch:
     def __init__(self, worker, topic, n):
         self.worker = worker
         self.key = str(worker.get_current_task())
-        self.original = self.key.removesuffix(COPY_SUFFIX)
+        self.original = self.key.split(COPY_SUFFIX)[0]  # a copy (or a re-run of one)
         self.name = kept_topic(topic, self.original)
         self.topics = [self.name, stream_topic(topic)]
         self.kept, started = _read_kept(worker, self.name)
