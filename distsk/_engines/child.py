@@ -12,11 +12,14 @@ This module is the caller's side: how many times, and the result a convicted fit
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import functools
+
 from .._units.callbacks import replay_callbacks
 from .._units.fit_call import FitCall
-from .._units.worker import UnitResult
+from .._units.worker import UnitResult, merged
 
-__all__ = ["KILLED_CONFIRMATIONS", "convicted"]
+__all__ = ["KILLED_CONFIRMATIONS", "convicted", "fit_by_fit"]
 
 #: Extra runs, alone in a child process, of a fit whose child died, before it is convicted.
 KILLED_CONFIRMATIONS = 1
@@ -34,6 +37,35 @@ def convicted(item, died):
         raise RuntimeError(message)
     replay_callbacks(item)  # it began and ended, for a progress bar
     return UnitResult([_killed_result(item, message)], 1)
+
+
+def fit_by_fit(items, result, send, report_of) -> None:
+    """Run each fit of ``items`` as a unit of its own, ``send(item, part)`` settling the
+    future ``part``; ``result`` gets their merged :class:`UnitResult` once all are in
+    (or the first error). Each fit is reported as it ends, to ``report_of()`` (the
+    runner's ``report`` at that moment, if any)."""
+    parts = [cf.Future() for _ in items]
+    for item, part in zip(items, parts):
+        try:
+            send(item, part)
+        except BaseException as err:
+            part.set_exception(err)
+
+    def collect(j, part):
+        report = report_of()
+        if report is not None and not part.cancelled() and part.exception() is None:
+            report(items, j, part.result().results[0])
+        if not all(p.done() for p in parts) or result.done():
+            return
+        try:
+            outs = [p.result() for p in parts]
+        except BaseException as err:
+            result.set_exception(err)
+            return
+        result.set_result(merged(outs))
+
+    for j, part in enumerate(parts):
+        part.add_done_callback(functools.partial(collect, j))
 
 
 def _killed_result(item, message) -> dict:

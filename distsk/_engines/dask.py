@@ -30,7 +30,6 @@ from .._units.remote import call, drop_topics, pack, run_batch, run_suspect
 from .._units.worker import (
     COPY_SUFFIX,
     ChildDied,
-    merged,
     run_recording,
     wants_stdout,
 )
@@ -48,7 +47,7 @@ from .base import (
     reemit,
     with_callers_config,
 )
-from .child import KILLED_CONFIRMATIONS, convicted
+from .child import KILLED_CONFIRMATIONS, convicted, fit_by_fit
 from .dask_data import (
     RESULT_TIMEOUT,
     SentData,
@@ -141,6 +140,16 @@ def _without_local_frames(exc: BaseException) -> BaseException:
             ("distributed.", __name__)):
         tb = tb.tb_next
     return exc.with_traceback(tb)
+
+
+def _apart(client, key) -> tuple[list | None, list | None]:
+    """``(workers not running the task key, workers running it)``."""
+    try:
+        processing = bounded(client.processing, SCHEDULER_GRACE)
+    except Exception:
+        return None, None
+    return ([w for w, keys in processing.items() if key not in keys],
+            [w for w, keys in processing.items() if key in keys])
 
 
 @dataclass
@@ -239,7 +248,7 @@ class DaskRunner(Runner):
         (None is returned when there is no other worker)."""
         workers = share = None
         if avoid is not None:
-            workers, avoided = self._other_workers(avoid)
+            workers, avoided = _apart(self.client, getattr(avoid, "distsk_key", None))
             if not workers:
                 return None
             # The straggler's worker may be cut off, with the only copy of some of the
@@ -250,16 +259,6 @@ class DaskRunner(Runner):
         self._send_many([_Task(kind, items, result, workers=workers)], copy_of=copy_of,
                         share=share)
         return result
-
-    def _other_workers(self, result):
-        """``(workers not running the unit, workers running it)``."""
-        key = getattr(result, "distsk_key", None)
-        try:
-            processing = bounded(self.client.processing, SCHEDULER_GRACE)
-        except Exception:
-            return None, None
-        return ([w for w, keys in processing.items() if key not in keys],
-                [w for w, keys in processing.items() if key in keys])
 
     def discard(self, result):
         """Drop a unit (its copy's result is in, or the search stopped): its task is
@@ -422,28 +421,8 @@ class DaskRunner(Runner):
         kills only its child, twice, and ends as that candidate's ``error_score``. Each
         fit is streamed as its child ends.
         """
-        parts = [cf.Future() for _ in items]
-        for item, part in zip(items, parts):
-            try:
-                self._send_many([_Task("single", [item], part, isolated=True)])
-            except BaseException as err:
-                part.set_exception(err)
-
-        def collect(j, part):
-            report = self.report
-            if report is not None and not part.cancelled() and part.exception() is None:
-                report(items, j, part.result().results[0])
-            if not all(p.done() for p in parts) or result.done():
-                return
-            try:
-                outs = [p.result() for p in parts]
-            except BaseException as err:
-                result.set_exception(err)
-                return
-            result.set_result(merged(outs))
-
-        for j, part in enumerate(parts):
-            part.add_done_callback(functools.partial(collect, j))
+        fit_by_fit(items, result, lambda item, part: self._send_many(
+            [_Task("single", [item], part, isolated=True)]), lambda: self.report)
 
     def check(self):
         """Raise if the scheduler has stopped answering for longer than the grace time."""
