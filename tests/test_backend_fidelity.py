@@ -219,3 +219,32 @@ def test_a_failed_search_holds_nothing_on_the_cluster_while_its_error_lives(clie
     assert not left, left
     assert "fit" in [frame.name for frame in __import__("traceback").extract_tb(
         info.value.__traceback__)]
+
+
+def _nested_backend():
+    """The backend a Parallel call made inside a task gets, and its nesting level."""
+    from joblib.parallel import get_active_backend
+
+    backend, n_jobs = get_active_backend()
+    return type(backend).__name__, getattr(backend, "nesting_level", None)
+
+
+def _task_with_a_nested_call(i):
+    return joblib.Parallel(n_jobs=-1)(joblib.delayed(_nested_backend)() for _ in range(2))
+
+
+def test_a_calls_own_parallel_calls_run_as_in_a_loky_worker():
+    # A task that is not a fit (StackingClassifier's cross_val_predict) makes Parallel
+    # calls of its own: plain joblib's loky runs them on threads, one level deep
+    # (joblib's nested backend); the backend did them one by one, and a slow base
+    # estimator's folds could not use the core a fast one had left (1.26x plain's time).
+    with joblib.parallel_config(backend="loky"):
+        plain = joblib.Parallel(n_jobs=2)(
+            joblib.delayed(_task_with_a_nested_call)(i) for i in range(2))
+    with joblib.parallel_config(backend="distsk", engine="loky"):
+        ours = joblib.Parallel(n_jobs=2)(
+            joblib.delayed(_task_with_a_nested_call)(i) for i in range(2))
+    # The nested call ran on threads (ThreadingBackend, level 1): its tasks' own calls
+    # would be one by one (joblib's level 2).
+    assert plain == [[("SequentialBackend", 2)] * 2] * 2
+    assert ours == plain

@@ -54,9 +54,19 @@ def _is_fit(item) -> bool:
 
 def _call_plain(func, /, *args, **kwargs) -> dict:
     """Run a call that is not a fit, boxed in a dict the engine can fill; its duration
-    under ``fit_time``, which the engine reads to batch short calls."""
+    under ``fit_time``, which the engine reads to batch short calls.
+
+    Its own ``Parallel`` calls run as in one of joblib's loky workers: on threads, one
+    level deep (joblib's nested backend), not one by one as the engine's units are
+    pinned. StackingClassifier's ``cross_val_predict`` of a slow base estimator uses
+    the core a fast one's leaves idle, as with plain ``n_jobs``: 1.26x plain's time
+    with the folds one by one (benchmarks/backend_small_calls.py)."""
+    from joblib import parallel_config
+    from joblib._parallel_backends import ThreadingBackend
+
     start = time.perf_counter()
-    value = func(*args, **kwargs)
+    with parallel_config(backend=ThreadingBackend(nesting_level=1)):
+        value = func(*args, **kwargs)
     return {"value": value, "fit_time": time.perf_counter() - start}
 
 
