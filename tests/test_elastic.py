@@ -189,3 +189,32 @@ def test_data_sent_when_every_worker_is_gone_waits_for_one_to_come_back(tmp_path
             assert _worker_named(client, "back") in client.who_has([future])[future.key]
     finally:
         cluster.close()
+
+
+def test_data_sent_when_no_worker_comes_back_fails_clearly_and_in_time(tmp_path,
+                                                                       monkeypatch):
+    # The wait for a worker is one wait, not one per try: with none back within
+    # WORKER_BACK_TIMEOUT the send fails at once, saying what the scheduler lists.
+    from distsk import ClusterUnavailableError
+    from distsk._engines import dask_data
+
+    monkeypatch.setattr(dask_data, "SCATTER_TIMEOUT", 2.0)
+    monkeypatch.setattr(dask_data, "WORKER_BACK_TIMEOUT", 3.0)
+    cluster = CLICluster(tmp_path, n_workers=1)
+    try:
+        cluster.wait_for_workers(1)
+        with _client(cluster) as client:
+            client.retire_workers(close_workers=True)
+            deadline = time.monotonic() + 30
+            while client.scheduler_info(n_workers=-1)["workers"]:
+                assert time.monotonic() < deadline, "the worker was not retired"
+                time.sleep(0.1)
+            start = time.monotonic()
+            X, _ = _data()
+            with pytest.raises(ClusterUnavailableError,
+                               match=r"running worker.*the scheduler lists 0 worker\(s\)"):
+                dask_data.SentData(client, cluster.address).scatter([X])
+            # one try (2 s), a pause, one wait (3 s): not three of each
+            assert time.monotonic() - start < 12
+    finally:
+        cluster.close()

@@ -221,3 +221,4 @@ def test_an_error_in_the_hook_is_raised_as_it_is(kind, request, tmp_path):
         engine.close()
     started = len(lines(log, "start"))
     assert started == 1 if kind == "in-process" else started <= 4
+

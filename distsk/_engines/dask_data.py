@@ -241,12 +241,16 @@ class SentData:
                 time.sleep(0.5 * attempt)
                 if self.client.status != "running":
                     break
-            try:
-                if attempt:
-                    # Every worker may have died at once: wait for one to be back (the
-                    # scheduler's own wait is only within the try's bound).
+                # Every worker may have died at once: wait for one to be back (the
+                # scheduler's own wait is only within the try's bound); none within
+                # WORKER_BACK_TIMEOUT ends the tries.
+                try:
                     bounded(lambda: self.client.wait_for_workers(
                         1, timeout=WORKER_BACK_TIMEOUT), WORKER_BACK_TIMEOUT + 5)
+                except (OSError, cf.TimeoutError, TimeoutError) as exc:
+                    last = exc
+                    break
+            try:
                 futures = bounded(
                     lambda: self.client.scatter(objs, hash=False, broadcast=broadcast,
                                                 timeout=SCATTER_TIMEOUT),
@@ -262,8 +266,8 @@ class SentData:
             return futures
         raise ClusterUnavailableError(
             f"Could not send the search's data to the workers of {self._address} "
-            f"({SCATTER_TRIES} tries of {SCATTER_TIMEOUT:.0f} s, the later ones after waiting up to "
-            f"{WORKER_BACK_TIMEOUT:.0f} s for a running worker; last: "
+            f"(up to {SCATTER_TRIES} tries of {SCATTER_TIMEOUT:.0f} s, the later ones after "
+            f"waiting up to {WORKER_BACK_TIMEOUT:.0f} s for a running worker; last: "
             f"{type(last).__name__}: {last}; {self._running_workers()})."
         ) from last
 
