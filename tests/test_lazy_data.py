@@ -1,7 +1,6 @@
 """Dask input: small data is gathered; large data goes to dask-ml / xgboost.dask; predict and
 friends run blockwise. Compared against sklearn on the same numbers."""
 
-import dask
 import numpy as np
 import pandas as pd
 import pytest
@@ -231,50 +230,3 @@ def test_non_default_client_does_the_dask_work(cli_client):
     assert est.plan_.gather
     assert cli_client.run_on_scheduler(transitions) > before
 
-
-class _Computes:
-    """How many times dask's local schedulers computed something (no client active)."""
-
-    def __init__(self):
-        from dask.callbacks import Callback
-
-        self.n = 0
-        self._callback = Callback(start=self._started)
-
-    def _started(self, dsk):
-        self.n += 1
-
-    def __enter__(self):
-        self._callback.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self._callback.__exit__(*exc)
-
-
-def test_predict_on_dask_input_computes_nothing_until_asked():
-    # #25: the output's shape was learned by computing X's first row, which sends the
-    # collection's whole graph (a from_array's data with it) to the cluster; a made-up
-    # row of X's dtypes computes nothing.
-    est = DistributedEstimator(LogisticRegression()).fit(X, y)
-    ddf = dd.from_pandas(pd.DataFrame(X, columns=[f"f{i}" for i in range(6)]), npartitions=3)
-    df = ddf.compute()
-    scaler = DistributedEstimator(StandardScaler().set_output(transform="pandas")).fit(df)
-    with dask.config.set(scheduler="sync"), _Computes() as computes:
-        proba = est.predict_proba(dX)
-        frame = scaler.transform(ddf)
-        assert computes.n == 0
-        assert_allclose(proba.compute(), est.estimator_.predict_proba(X))
-        pd.testing.assert_frame_equal(frame.compute(), scaler.estimator_.transform(df))
-        assert computes.n == 2
-
-
-def test_an_estimator_refusing_the_made_up_row_gets_the_first_row():
-    from sklearn.preprocessing import PowerTransformer
-
-    Xp = np.abs(X) + 0.5  # box-cox: strictly positive only, zeros are refused
-    est = DistributedEstimator(PowerTransformer(method="box-cox")).fit(Xp)
-    with dask.config.set(scheduler="sync"), _Computes() as computes:
-        out = est.transform(da.from_array(Xp, chunks=(500, 6)))
-        assert computes.n == 1  # the first row, computed after the made-up one failed
-        assert_allclose(out.compute(), est.estimator_.transform(Xp))

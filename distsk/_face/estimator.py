@@ -379,7 +379,7 @@ def _blockwise(estimator, method, X, params):
     if kind == "dask-array":
         if X.ndim == 2 and X.numblocks[1] != 1:
             X = X.rechunk({1: -1})
-        sample = _sample_output(estimator, method, X, params)
+        sample = getattr(estimator, method)(_first_rows(X), **params)
         # meta is given: dask cannot infer it through a delayed estimator.
         meta = np.empty((0,) * np.ndim(sample), dtype=sample.dtype)
         if np.ndim(sample) == 1:
@@ -387,7 +387,8 @@ def _blockwise(estimator, method, X, params):
                                 drop_axis=1, chunks=(X.chunks[0],))
         return X.map_blocks(_apply, est, method, params, kind, sample[:0], meta=meta,
                             chunks=(X.chunks[0], (sample.shape[1],)))
-    meta = _sample_output(estimator, method, X, params, kind).iloc[:0]
+    head = X.head(1, npartitions=-1)
+    meta = _apply(head, estimator, method, params, kind).iloc[:0]
     return X.map_partitions(_apply, est, method, params, kind, meta, meta=meta)
 
 
@@ -426,38 +427,6 @@ def _requires_fit(estimator) -> bool:
         return bool(get_tags(estimator).requires_fit)
     except Exception:  # an estimator without tags: as sklearn's default
         return True
-
-
-def _sample_output(estimator, method, X, params, kind="dask-array"):
-    """``estimator.method`` on one row of X's kind: its output's shape and dtype.
-
-    First on a made-up row of X's dtypes (zeros; dask's own ``_meta_nonempty`` for a
-    dataframe), which computes nothing: computing the first row sends the collection's
-    whole graph to the cluster, with any data embedded in it (a ``from_array``'s
-    array). If the estimator refuses the made-up row (a positive-only transformer, an
-    unknown category), or X's dtypes are not numeric, the first row is computed."""
-    import warnings
-
-    if kind == "dask-array":
-        made_up = None
-        if (isinstance(getattr(X, "_meta", None), np.ndarray) and X.dtype.kind in "biuf"
-                and not any(np.isnan(n) for n in X.shape[1:])):
-            made_up = np.zeros((1, *X.shape[1:]), dtype=X.dtype)
-        real = lambda: _first_rows(X)  # noqa: E731
-        call = lambda rows: getattr(estimator, method)(rows, **params)  # noqa: E731
-    else:
-        made_up = getattr(X, "_meta_nonempty", None)
-        made_up = None if made_up is None else made_up.iloc[:1]
-        real = lambda: X.head(1, npartitions=-1)  # noqa: E731
-        call = lambda rows: _apply(rows, estimator, method, params, kind)  # noqa: E731
-    if made_up is not None:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # made-up values: not the user's concern
-                return call(made_up)
-        except Exception:
-            pass
-    return call(real())
 
 
 def _first_rows(X):

@@ -62,7 +62,8 @@ def _call_plain(func, /, *args, **kwargs) -> dict:
     the core a fast one's leaves idle, as with plain ``n_jobs``: 1.26x plain's time
     with the folds one by one (benchmarks/backend_small_calls.py)."""
     from joblib import parallel_config
-    from joblib._parallel_backends import ThreadingBackend
+
+    from .._compat import ThreadingBackend
 
     start = time.perf_counter()
     with parallel_config(backend=ThreadingBackend(nesting_level=1)):
