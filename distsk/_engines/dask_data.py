@@ -179,29 +179,32 @@ class SentData:
         return future
 
     def avoiding(self, holders, others):
-        """A ``share`` for one task that must not wait on the workers ``holders`` (cut
-        off, perhaps): data also held elsewhere is reused, the rest is sent again, to
-        ``others`` (not kept: the search's copies stay as they are)."""
-        from dask.sizeof import sizeof
-
+        """``share`` for one task that must not wait on the workers ``holders`` (cut
+        off, perhaps): data held only there is sent again, to ``others``, and kept in
+        its place, so that later tasks (and later copies) use the new copy and nothing
+        is sent twice; the rest is shared as usual."""
         with self._lock:
             scattered = dict(self._scattered)
         futures = [f for _, f in scattered.values()]
-        where = bounded(lambda: self.client.who_has(futures), SCATTER_TIMEOUT) if futures else {}
+        if not futures:
+            return self.share
+        where = bounded(lambda: self.client.who_has(futures), SCATTER_TIMEOUT)
+        stuck = {key for key, (_, f) in scattered.items()
+                 if not set(where.get(f.key, ())) - set(holders)}
+        if not stuck:
+            return self.share
 
         def share(obj):
-            if isinstance(obj, ATOMS):
-                return None
-            if isinstance(obj, OnCluster):
-                return obj.future
-            hit = scattered.get(id(obj))
-            if hit is not None and hit[0] is obj and set(where.get(hit[1].key, ())) - set(holders):
-                return hit[1]
-            if not data_leaf(obj) or sizeof(obj) < SCATTER_MIN_BYTES:
-                return None
-            (future,) = bounded(lambda: self.client.scatter(
-                [obj], workers=others, hash=False, timeout=SCATTER_TIMEOUT), SCATTER_TIMEOUT)
-            return future
+            key = id(obj)
+            if key in stuck and scattered[key][0] is obj:
+                (future,) = bounded(lambda: self.client.scatter(
+                    [obj], workers=others, hash=False, timeout=SCATTER_TIMEOUT),
+                    SCATTER_TIMEOUT)
+                with self._lock:
+                    self._scattered[key] = (obj, future)
+                stuck.discard(key)
+                return future
+            return self.share(obj)
 
         return share
 

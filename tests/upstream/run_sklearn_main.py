@@ -46,11 +46,15 @@ import os
 import subprocess
 import sys
 import tempfile
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+if str(HERE) not in sys.path:  # run as a script or imported
+    sys.path.insert(0, str(HERE))
+
+from run_sklearn_suites import junit_counts  # noqa: E402
+
 FILES = ("test_search.py", "test_successive_halving.py")
 # Test functions (by name, any file) whose fits must run in the test's process.
 IN_PROCESS = ("test_cv_results", "test_base_estimator_inputs")
@@ -204,25 +208,10 @@ def run(tests_dir: Path, name: str, classes: str, backend: str, extra: list[str]
                "-p", "sklearn.conftest", str(tmp / name), "-q", "-rfE",
                "--junitxml", str(junit), *extra]
         proc = subprocess.run(cmd, env=env, cwd=tmp)
-        counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
-        failed: list[str] = []
-        if junit.exists():
-            for case in ET.parse(junit).getroot().iter("testcase"):
-                test_id = f"{case.get('classname')}::{case.get('name')}"
-                if case.find("failure") is not None:
-                    counts["failed"] += 1
-                    failed.append(test_id)
-                elif case.find("error") is not None:
-                    counts["errors"] += 1
-                    failed.append(test_id)
-                elif case.find("skipped") is not None:
-                    counts["skipped"] += 1
-                else:
-                    counts["passed"] += 1
+        counts = junit_counts(junit)
     return {"file": name, "classes": classes, "backend": backend if classes == "distsk"
             else None, "returncode": proc.returncode,
-            "sha256": hashlib.sha256(source.encode()).hexdigest(), **counts,
-            "failed_ids": failed}
+            "sha256": hashlib.sha256(source.encode()).hexdigest(), **counts}
 
 
 def main(argv=None) -> int:

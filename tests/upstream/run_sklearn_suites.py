@@ -50,23 +50,29 @@ def run(engine: str, suite: str, extra: list[str]) -> dict:
                "--rootdir", str(_sklearn_dir()), "-p", "distsk_upstream_plugin",
                "--pyargs", suite, "-q", "-rfE", "--junitxml", str(junit), *extra]
         proc = subprocess.run(cmd, env=env, cwd=tmp)
-        counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
-        failed: list[str] = []
-        if junit.exists():
-            for case in ET.parse(junit).getroot().iter("testcase"):
-                name = f"{case.get('classname')}::{case.get('name')}"
-                if case.find("failure") is not None:
-                    counts["failed"] += 1
-                    failed.append(name)
-                elif case.find("error") is not None:
-                    counts["errors"] += 1
-                    failed.append(name)
-                elif case.find("skipped") is not None:
-                    counts["skipped"] += 1
-                else:
-                    counts["passed"] += 1
-    return {"engine": engine, "suite": suite, "returncode": proc.returncode,
-            **counts, "failed_ids": failed}
+        counts = junit_counts(junit)
+    return {"engine": engine, "suite": suite, "returncode": proc.returncode, **counts}
+
+
+def junit_counts(junit: Path) -> dict:
+    """passed / failed / errors / skipped of a pytest JUnit file, and ``failed_ids``
+    (failures and errors); all zero if pytest wrote none."""
+    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    failed: list[str] = []
+    if junit.exists():
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            name = f"{case.get('classname')}::{case.get('name')}"
+            if case.find("failure") is not None:
+                counts["failed"] += 1
+                failed.append(name)
+            elif case.find("error") is not None:
+                counts["errors"] += 1
+                failed.append(name)
+            elif case.find("skipped") is not None:
+                counts["skipped"] += 1
+            else:
+                counts["passed"] += 1
+    return {**counts, "failed_ids": failed}
 
 
 def main(argv=None) -> int:
