@@ -2,6 +2,7 @@
 can SIGKILL it mid-unit (tests/test_result_stream.py)."""
 
 import argparse
+import contextlib
 import sqlite3
 import time
 
@@ -50,7 +51,7 @@ def stored(path) -> int:
     if not path:
         return -1
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db, db:
             return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
     except sqlite3.OperationalError:
         return 0

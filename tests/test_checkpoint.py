@@ -2,6 +2,7 @@
 cluster), never reuse a stale result, survive shared and corrupt files, and fail clearly
 when the scheduler dies."""
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -30,7 +31,7 @@ N_FITS = len(GRID["C"]) * 3
 
 def stored(path) -> int:
     try:
-        with sqlite3.connect(path) as db:
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
             return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
     except sqlite3.OperationalError:  # the other process is still creating the file
         return 0
@@ -134,7 +135,7 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
 
 def test_other_format_is_a_clear_error(tmp_path):
     path = tmp_path / "old.sqlite"
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
         db.execute("INSERT INTO meta VALUES ('schema', '0')")
     with pytest.raises(CheckpointError, match="another distsk checkpoint format"):

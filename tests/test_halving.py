@@ -2,6 +2,7 @@
 (cv_results_ with iter and n_resources, best_*, the rounds' attributes, errors) on every
 engine: in-process, loky and a LocalCluster."""
 
+import contextlib
 import pickle
 import re
 import signal
@@ -272,7 +273,7 @@ def _stored(path) -> int:
     import sqlite3
 
     try:
-        with sqlite3.connect(path) as db:
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
             return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
     except sqlite3.OperationalError:  # the other process is still creating the file
         return 0
