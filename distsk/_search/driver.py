@@ -9,6 +9,7 @@ search loop, sklearn's ``evaluate_candidates``) stays with the search.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -93,6 +94,22 @@ class Planned:
     seconds_per_fit: float | None = None
 
 
+_IMPORTING = threading.Lock()
+
+
+def _import_dask() -> None:
+    """Import dask once, under a lock, before any step imports parts of it lazily.
+
+    Two searches started at once in threads of a fresh process each imported dask
+    on their own, and Python handed one of them a partly initialised ``dask.base``
+    (dask's modules import each other): "ImportError: cannot import name 'annotate'
+    from partially initialized module 'dask.base'", 5 runs in 6
+    (``test_checkpoint.py::test_two_searches_share_one_file`` run alone)."""
+    with _IMPORTING:  # held while the first thread imports; a lookup afterwards
+        import dask.base  # noqa: F401
+        import dask.utils  # noqa: F401
+
+
 class Driver:
     """The steps every fit of distsk's takes, each once: find the compute, read the
     input, put the data where the plan runs it, plan, and make the plan's runner.
@@ -112,6 +129,7 @@ class Driver:
         # Resolve the client option for any backend (else for "auto" and "dask" only).
         self.connect = connect
         self._where = None
+        _import_dask()
 
     # ------------------------------------------------------------------ the steps
     def where(self) -> tuple[object, ComputeProfile]:
