@@ -255,7 +255,8 @@ def test_clone_pickle_and_pipeline_nesting(client):
     assert clone(search).get_params()["backend"] == "dask"
     assert set(search.get_params(deep=False)) == set(
         HalvingGridSearchCV(LogisticRegression(), {}).get_params(deep=False)) | {
-        "backend", "client", "max_gather_bytes", "checkpoint", "time_budget"}
+        "backend", "client", "max_gather_bytes", "checkpoint", "time_budget",
+        "early_drop"}
     pipe = make_pipeline(StandardScaler(), search).fit(X, y)
     ref = make_pipeline(StandardScaler(), HalvingGridSearchCV(
         LogisticRegression(), {"C": [0.01, 0.1, 1.0, 10.0]}, cv=3, random_state=0)).fit(X, y)

@@ -45,6 +45,7 @@ _DISTSK_CONSTRAINTS: dict = {
     "max_gather_bytes": [Interval(Integral, 0, None, closed="left"), str],
     "checkpoint": [None, str, os.PathLike],
     "time_budget": [None, Interval(Real, 0, None, closed="neither")],
+    "early_drop": [None, Interval(Real, 0, 1, closed="neither")],
 }
 
 
@@ -273,6 +274,12 @@ scoring, refit, error_score, return_train_score, random_state, n_jobs, verbose
         results for the rounds run (``n_iterations_``, ``n_candidates_`` and
         ``n_resources_`` count those; ``time_budget_ended_`` says so). With a
         ``checkpoint``, fitting again continues. None: no budget.
+    early_drop : float in (0, 1), default=None
+        Opt-in, changes sklearn's results: within each round, the confidence at which
+        a candidate clearly behind the round's leader gets no further folds (as for
+        :class:`DistributedSearchCV`); its mean score is NaN, so it is promoted only
+        when too few others remain. ``dropped_candidates_`` lists its rows. None:
+        sklearn's rounds.
 
     Attributes
     ----------
@@ -287,6 +294,8 @@ n_possible_iterations_, n_required_iterations_
         (candidate, fold) results read from ``checkpoint`` instead of being fit.
     time_budget_ended_ : bool
         Whether ``time_budget`` ended the search before its last round.
+    dropped_candidates_ : list of int
+        Rows of ``cv_results_`` dropped by ``early_drop`` (empty when it is None).
     n_candidates_evaluated_ : int
         Rows of ``cv_results_`` (candidates over the rounds run).
     n_fits_performed_ : int
@@ -370,6 +379,7 @@ class DistributedHalvingGridSearchCV(_DistributedHalving, HalvingGridSearchCV):
         max_gather_bytes="auto",
         checkpoint=None,
         time_budget=None,
+        early_drop=None,
     ):
         HalvingGridSearchCV.__init__(
             self, estimator, param_grid, factor=factor, resource=resource,
@@ -383,6 +393,7 @@ class DistributedHalvingGridSearchCV(_DistributedHalving, HalvingGridSearchCV):
         self.max_gather_bytes = max_gather_bytes
         self.checkpoint = checkpoint
         self.time_budget = time_budget
+        self.early_drop = early_drop
 
     def _planning_candidates(self):
         return list(ParameterGrid(self.param_grid))
@@ -449,6 +460,7 @@ class DistributedHalvingRandomSearchCV(_DistributedHalving, HalvingRandomSearchC
         max_gather_bytes="auto",
         checkpoint=None,
         time_budget=None,
+        early_drop=None,
     ):
         HalvingRandomSearchCV.__init__(
             self, estimator, param_distributions, n_candidates=n_candidates,
@@ -463,6 +475,7 @@ class DistributedHalvingRandomSearchCV(_DistributedHalving, HalvingRandomSearchC
         self.max_gather_bytes = max_gather_bytes
         self.checkpoint = checkpoint
         self.time_budget = time_budget
+        self.early_drop = early_drop
 
     def _planning_candidates(self):
         n = self.n_candidates

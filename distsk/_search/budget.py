@@ -12,6 +12,11 @@ Report: sklearn's ``evaluate_candidates`` again, for the candidates whose folds 
 finished, in sklearn's own order, each fit served from the store (no fit runs). So
 ``cv_results_``, ``best_*`` and every error are sklearn's own for those candidates --
 without a deadline reached, exactly a search without a budget.
+
+Early dropping (``early_drop=``, ``distsk._search.early_drop``) takes the same two
+passes, with or without a deadline: in the run, its ``EarlyDrop`` listens to the engine
+and cancels the folds of candidates clearly behind; the report serves their folds not
+run as NaN.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import time
 
 import numpy as np
 
-from .._units.fit_call import FitCall
 from .collector import CollectorBackend
+from .early_drop import DroppedView
 
 __all__ = ["Budget", "BudgetCollector", "MemoryStore", "RoundCut", "RunDone", "under_budget"]
 
@@ -67,14 +72,17 @@ class MemoryStore:
 class Budget:
     """A budgeted search's deadline and bookkeeping, for one ``fit``.
 
-    ``seconds`` from ``started`` (``time.monotonic()`` at the start of ``fit``);
-    ``random_state`` seeds the order of the candidates.
+    ``seconds`` from ``started`` (``time.monotonic()`` at the start of ``fit``), or
+    None: no deadline (the two passes of ``early_drop`` alone); ``random_state`` seeds
+    the order of the candidates; ``dropper``: an ``EarlyDrop``, or None.
     """
 
-    def __init__(self, seconds: float, started: float, random_state=None):
-        self.seconds = float(seconds)
-        self.deadline = started + self.seconds
+    def __init__(self, seconds: float | None, started: float, random_state=None,
+                 dropper=None):
+        self.seconds = None if seconds is None else float(seconds)
+        self.deadline = None if seconds is None else started + self.seconds
         self.random_state = random_state
+        self.dropper = dropper
         #: Whether the deadline stopped a run before all its fits finished.
         self.ended = False
         #: Candidates whose folds all finished, over every run of this fit.
@@ -86,6 +94,8 @@ class Budget:
         self._timer: threading.Timer | None = None
 
     def left(self) -> float:
+        if self.deadline is None:
+            return float("inf")
         return self.deadline - time.monotonic()
 
     def order(self, candidates: list) -> list:
@@ -101,6 +111,8 @@ class Budget:
     def watch(self, engine) -> None:
         """Stop ``engine`` at the deadline (a timer thread; :meth:`close` cancels it)."""
         self.close()
+        if self.deadline is None:
+            return
         engine.deadline = self.deadline  # no fit starts that would end after it
         if self.left() <= 0:
             engine.stop("time_budget")
@@ -133,13 +145,8 @@ class BudgetCollector(CollectorBackend):
 
     def submit(self, func, callback=None):
         if self.server is None:
-            items = list(func.items)
-            self.calls.extend(FitCall.of(item) for item in items)
             self._running = True
-        future = super().submit(func, callback)
-        if self.server is None:
-            self.results.extend(future.result())
-        return future
+        return super().submit(func, callback)
 
     def serve(self, server) -> None:
         """From now on, answer calls with ``server`` (the report pass); None: back to
@@ -157,24 +164,35 @@ class BudgetCollector(CollectorBackend):
         if not self._running:
             return  # joblib's second stop_call (its ``with parallel:`` exit)
         self._running = False
+        # The run's calls in the engine's order (joblib may submit a batch from within
+        # another's submit: the order of the calls to ``submit`` is not theirs).
+        self.calls, self.results = map(list, self.engine.collected)
         self.budget.watch(self.engine)
+        dropper = self.budget.dropper
+        if dropper is not None:
+            dropper.begin(self.engine, self.calls, self.results)
+            self.engine.listener = dropper
         try:
             self.engine.run()
         finally:
             self.budget.close()
+            self.engine.listener, self.engine.by_fold = None, False
         if self.engine.stopped is not None:
             self.budget.ended = True
         raise RunDone
 
     def finished(self, candidates: list) -> list:
         """Of ``candidates``, in their order, those whose every fit of the last run has
-        a result."""
+        a result, or that were dropped early (their folds up to the drop have)."""
         done: dict[int, bool] = {}
+        dropper = self.budget.dropper
         for call, result in zip(self.calls, self.results):
             index = _index(candidates, call.parameters)
             if index is not None:
                 done[index] = done.get(index, True) and bool(result)
-        return [c for i, c in enumerate(candidates) if done.get(i)]
+        return [c for i, c in enumerate(candidates)
+                if done.get(i) or (i in done and dropper is not None
+                                   and dropper.is_dropped(c))]
 
 
 def _index(candidates: list, params: dict) -> int | None:
@@ -198,7 +216,8 @@ def under_budget(evaluate_candidates, budget: Budget, server, *, whole: bool = F
         candidates = list(candidate_params)
         collector = budget.collector
         collector.start_run()
-        ordered = candidates if whole else budget.order(candidates)
+        ordered = candidates if whole or budget.seconds is None else budget.order(
+            candidates)
         # The run reports to no sklearn callback (its fits are reported, as resumed,
         # by the report pass: a callback context takes each task once).
         run = {k: v for k, v in kwargs.items() if k != "callback_ctx"}
@@ -218,11 +237,19 @@ def under_budget(evaluate_candidates, budget: Budget, server, *, whole: bool = F
                 raise RoundCut
             return None
         budget.n_finished += len(finished)
+        dropper, store = budget.dropper, server.checkpoint
+        if dropper is not None:  # the folds a drop left out: NaN, never stored
+            server.checkpoint = DroppedView(store, dropper.not_run())
         collector.serve(server)
         try:
             results = evaluate_candidates(finished, *args, **kwargs)
         finally:
             collector.serve(None)
+            server.checkpoint = store
+        if dropper is not None:
+            first = len(results["params"]) - len(finished)
+            dropper.rows += [first + j for j, c in enumerate(finished)
+                             if dropper.is_dropped(c)]
         budget.n_reports += 1
         return results
 

@@ -89,6 +89,14 @@ class SearchEngine:
         #: Set by the search before its last call: the refit, run ahead on the runner.
         self.refit_ahead: RefitAhead | None = None
         self.deadline: float | None = None  # time.monotonic() (see Stopping)
+        #: Queue the fits fold by fold across candidates (round k: every candidate's
+        #: fold k), a few units out at a time, so that :meth:`cancel` finds most of
+        #: them queued (``early_drop``, set by ``listener.begin``).
+        self.by_fold = False
+        #: An object told of the run's start and of each fit (``started(engine, keys)``
+        #: with the run's checkpoint keys or None, ``fit_done(engine, index)``;
+        #: :class:`~distsk._search.early_drop.EarlyDrop`).
+        self.listener = None
 
     #: Calls collected so far: none after a search that ran fits means sklearn's
     #: ``Parallel`` bypassed the collector (``DistributedSearchCV.fit`` checks).
@@ -100,6 +108,12 @@ class SearchEngine:
         self._items.extend(FitCall.of(item) for item in items)
         self._results.extend(results)
         return results
+
+    @property
+    def collected(self) -> tuple[list, list[dict]]:
+        """The calls collected since the last :meth:`run` (FitCalls) and their result
+        dicts, in the order :meth:`run` indexes them."""
+        return self._items, self._results
 
     # ------------------------------------------------------------------ the two hooks
     def on_fit(self, index: int, item: FitCall, result: dict) -> None:
@@ -113,9 +127,31 @@ class SearchEngine:
         a fit a subclass ran ahead (``_idle``) is passed when a later call takes it
         over (``_carried``), with that call's index. It must not change ``result``,
         and should return quickly: the next result waits. It may call :meth:`stop`.
-        The default does nothing; a time budget, early dropping of weak candidates or
-        a model-based sampler (issues #24, #28) build on it.
+        The default tells the ``listener`` (early dropping of weak candidates); a
+        model-based sampler (issue #28) builds on it too.
         """
+        if self.listener is not None:
+            self.listener.fit_done(self, index)
+
+    def cancel(self, indices) -> int:
+        """Forget this call's queued units whose every fit is in ``indices`` (in the
+        thread running :meth:`run`: from :meth:`on_fit` or the listener). Running units
+        run on. Returns the number of fits cancelled; their result dicts stay empty."""
+        call = self._call
+        if call is None:
+            return 0
+        indices = set(indices)
+        kept, cancelled = collections.deque(), set()
+        for unit in call.queue:
+            if indices.issuperset(unit.indices):
+                cancelled.update(unit.indices)
+                call.singles -= unit.kind in ("single", "alone")
+            else:
+                kept.append(unit)
+        call.queue.clear()  # in place: an in-process unit may call this mid-dispatch
+        call.queue.extend(kept)
+        call.todo = [i for i in call.todo if i not in cancelled]
+        return len(cancelled)
 
     def stop(self, reason: str = "stopped") -> None:
         """End the search between fits: thread-safe, also from :meth:`on_fit`.
@@ -150,6 +186,8 @@ class SearchEngine:
         self._plan(call)
         self._call, self.runner.report = call, call.report
         try:
+            if self.listener is not None:
+                self.listener.started(self, call.keys)
             refit = self.refit_ahead
             if refit is not None and not refit.begin(
                     self.runner, items, self.runner.slots - len(call.queue) - len(call.in_flight)):
@@ -177,13 +215,15 @@ class SearchEngine:
         units = plan_units([items[i] for i in todo], share=self.share)
         for unit in units:  # back to indices of all items
             unit.indices = [todo[j] for j in unit.indices]
+        if self.by_fold:
+            units.sort(key=lambda unit: _fold(items[unit.indices[0]]))
         call.queue = collections.deque(units)
         call.singles = sum(1 for unit in units if unit.kind == "single")
         self.runner.prepare([items[i] for unit in units for i in unit.indices])
         # A small search goes out whole (decided once: the tail of a large one keeps
         # the bound of 2 units per slot).
-        call.small = len(call.queue) + len(call.in_flight) <= SMALL_WAVES * max(
-            1, self.runner.slots)
+        call.small = not self.by_fold and len(call.queue) + len(call.in_flight) <= (
+            SMALL_WAVES * max(1, self.runner.slots))
         # distsk's own progress bar counts a fit reported twice once: copies are fine.
         call.speculate = self.runner.speculates and not has_callbacks(items, copies_ok=True)
 
@@ -377,6 +417,11 @@ def _resume(call: _Call, checkpoint, verbose: int) -> int:
         print(f"[distsk] {len(items) - len(call.todo)} of {len(items)} fits resumed from "
               f"checkpoint {checkpoint.path!r}; {len(call.todo)} to run.", flush=True)
     return len(items) - len(call.todo)
+
+
+def _fold(item: FitCall) -> int:
+    progress = item.split_progress
+    return progress[0] if progress else 0
 
 
 def _too_late(deadline: float | None, seconds_per_fit: float | None) -> bool:

@@ -27,21 +27,21 @@ def progress_bar(search):
     the user set stay as they were.
     """
     if not search.verbose or search.verbose <= 0:
-        yield
+        yield None
         return
     from importlib.util import find_spec
 
     if find_spec("rich") is None:
         print("[distsk] No progress bar: it is drawn with rich, which is not installed "
               '(pip install rich, or install distsk with its "[all]" extra).', flush=True)
-        yield
+        yield None
         return
     bar = SearchProgress(f"{type(search).__name__}",
                          budget=getattr(search, "time_budget", None))
     own = search.__dict__.get("_skl_callbacks")
     search._skl_callbacks = [*(own or []), bar]
     try:
-        yield
+        yield bar
     finally:
         if own is None:
             search.__dict__.pop("_skl_callbacks", None)
@@ -103,6 +103,12 @@ class SearchProgress:
             resumed = bool((metadata or {}).get("distsk_resumed"))
             self._send(("done", (context.task_id, resumed)))
 
+    # -- in this process, from the search
+    def dropped(self, n_candidates: int, n_fits: int) -> None:
+        """``early_drop`` dropped ``n_candidates``: ``n_fits`` fits will not run."""
+        if self._display is not None:
+            self._display.receive(("dropped", (n_candidates, n_fits)))
+
     def _send(self, message):
         from .._compat import callback_transport as transport
 
@@ -128,6 +134,7 @@ class _Display:
         self._budget = budget
         self._started = time.monotonic()
         self._done = self._resumed = 0
+        self._dropped = self._skipped = 0  # early_drop: candidates, fits not run
         self._total = None
         self._seen: set = set()  # fits counted, by task id: a fit run twice counts once
         console = Console()
@@ -154,6 +161,9 @@ class _Display:
         with self._lock:
             if kind == "total":
                 self._total = value
+            elif kind == "dropped":
+                self._dropped += value[0]
+                self._skipped += value[1]
             elif kind == "done" and value[0] not in self._seen:
                 self._seen.add(value[0])
                 self._done += 1
@@ -164,18 +174,22 @@ class _Display:
     def _fields(self, refit=False) -> dict:
         run = self._done - self._resumed
         remaining = "remaining -:--:--"
-        if self._total is not None and run > 0:
+        total = None if self._total is None else self._total - self._skipped
+        if total is not None and run > 0:
             per_fit = (time.monotonic() - self._started) / run
-            remaining = f"remaining {_clock(per_fit * (self._total - self._done))}"
+            remaining = f"remaining {_clock(per_fit * (total - self._done))}"
         if self._budget is not None:
             left = self._budget - (time.monotonic() - self._started)
             remaining += (f", budget left {_clock(left)}" if left > 0
                           else ", budget spent: no fit starts")
-        if refit or (self._total is not None and self._done >= self._total):
+        if refit or (total is not None and self._done >= total):
             remaining = "refitting the best candidate" if refit else "done"
+        notes = [f"{self._resumed} resumed"] if self._resumed else []
+        if self._dropped:
+            notes.append(f"{self._dropped} candidates dropped")
         return dict(
-            total=self._total, completed=self._done,
-            resumed=f" ({self._resumed} resumed)" if self._resumed else "",
+            total=total, completed=self._done,
+            resumed=f" ({', '.join(notes)})" if notes else "",
             remaining=remaining,
         )
 

@@ -1,0 +1,229 @@
+"""Early dropping of weak candidates (``early_drop=``, issue #24): an opt-in departure
+from sklearn's results, off by default.
+
+The run
+    The search's fits are queued fold by fold across candidates: round ``k`` is every
+    candidate's fold ``k`` (``SearchEngine.by_fold``). When a round is complete (every
+    candidate still running has its folds ``0..k``; finished in any order, on any
+    engine), each such candidate is compared with the round's leader (the highest mean
+    score over those folds): with ``d_i`` the leader's score minus the candidate's on
+    fold ``i``, ``n = k + 1`` folds, the candidate is dropped when
+
+        mean(d) - t(confidence, n - 1) * std(d) / sqrt(n) > 0,
+
+    the one-sided paired t-test of "the leader is better" at the confidence the user
+    set (``std`` with ``n - 1`` degrees of freedom; from 2 folds on). A dropped
+    candidate's queued folds never start (``SearchEngine.cancel``); one already running
+    ends, and is kept in the checkpoint, but not reported. Decisions read only the
+    scores, so a search drops the same candidates on every engine, in any order of
+    arrival, and after a resume. A candidate with a non-finite score is never dropped
+    nor the leader (sklearn's error reports stay whole).
+
+The report
+    sklearn's ``evaluate_candidates`` again (``distsk._search.budget``'s report pass),
+    served from the store: a dropped candidate's folds up to its last round are its
+    own results; its other folds are reported with NaN scores and times (never run),
+    so sklearn's ``mean_test_score`` is NaN and its rank comes after every candidate
+    that finished (``best_index_`` never points at one). sklearn warns that some test
+    scores are non-finite, as for failed fits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["EarlyDrop", "DroppedView"]
+
+
+class EarlyDrop:
+    """The drop decisions of one search's ``fit``.
+
+    ``confidence`` in (0, 1); ``metric``: the scorer's name with several scorers (the
+    one ``refit`` names), else None.
+    """
+
+    def __init__(self, confidence: float, metric: str | None = None):
+        self.confidence = float(confidence)
+        self.metric = metric
+        #: Over every run of this fit: candidates dropped and fits they did not run.
+        self.n_dropped = 0
+        self.n_fits_saved = 0
+        #: Rows of ``cv_results_`` of the candidates dropped (set by the report).
+        self.rows: list[int] = []
+        self.on_drop = None  # called with (candidates, fits saved): the progress bar
+        self._reset([], [])
+
+    def _reset(self, calls: list, results: list) -> None:
+        self.calls, self.results = calls, results
+        self._groups: list[list[int]] = []  # per candidate: its calls' indices by fold
+        self._of: dict[int, int] = {}  # call index -> candidate
+        self._alive: set[int] = set()
+        self._last: dict[int, int] = {}  # candidate dropped -> its last round
+        self._round = 1  # the next round to decide (rounds 0.. are folds)
+        self._keys: list[str] | None = None
+
+    # ------------------------------------------------------------------ the run
+    def begin(self, engine, calls: list, results: list) -> None:
+        """A run's calls (FitCalls) and their result dicts, before it starts."""
+        self._reset(calls, results)
+        by_candidate: dict[int, int] = {}
+        for i, call in enumerate(calls):
+            c = by_candidate.setdefault(id(call.parameters), len(by_candidate))
+            if c == len(self._groups):
+                self._groups.append([])
+            self._groups[c].append(i)
+            self._of[i] = c
+        for group in self._groups:
+            group.sort(key=lambda i: _fold(calls[i]))
+        self._alive = set(range(len(self._groups)))
+        engine.by_fold = True
+
+    def started(self, engine, keys: list[str] | None) -> None:
+        """The run's queue is planned (resumed fits are in): rounds complete already.
+        ``keys``: the calls' checkpoint keys, taken before any fit ran (a fit run in
+        process changes its call's estimator, and so the key computed from it)."""
+        self._keys = keys
+        self._decide(engine)
+
+    def fit_done(self, engine, index: int) -> None:
+        """Fit ``index`` of the run has its result."""
+        if self._of.get(index) in self._alive:
+            self._decide(engine)
+
+    def _decide(self, engine) -> None:
+        rounds = min((len(g) for g in self._groups), default=0)
+        while self._round < rounds and len(self._alive) > 1:
+            k = self._round
+            scores = {c: self._scores(c, k) for c in self._alive}
+            if any(s is None for s in scores.values()):
+                return  # round k is not complete yet
+            self._round += 1
+            self._drop_behind(engine, k, scores)
+
+    def _drop_behind(self, engine, k: int, scores: dict) -> None:
+        finite = {c: s for c, s in scores.items() if np.all(np.isfinite(s))}
+        if len(finite) < 2:
+            return
+        leader = max(finite, key=lambda c: (finite[c].mean(), -c))
+        t = _t_quantile(self.confidence, k)
+        dropped, saved = [], 0
+        for c, s in finite.items():
+            d = finite[leader] - s
+            if c != leader and d.mean() - t * d.std(ddof=1) / math.sqrt(k + 1) > 0:
+                dropped.append(c)
+        cancel = set()
+        for c in dropped:
+            self._alive.discard(c)
+            self._last[c] = k
+            later = self._groups[c][k + 1:]
+            cancel.update(later)
+            saved += sum(1 for i in later if not self.results[i])
+        if dropped:
+            engine.cancel(cancel)
+            self.n_dropped += len(dropped)
+            self.n_fits_saved += saved
+            if self.on_drop is not None:
+                self.on_drop(len(dropped), saved)
+
+    def _scores(self, c: int, k: int):
+        """Candidate ``c``'s scores on folds ``0..k``, or None if one is missing."""
+        group = self._groups[c]
+        if len(group) <= k:
+            return None
+        out = []
+        for i in group[: k + 1]:
+            result = self.results[i]
+            if not result:
+                return None
+            out.append(_score(result, self.metric))
+        return np.asarray(out, dtype=float)
+
+    # ------------------------------------------------------------------ the report
+    def is_dropped(self, params) -> bool:
+        return any(self.calls[self._groups[c][0]].parameters is params
+                   or self.calls[self._groups[c][0]].parameters == params
+                   for c in self._last)
+
+    def not_run(self) -> dict[str, dict]:
+        """``{checkpoint key: result}`` for the dropped candidates' folds after their
+        last round: NaN scores and times, as reported."""
+        if not self._last or self._keys is None:
+            return {}
+        by_fold: dict[int, dict] = {}
+        for i, call in enumerate(self.calls):
+            if self.results[i]:
+                by_fold.setdefault(_fold(call), self.results[i])
+        out = {}
+        for c, k in self._last.items():
+            for i in self._groups[c][k + 1:]:
+                call = self.calls[i]
+                template = by_fold.get(_fold(call)) or self.results[self._groups[c][0]]
+                out[self._keys[i]] = _nan_result(template, call.parameters)
+        return out
+
+
+class DroppedView:
+    """The report pass's store: ``store``'s results, and for the fits a drop left out
+    (``EarlyDrop.not_run``) their NaN results, which are never written to ``store``."""
+
+    def __init__(self, store, not_run: dict[str, dict]):
+        self.store, self.not_run = store, not_run
+        self.path = getattr(store, "path", "<memory>")
+        self.announced = getattr(store, "announced", True)
+
+    def get_many(self, keys, parameters=None) -> dict[str, dict]:
+        out = self.store.get_many([k for k in keys if k not in self.not_run], parameters)
+        out.update({k: dict(self.not_run[k]) for k in keys if k in self.not_run})
+        return out
+
+    def put(self, key: str, result: dict) -> None:
+        self.store.put(key, result)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def close(self) -> None:
+        """The store is the search's: it closes it."""
+
+
+def _fold(call) -> int:
+    progress = call.split_progress
+    return progress[0] if progress else 0
+
+
+def _score(result: dict, metric: str | None) -> float:
+    scores = result.get("test_scores")
+    if isinstance(scores, dict):
+        scores = scores.get(metric) if metric is not None else next(iter(scores.values()))
+    try:
+        return float(scores)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _nan_like(scores):
+    if isinstance(scores, dict):
+        return {name: np.nan for name in scores}
+    return np.nan
+
+
+def _nan_result(template: dict, parameters) -> dict:
+    out = {k: v for k, v in template.items() if k != "estimator"}
+    if "parameters" in out:
+        out["parameters"] = parameters
+    for name in ("test_scores", "train_scores"):
+        if name in out:
+            out[name] = _nan_like(out[name])
+    for name in ("fit_time", "score_time"):
+        if name in out:
+            out[name] = np.nan
+    out["fit_error"] = None
+    return out
+
+
+def _t_quantile(confidence: float, df: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(confidence, df))
