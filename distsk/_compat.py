@@ -9,6 +9,7 @@ release it exists (the floors in ``pyproject.toml`` must be at or above these).
 """
 
 import contextlib
+import sys
 
 # --------------------------------------------------------------------------- scikit-learn
 # ``fit`` validates parameters once and skips nested validation of the inner estimator,
@@ -182,6 +183,46 @@ def dask_glm_lbfgs_without_iprint() -> None:
     algorithms.fmin_l_bfgs_b = without_iprint
 
 
+# ------------------------------------------------------------------------------ mlflow
+def mlflow_sklearn_patch(method: str):
+    """The patch function ``mlflow.sklearn.autolog()`` applied to ``GridSearchCV.<method>``
+    (``fit``, ``score``), or None when sklearn autologging is off (MLflow not imported,
+    never enabled, or disabled: its patches are reverted).
+
+    distsk's searches are logged by these very functions (``distsk._face.mlflow_autolog``):
+    MLflow keeps them only in the closure of the wrapper it sets on the class
+    (``mlflow.utils.autologging_utils.safety.safe_patch``: free variables
+    ``patch_function``, e.g. the run-managing wrapper of ``mlflow.sklearn``'s
+    ``patched_fit``, and ``autologging_integration``); MLflow 3.18.0 tested, asserted in
+    tests/test_mlflow.py. Reads nothing unless MLflow is imported.
+    """
+    if "mlflow" not in sys.modules:
+        return None
+    from sklearn.model_selection import GridSearchCV
+
+    wrapper = GridSearchCV.__dict__.get(method)
+    code, closure = getattr(wrapper, "__code__", None), getattr(wrapper, "__closure__", None)
+    if code is None or not closure:
+        return None
+    cells = dict(zip(code.co_freevars, closure, strict=False))
+    try:
+        if cells["autologging_integration"].cell_contents != "sklearn":
+            return None
+        return cells["patch_function"].cell_contents
+    except (KeyError, ValueError):  # another wrapper, or an empty cell
+        return None
+
+
+def mlflow_safe_patch(destination, name: str, patch_function) -> None:
+    """``destination.name`` wrapped in ``patch_function`` as MLflow's sklearn autologging
+    wraps a class's method (its error handling, session and configuration), and reverted
+    with that integration's patches. ``mlflow.utils.autologging_utils.safe_patch`` (not a
+    documented API; MLflow 3.18.0 tested)."""
+    from mlflow.utils.autologging_utils import safe_patch
+
+    safe_patch("sklearn", destination, name, patch_function)
+
+
 __all__ = [
     "BaseSearchCV",
     "FallbackToBackend",
@@ -210,4 +251,6 @@ __all__ = [
     "dask_glm_lbfgs_without_iprint",
     "get_memmapping_executor",
     "loky_workers",
+    "mlflow_safe_patch",
+    "mlflow_sklearn_patch",
 ]

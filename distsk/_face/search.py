@@ -36,6 +36,7 @@ from .._search.early_drop import EarlyDrop
 from .._search.loop import CollectorBackend, RefitAhead, SearchEngine
 from .._search.progress import progress_bar
 from .._units.fit_call import clone_with
+from .mlflow_autolog import logged_by_mlflow
 from .notebook import html_repr_with_plan
 from .refit_methods import RefitModelMethods
 
@@ -325,6 +326,7 @@ n_splits_, refit_time_, multimetric_
         return PlannedWork(len(candidates) * _n_splits_hint(self.cv),
                            (Probe(candidates[0], X, y),))
 
+    @logged_by_mlflow  # mlflow.sklearn.autolog(): logged as GridSearchCV's fit is
     def fit(self, X, y=None, **params):
         """Run fit with all sets of parameters, on the engine the plan chooses.
 
