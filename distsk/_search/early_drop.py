@@ -3,7 +3,9 @@ from sklearn's results, off by default.
 
 The run
     The search's fits are queued fold by fold across candidates: round ``k`` is every
-    candidate's fold ``k`` (``SearchEngine.by_fold``). When a round is complete (every
+    candidate's fold ``k`` (``SearchEngine.by_fold``: batches stay in a fold), and
+    once a round is in, each later fold's fits strongest candidate first (mean score
+    so far), so a weak candidate's next fits are still queued when it is dropped. When a round is complete (every
     candidate still running has its folds ``0..k``; finished in any order, on any
     engine), each such candidate is compared with the round's leader (the highest mean
     score over those folds): with ``d_i`` the leader's score minus the candidate's on
@@ -61,7 +63,7 @@ class EarlyDrop:
         self._of: dict[int, int] = {}  # call index -> candidate
         self._alive: set[int] = set()
         self._last: dict[int, int] = {}  # candidate dropped -> its last round
-        self._round = 1  # the next round to decide (rounds 0.. are folds)
+        self._round = 0  # the next round to decide (rounds 0.. are folds)
         self._keys: list[str] | None = None
 
     # ------------------------------------------------------------------ the run
@@ -100,7 +102,22 @@ class EarlyDrop:
             if any(s is None for s in scores.values()):
                 return  # round k is not complete yet
             self._round += 1
-            self._drop_behind(engine, k, scores)
+            if k:
+                self._drop_behind(engine, k, scores)
+            self._strongest_first(engine, scores)
+
+    def _strongest_first(self, engine, scores: dict) -> None:
+        """Queue each later fold's fits strongest candidate first (mean score so far):
+        the weak ones' come last, so most are still queued when a drop comes."""
+        strength = {c: (s.mean() if np.all(np.isfinite(s)) else -np.inf)
+                    for c, s in scores.items() if c in self._alive}
+        calls, of = self.calls, self._of
+
+        def key(unit):
+            return (_fold(calls[unit.indices[0]]),
+                    -max(strength.get(of.get(i), -np.inf) for i in unit.indices))
+
+        engine.reorder(key)
 
     def _drop_behind(self, engine, k: int, scores: dict) -> None:
         finite = {c: s for c, s in scores.items() if np.all(np.isfinite(s))}

@@ -153,6 +153,15 @@ class SearchEngine:
         call.todo = [i for i in call.todo if i not in cancelled]
         return len(cancelled)
 
+    def reorder(self, key) -> None:
+        """Sort this call's queued units by ``key(unit)`` (stable; in the thread running
+        :meth:`run`, as :meth:`cancel`)."""
+        call = self._call
+        if call is not None:
+            units = sorted(call.queue, key=key)
+            call.queue.clear()
+            call.queue.extend(units)
+
     def stop(self, reason: str = "stopped") -> None:
         """End the search between fits: thread-safe, also from :meth:`on_fit`.
 
@@ -215,6 +224,7 @@ class SearchEngine:
         units = plan_units([items[i] for i in todo], share=self.share)
         for unit in units:  # back to indices of all items
             unit.indices = [todo[j] for j in unit.indices]
+        call.by_fold = self.by_fold
         if self.by_fold:
             units.sort(key=lambda unit: _fold(items[unit.indices[0]]))
         call.queue = collections.deque(units)
@@ -506,7 +516,7 @@ class _Call:
         self.queue: collections.deque = collections.deque()
         self.in_flight: dict[cf.Future, _Running] = {}
         self.failure = _Failure()
-        self.small = self.speculate = False
+        self.small = self.speculate = self.by_fold = False
         self.singles = 0  # single fits queued, not yet in a batch
         self.arrived: set[int] = set()  # indices whose result is in
         self.inbox: collections.deque = collections.deque()  # (index, result) streamed
@@ -592,9 +602,17 @@ class _Call:
         if seconds_per_fit:
             size = max(1, min(math.ceil(BATCH_SECONDS / seconds_per_fit),
                               math.ceil(self.singles / (2 * slots))))
+        fold = None
+        if self.by_fold:
+            # Fold by fold (early_drop): a batch stays in its fold and takes at most
+            # 1/(2 x slots) of it, so that the fits a drop cancels are still queued.
+            fold = _fold(self.items[unit.indices[0]])
+            size = min(size, max(1, math.ceil(sum(
+                1 for u in queue if _fold(self.items[u.indices[0]]) == fold) / (2 * slots))))
         indices = list(unit.indices)
         self.singles -= 1
-        while queue and queue[0].kind == "single" and len(indices) < size:
+        while (queue and queue[0].kind == "single" and len(indices) < size
+               and (fold is None or _fold(self.items[queue[0].indices[0]]) == fold)):
             indices.extend(queue.popleft().indices)
             self.singles -= 1
         return "single", indices
