@@ -9,6 +9,7 @@ finished fit again, ending equal to the full search.
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import numpy as np
@@ -176,3 +177,14 @@ def test_a_halving_search_under_a_budget_ends_at_a_round():
                                   full.cv_results_["mean_test_score"][first])
     assert ours.cv_results_["params"] == [p for p, f in zip(full.cv_results_["params"], first)
                                           if f]
+
+
+def test_the_progress_bar_counts_each_fit_once_as_run(capsys):
+    # The report pass replays every fit to sklearn's callbacks as resumed: the bar counts
+    # the run's fits from the engine instead ("36/36 fits", not "(36 resumed)").
+    pytest.importorskip("rich", reason="the progress bar needs the [all] extra (rich)")
+    DistributedSearchCV(LogisticRegression(), GRID, cv=3, backend="sequential", verbose=1,
+                        time_budget=600, random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    assert re.search(r"36/36 fits elapsed", out), out[-300:]
+    assert "resumed" not in out

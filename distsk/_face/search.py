@@ -403,8 +403,11 @@ n_splits_, refit_time_, multimetric_
         state.collector = parallel_config(backend=backend)
         state.collector.__enter__()
         with using_client(placed.client), progress_bar(self) as bar:  # verbose > 0
-            if bar is not None and state.budget is not None and state.budget.dropper:
-                state.budget.dropper.on_drop = bar.dropped
+            if bar is not None and state.budget is not None:
+                bar.engine_fed()  # the report pass replays every fit to callbacks
+                state.budget.progress = bar
+                if state.budget.dropper is not None:
+                    state.budget.dropper.on_drop = bar.dropped
             started = time.perf_counter()
             super().fit(placed.X, placed.y, **placed.params)
             spent = time.perf_counter() - started

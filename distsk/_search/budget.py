@@ -83,6 +83,8 @@ class Budget:
         self.deadline = None if seconds is None else started + self.seconds
         self.random_state = random_state
         self.dropper = dropper
+        #: The progress bar, fed by the run's engine (``SearchProgress.engine_fed``).
+        self.progress = None
         #: Whether the deadline stopped a run before all its fits finished.
         self.ended = False
         #: Candidates whose folds all finished, over every run of this fit.
@@ -171,7 +173,8 @@ class BudgetCollector(CollectorBackend):
         dropper = self.budget.dropper
         if dropper is not None:
             dropper.begin(self.engine, self.calls, self.results)
-            self.engine.listener = dropper
+        if dropper is not None or self.budget.progress is not None:
+            self.engine.listener = _RunListener(dropper, self.budget.progress, self.results)
         try:
             self.engine.run()
         finally:
@@ -193,6 +196,28 @@ class BudgetCollector(CollectorBackend):
         return [c for i, c in enumerate(candidates)
                 if done.get(i) or (i in done and dropper is not None
                                    and dropper.is_dropped(c))]
+
+
+class _RunListener:
+    """The engine's listener in a run: each fit to the progress bar (the run reports to
+    no callback) and to the early drops."""
+
+    def __init__(self, dropper, bar, results: list[dict]):
+        self.dropper, self.bar, self.results = dropper, bar, results
+
+    def started(self, engine, keys) -> None:
+        if self.bar is not None:
+            resumed = sum(1 for result in self.results if result)
+            if resumed:
+                self.bar.ran(resumed, resumed=True)
+        if self.dropper is not None:
+            self.dropper.started(engine, keys)
+
+    def fit_done(self, engine, index: int) -> None:
+        if self.bar is not None:
+            self.bar.ran(1)
+        if self.dropper is not None:
+            self.dropper.fit_done(engine, index)
 
 
 def _index(candidates: list, params: dict) -> int | None:

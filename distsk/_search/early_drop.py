@@ -125,7 +125,7 @@ class EarlyDrop:
             return
         leader = max(finite, key=lambda c: (finite[c].mean(), -c))
         t = _t_quantile(self.confidence, k)
-        dropped, saved = [], 0
+        dropped = []
         for c, s in finite.items():
             d = finite[leader] - s
             if c != leader and d.mean() - t * d.std(ddof=1) / math.sqrt(k + 1) > 0:
@@ -134,11 +134,9 @@ class EarlyDrop:
         for c in dropped:
             self._alive.discard(c)
             self._last[c] = k
-            later = self._groups[c][k + 1:]
-            cancel.update(later)
-            saved += sum(1 for i in later if not self.results[i])
+            cancel.update(self._groups[c][k + 1:])
         if dropped:
-            engine.cancel(cancel)
+            saved = engine.cancel(cancel)  # the fits already out run on, unreported
             self.n_dropped += len(dropped)
             self.n_fits_saved += saved
             if self.on_drop is not None:

@@ -69,17 +69,20 @@ class SearchProgress:
         self.budget = budget
         self._handle = None
         self._display = None
+        self._fed = False
 
     def __getstate__(self):
         # Travels to workers with the fits' contexts: the listener's address is enough.
         return {"description": self.description, "budget": self.budget,
-                "_handle": self._handle, "_display": None}
+                "_handle": self._handle, "_display": None, "_fed": self._fed}
 
     # -- in this process
     def setup(self, estimator, context):
         from .._compat import callback_transport as transport
 
         self._display = _Display(self.description, self.budget)
+        if self._fed:
+            self._display.receive(("engine-fed", None))
         self._handle = transport.open_listener(self._display.receive)
 
     def teardown(self, estimator, context):
@@ -106,8 +109,22 @@ class SearchProgress:
     # -- in this process, from the search
     def dropped(self, n_candidates: int, n_fits: int) -> None:
         """``early_drop`` dropped ``n_candidates``: ``n_fits`` fits will not run."""
+        self._tell(("dropped", (n_candidates, n_fits)))
+
+    def engine_fed(self) -> None:
+        """From now on the search's engine reports the fits (:meth:`ran`); the callbacks'
+        reports are ignored (a budgeted or early-dropping search's report pass replays
+        every fit to them, as resumed)."""
+        self._fed = True
+        self._tell(("engine-fed", None))
+
+    def ran(self, n: int, resumed: bool = False) -> None:
+        """``n`` fits ended (``resumed``: read back from the checkpoint)."""
+        self._tell(("ran", (n, resumed)))
+
+    def _tell(self, message) -> None:
         if self._display is not None:
-            self._display.receive(("dropped", (n_candidates, n_fits)))
+            self._display.receive(message)
 
     def _send(self, message):
         from .._compat import callback_transport as transport
@@ -135,6 +152,7 @@ class _Display:
         self._started = time.monotonic()
         self._done = self._resumed = 0
         self._dropped = self._skipped = 0  # early_drop: candidates, fits not run
+        self._fed = False  # fits counted from the engine's reports (``ran``) only
         self._total = None
         self._seen: set = set()  # fits counted, by task id: a fit run twice counts once
         console = Console()
@@ -164,7 +182,12 @@ class _Display:
             elif kind == "dropped":
                 self._dropped += value[0]
                 self._skipped += value[1]
-            elif kind == "done" and value[0] not in self._seen:
+            elif kind == "engine-fed":
+                self._fed = True
+            elif kind == "ran":
+                self._done += value[0]
+                self._resumed += value[0] if value[1] else 0
+            elif kind == "done" and not self._fed and value[0] not in self._seen:
                 self._seen.add(value[0])
                 self._done += 1
                 self._resumed += value[1]
