@@ -180,3 +180,25 @@ def test_a_halving_search_drops_within_its_rounds():
 def test_bad_confidences_are_sklearns_invalid_parameter_error(bad):
     with pytest.raises(InvalidParameterError, match="early_drop"):
         DistributedSearchCV(SVC(), GRID, early_drop=bad).fit(X, y)
+
+
+def test_candidates_sharing_a_prefix_are_dropped_together_or_not_at_all():
+    # Candidates differing only in the final step share each fold's prefix fit: dropping
+    # some of them would save nothing while one still needs it.
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+
+    pipe = make_pipeline(PCA(random_state=0), SVC())
+    grid = {"pca__n_components": [2, 30], "svc__gamma": [1e-3, 1.0, 10.0]}
+    search = DistributedSearchCV(pipe, grid, cv=5, backend="sequential",
+                                 early_drop=CONFIDENCE).fit(X, y)
+    reference = GridSearchCV(pipe, grid, cv=5).fit(X, y)
+    params = search.cv_results_["params"]
+    dropped = {params[i]["pca__n_components"] for i in search.dropped_candidates_}
+    for i, p in enumerate(params):
+        assert (i in search.dropped_candidates_) == (p["pca__n_components"] in dropped)
+    assert dropped == {2}  # every n_components=2 candidate is far behind
+    kept = [i for i in range(len(params)) if i not in search.dropped_candidates_]
+    np.testing.assert_array_equal(_splits(search.cv_results_)[kept],
+                                  _splits(reference.cv_results_)[kept])
+    assert search.best_params_ == reference.best_params_

@@ -16,7 +16,9 @@ The run
     the one-sided paired t-test of "the leader is better" at the confidence the user
     set (``std`` with ``n - 1`` degrees of freedom; from 2 folds on). A dropped
     candidate's queued folds never start (``SearchEngine.cancel``); one already running
-    ends, and is kept in the checkpoint, but not reported. Decisions read only the
+    ends, and is kept in the checkpoint, but not reported. Candidates whose fits share
+    units (a pipeline prefix, a large ensemble) are dropped together or not at all:
+    a shared fit runs while one of them needs it. Decisions read only the
     scores, so a search drops the same candidates on every engine, in any order of
     arrival, and after a resume. A candidate with a non-finite score is never dropped
     nor the leader (sklearn's error reports stay whole).
@@ -80,7 +82,33 @@ class EarlyDrop:
         for group in self._groups:
             group.sort(key=lambda i: _fold(calls[i]))
         self._alive = set(range(len(self._groups)))
+        self._sharing = self._shared(calls, engine.share)
         engine.by_fold = True
+
+    def _shared(self, calls: list, share: bool) -> dict[int, set[int]]:
+        """Candidate -> the candidates whose fits share a unit with its (a pipeline
+        prefix, a large ensemble; ``plan_units`` over all the run's calls, so the same
+        after a resume). A candidate is dropped only with all of them: a fit of a
+        shared unit runs while one of its candidates needs it, and dropping the others
+        would save nothing."""
+        from .._units.sharing import plan_units
+
+        parent = list(range(len(self._groups)))
+
+        def root(c):
+            while parent[c] != c:
+                parent[c] = parent[parent[c]]
+                c = parent[c]
+            return c
+
+        for unit in plan_units(calls, share=share):
+            first = root(self._of[unit.indices[0]])
+            for i in unit.indices[1:]:
+                parent[root(self._of[i])] = first
+        out: dict[int, set[int]] = {}
+        for c in range(len(parent)):
+            out.setdefault(root(c), set()).add(c)
+        return {c: out[root(c)] for c in range(len(parent))}
 
     def started(self, engine, keys: list[str] | None) -> None:
         """The run's queue is planned (resumed fits are in): rounds complete already.
@@ -125,11 +153,13 @@ class EarlyDrop:
             return
         leader = max(finite, key=lambda c: (finite[c].mean(), -c))
         t = _t_quantile(self.confidence, k)
-        dropped = []
+        behind = set()
         for c, s in finite.items():
             d = finite[leader] - s
             if c != leader and d.mean() - t * d.std(ddof=1) / math.sqrt(k + 1) > 0:
-                dropped.append(c)
+                behind.add(c)
+        dropped = sorted(c for c in behind
+                         if all(o in behind or o not in self._alive for o in self._sharing[c]))
         cancel = set()
         for c in dropped:
             self._alive.discard(c)
