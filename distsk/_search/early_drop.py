@@ -67,6 +67,10 @@ class EarlyDrop:
         self._last: dict[int, int] = {}  # candidate dropped -> its last round
         self._round = 0  # the next round to decide (rounds 0.. are folds)
         self._keys: list[str] | None = None
+        self._pos: dict[int, int] = {}  # call index -> its round (fold order)
+        # Per round: candidates still running whose result of that round is not in
+        # (kept as fits arrive, so a fit costs O(1) until a round completes).
+        self._missing: list[int] = []
 
     # ------------------------------------------------------------------ the run
     def begin(self, engine, calls: list, results: list) -> None:
@@ -81,6 +85,7 @@ class EarlyDrop:
             self._of[i] = c
         for group in self._groups:
             group.sort(key=lambda i: _fold(calls[i]))
+            self._pos.update((i, p) for p, i in enumerate(group))
         self._alive = set(range(len(self._groups)))
         self._sharing = self._shared(calls, engine.share)
         engine.by_fold = True
@@ -115,20 +120,23 @@ class EarlyDrop:
         ``keys``: the calls' checkpoint keys, taken before any fit ran (a fit run in
         process changes its call's estimator, and so the key computed from it)."""
         self._keys = keys
+        rounds = min((len(g) for g in self._groups), default=0)
+        self._missing = [sum(1 for g in self._groups if not self.results[g[p]])
+                         for p in range(rounds)]
         self._decide(engine)
 
     def fit_done(self, engine, index: int) -> None:
-        """Fit ``index`` of the run has its result."""
-        if self._of.get(index) in self._alive:
+        """Fit ``index`` of the run has its result (once per fit)."""
+        if self._of.get(index) in self._alive and self._pos[index] < len(self._missing):
+            self._missing[self._pos[index]] -= 1
             self._decide(engine)
 
     def _decide(self, engine) -> None:
-        rounds = min((len(g) for g in self._groups), default=0)
-        while self._round < rounds and len(self._alive) > 1:
+        missing = self._missing
+        while (self._round < len(missing) and not missing[self._round]
+               and len(self._alive) > 1):
             k = self._round
             scores = {c: self._scores(c, k) for c in self._alive}
-            if any(s is None for s in scores.values()):
-                return  # round k is not complete yet
             self._round += 1
             if k:
                 self._drop_behind(engine, k, scores)
@@ -137,7 +145,7 @@ class EarlyDrop:
     def _strongest_first(self, engine, scores: dict) -> None:
         """Queue each later fold's fits strongest candidate first (mean score so far):
         the weak ones' come last, so most are still queued when a drop comes."""
-        strength = {c: (s.mean() if np.all(np.isfinite(s)) else -np.inf)
+        strength = {c: (s.mean() if s is not None and np.all(np.isfinite(s)) else -np.inf)
                     for c, s in scores.items() if c in self._alive}
         calls, of = self.calls, self._of
 
@@ -148,7 +156,8 @@ class EarlyDrop:
         engine.reorder(key)
 
     def _drop_behind(self, engine, k: int, scores: dict) -> None:
-        finite = {c: s for c, s in scores.items() if np.all(np.isfinite(s))}
+        finite = {c: s for c, s in scores.items()
+                  if s is not None and np.all(np.isfinite(s))}
         if len(finite) < 2:
             return
         leader = max(finite, key=lambda c: (finite[c].mean(), -c))
@@ -164,7 +173,11 @@ class EarlyDrop:
         for c in dropped:
             self._alive.discard(c)
             self._last[c] = k
-            cancel.update(self._groups[c][k + 1:])
+            later = self._groups[c][k + 1:]
+            cancel.update(later)
+            for i in later:  # no longer awaited by its round
+                if not self.results[i] and self._pos[i] < len(self._missing):
+                    self._missing[self._pos[i]] -= 1
         if dropped:
             saved = engine.cancel(cancel)  # the fits already out run on, unreported
             self.n_dropped += len(dropped)
