@@ -68,6 +68,7 @@ class EarlyDrop:
         self._round = 0  # the next round to decide (rounds 0.. are folds)
         self._keys: list[str] | None = None
         self._pos: dict[int, int] = {}  # call index -> its round (fold order)
+        self._by_id: dict[int, int] = {}  # id(candidate's parameters) -> candidate
         # Per round: candidates still running whose result of that round is not in
         # (kept as fits arrive, so a fit costs O(1) until a round completes).
         self._missing: list[int] = []
@@ -76,7 +77,7 @@ class EarlyDrop:
     def begin(self, engine, calls: list, results: list) -> None:
         """A run's calls (FitCalls) and their result dicts, before it starts."""
         self._reset(calls, results)
-        by_candidate: dict[int, int] = {}
+        by_candidate = self._by_id  # id(parameters) -> candidate
         for i, call in enumerate(calls):
             c = by_candidate.setdefault(id(call.parameters), len(by_candidate))
             if c == len(self._groups):
@@ -200,9 +201,12 @@ class EarlyDrop:
 
     # ------------------------------------------------------------------ the report
     def is_dropped(self, params) -> bool:
-        return any(self.calls[self._groups[c][0]].parameters is params
-                   or self.calls[self._groups[c][0]].parameters == params
-                   for c in self._last)
+        """Whether the candidate of parameters ``params`` was dropped in the last run:
+        by identity (sklearn hands the report the run's own dicts), else by value."""
+        candidate = self._by_id.get(id(params))
+        if candidate is not None:
+            return candidate in self._last
+        return any(self.calls[self._groups[c][0]].parameters == params for c in self._last)
 
     def not_run(self) -> dict[str, dict]:
         """``{checkpoint key: result}`` for the dropped candidates' folds after their
