@@ -213,11 +213,19 @@ def test_keyboard_interrupt_cancels_and_keeps_the_checkpoint(tmp_path, cli_clien
         cwd=ROOT, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.time() + 120
-    while time.time() < deadline and not (ckpt.exists() and stored(ckpt) >= 4):
+    while time.time() < deadline and child.poll() is None:
+        if ckpt.exists() and stored(ckpt) >= 4:
+            break
         time.sleep(0.05)
+    # Failed once in a fresh-clone CI run (2026-12-08) with the child exiting 0, maybe
+    # ended before the interrupt: this names that case instead of a bare exit-code check.
+    ended = child.poll()
+    assert ended is None, (
+        f"the search ended (exit {ended}, {stored(ckpt)} fits stored) before it could be "
+        f"interrupted; its stderr: {child.stderr.read()[-2000:]}")
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=60)
-    assert child.returncode != 0 and "KeyboardInterrupt" in err
+    assert child.returncode != 0 and "KeyboardInterrupt" in err, (child.returncode, err[-2000:])
     kept = stored(ckpt)
     assert 4 <= kept < N_FITS
     deadline = time.time() + 20  # nothing of that search is left running on the cluster
