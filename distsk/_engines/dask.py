@@ -194,10 +194,8 @@ class DaskRunner(Runner):
         self._counter = itertools.count()
         self._topic = f"distsk-callbacks-{self._id}"
         self.events = EventRelay(client, self._topic, self)
-        threads = sum(client.nthreads().values())
-        self._fixed_slots = slots
-        self._threads, self._threads_read = threads, time.monotonic()
-        if threads == 0:
+        self._threads = _Threads(client, slots)
+        if self._threads.count == 0:
             raise ClusterUnavailableError(
                 f"The Dask cluster at {client.scheduler.address} has no workers. "
                 "Start workers (`dask worker <address>`) or use backend='loky'."
@@ -227,21 +225,7 @@ class DaskRunner(Runner):
     def retain(self, items):
         self.data.retain(items)
 
-    @property
-    def slots(self) -> int:
-        """Units that run at once: n_jobs, or the cluster's threads now (read at most
-        once a second, so workers that join get work and retired ones stop counting)."""
-        if self._fixed_slots:
-            return self._fixed_slots
-        now = time.monotonic()
-        if now - self._threads_read > 1.0 and self.client.status == "running":
-            self._threads_read = now
-            try:
-                threads = sum(bounded(self.client.nthreads, SCHEDULER_GRACE).values())
-            except Exception:
-                threads = 0
-            self._threads = threads or self._threads
-        return self._threads
+    slots = property(lambda self: self._threads.now(), doc="Units that run at once.")
 
     def submit(self, kind, items, avoid=None):
         """Run a unit; ``avoid``: a running unit's future, whose worker this copy avoids
@@ -475,6 +459,28 @@ class DaskRunner(Runner):
                 bounded(functools.partial(self.client.run_on_scheduler, drop_topics,
                                           f"{self._topic}-"), 5.0)
         self.data.release()
+
+
+class _Threads:
+    """Units that run at once: n_jobs (``fixed``), or the cluster's threads now (read at
+    most once a second, so workers that join get work and retired ones stop counting)."""
+
+    def __init__(self, client, fixed: int | None):
+        self.client, self.fixed = client, fixed
+        self.count, self.read = sum(client.nthreads().values()), time.monotonic()
+
+    def now(self) -> int:
+        if self.fixed:
+            return self.fixed
+        now = time.monotonic()
+        if now - self.read > 1.0 and self.client.status == "running":
+            self.read = now
+            try:
+                threads = sum(bounded(self.client.nthreads, SCHEDULER_GRACE).values())
+            except Exception:
+                threads = 0
+            self.count = threads or self.count
+        return self.count
 
 
 def _answers(client, timeout: float = 5.0) -> bool:

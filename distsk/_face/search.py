@@ -85,6 +85,37 @@ class _FitState:
     budget: object = None
     server: object = None
 
+    def open_store(self, checkpoint):
+        """Where the fit's results are kept as they arrive: the ``checkpoint`` file, in
+        memory under a budget without one (the report pass reads them back through
+        ``server``), else None."""
+        store = Checkpoint(checkpoint) if checkpoint is not None else None
+        if self.budget is not None:
+            store = store if store is not None else MemoryStore()
+            self.server = SearchEngine(InProcessRunner(), share=False, checkpoint=store)
+        return store
+
+    def fitted_attributes(self, engine) -> dict:
+        """The search's fitted attributes of what this fit carried and its engine did."""
+        budget = self.budget
+        dropper = None if budget is None else budget.dropper
+        attributes = {
+            "n_fits_performed_": engine.n_fits,
+            "n_final_step_fits_": engine.n_final_step_fits,
+            "n_fits_resumed_": engine.n_resumed,
+            "_n_speculated": engine.n_speculated,  # straggling units run a second time
+            # A refit run ahead took its fit time where it ran; sklearn timed the wait.
+            "_refit_ran_ahead": self.refit_fit_time is not None,
+            "_refit_parts": self.refit_parts,
+            # Refits run ahead for other candidates than sklearn's best (thrown away).
+            "_n_refits_discarded": self.n_refits_discarded,
+            "time_budget_ended_": budget is not None and budget.ended,
+            "dropped_candidates_": [] if dropper is None else list(dropper.rows),
+        }
+        if self.refit_fit_time is not None:
+            attributes["refit_time_"] = self.refit_fit_time
+        return attributes
+
     def release_collector(self) -> None:
         """Leave the configuration that holds the engine (once)."""
         collector, self.collector = self.collector, None
@@ -368,11 +399,7 @@ n_splits_, refit_time_, multimetric_
             plan = replace(plan, time_budget=float(self.time_budget))
         if self.verbose > 0:
             print(f"[distsk] {plan}")
-        store = Checkpoint(self.checkpoint) if self.checkpoint is not None else None
-        if state.budget is not None:
-            # Every fit's result is kept as it arrives; the report pass reads them back.
-            store = store if store is not None else MemoryStore()
-            state.server = SearchEngine(InProcessRunner(), share=False, checkpoint=store)
+        store = state.open_store(self.checkpoint)
         engine = self._make_engine(driver.runner(plan, placed.client),
                                    seconds_per_fit=planned.seconds_per_fit,
                                    checkpoint=store, verbose=self.verbose)
@@ -404,10 +431,7 @@ n_splits_, refit_time_, multimetric_
         state.collector.__enter__()
         with using_client(placed.client), progress_bar(self) as bar:  # verbose > 0
             if bar is not None and state.budget is not None:
-                bar.engine_fed()  # the report pass replays every fit to callbacks
-                state.budget.progress = bar
-                if state.budget.dropper is not None:
-                    state.budget.dropper.on_drop = bar.dropped
+                state.budget.show_on(bar)
             started = time.perf_counter()
             super().fit(placed.X, placed.y, **placed.params)
             spent = time.perf_counter() - started
@@ -426,21 +450,8 @@ n_splits_, refit_time_, multimetric_
             plan, spent, calibrate=type(engine) is SearchEngine and engine.n_fits == n_fits)
         if note and self.verbose > 0:
             print(f"[distsk] cost model: {note}")
-        self.n_fits_performed_ = engine.n_fits
-        self.n_final_step_fits_ = engine.n_final_step_fits
-        self.n_fits_resumed_ = engine.n_resumed
-        self._n_speculated = engine.n_speculated  # straggling units run a second time
-        # A refit run ahead took its fit time where it ran; sklearn timed only the wait.
-        self._refit_ran_ahead = state.refit_fit_time is not None
-        self._refit_parts = state.refit_parts
-        # Refits run ahead for other candidates than sklearn's best (thrown away).
-        self._n_refits_discarded = state.n_refits_discarded
-        if state.refit_fit_time is not None:
-            self.refit_time_ = state.refit_fit_time
-        budget = state.budget
-        self.time_budget_ended_ = budget is not None and budget.ended
-        dropper = None if budget is None else budget.dropper
-        self.dropped_candidates_ = [] if dropper is None else list(dropper.rows)
+        for name, value in state.fitted_attributes(engine).items():
+            setattr(self, name, value)
         self.n_candidates_evaluated_ = len(self.cv_results_["params"])
         self._record_engine(engine)
 
@@ -474,16 +485,7 @@ n_splits_, refit_time_, multimetric_
         budget = None if state is None else state.budget
         if budget is not None:
             evaluate_candidates = under_budget(evaluate_candidates, budget, state.server)
-        if callback_ctx is None:
-            evaluate_candidates(candidates)
-            return
-        search_ctx = callback_ctx.subcontext(
-            task_name="search",
-            max_subtasks=len(candidates) * self.n_splits_,
-            sequential_subtasks=False,
-        ).call_on_fit_task_begin(estimator=self)
-        evaluate_candidates(candidates, callback_ctx=search_ctx)
-        search_ctx.call_on_fit_task_end(estimator=self)
+        _evaluate(self, evaluate_candidates, candidates, callback_ctx)
 
     # In a notebook: sklearn's diagram, then the plan once fitted (distsk._face.notebook).
     _html_repr = html_repr_with_plan
@@ -497,6 +499,21 @@ n_splits_, refit_time_, multimetric_
 
     def __sklearn_clone__(self):
         return clone_sharing_client(self)
+
+
+def _evaluate(search, evaluate_candidates, candidates, callback_ctx) -> None:
+    """``evaluate_candidates(candidates)``, within a "search" task of sklearn's fit
+    callbacks when ``_run_search`` was given their context (sklearn >= 1.9)."""
+    if callback_ctx is None:
+        evaluate_candidates(candidates)
+        return
+    search_ctx = callback_ctx.subcontext(
+        task_name="search",
+        max_subtasks=len(candidates) * search.n_splits_,
+        sequential_subtasks=False,
+    ).call_on_fit_task_begin(estimator=search)
+    evaluate_candidates(candidates, callback_ctx=search_ctx)
+    search_ctx.call_on_fit_task_end(estimator=search)
 
 
 _BYPASSED = (

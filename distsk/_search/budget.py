@@ -95,6 +95,14 @@ class Budget:
         self.collector = None
         self._timer: threading.Timer | None = None
 
+    def show_on(self, bar) -> None:
+        """Feed the progress bar from the run's engine: the report pass replays every
+        fit to callbacks, which the bar then ignores; drops are shown as they happen."""
+        bar.engine_fed()
+        self.progress = bar
+        if self.dropper is not None:
+            self.dropper.on_drop = bar.dropped
+
     def left(self) -> float:
         if self.deadline is None:
             return float("inf")

@@ -14,8 +14,9 @@ import numpy as np
 from .._units.callbacks import has_callbacks, portable
 from .._units.fit_call import FitCall
 from .._units.sharing import _ensemble_key, _prefix_key, _shareable_call, size_param, with_fit
+from .call import Running
 from .checkpoint import ItemKeys
-from .loop import SearchEngine, _Running, rank_candidates
+from .loop import SearchEngine, rank_candidates
 
 __all__ = ["RUN_AHEAD"]
 
@@ -205,7 +206,7 @@ class _GrowingEngine(SearchEngine):
                 batch = portable([call]) if self.runner.remote else [call]
                 future = self.runner.submit("single", batch)
                 self._ahead[future] = (_hint(call), self._ahead_keys.key(call),
-                                       _Running("single", [], batch))
+                                       Running("single", [], batch))
                 free -= 1
 
     def _shared(self, call: FitCall) -> bool:
