@@ -87,3 +87,23 @@ def test_progress_bar_reports_resumed_fits_separately(tmp_path, capsys):
     search.set_callbacks(ProgressBar())
     search.fit(X, y)
     assert "6 of 9 fits resumed from checkpoint" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("earlier", [0, 2])
+def test_a_budgeted_search_reports_its_fits_as_run_and_only_the_checkpoints_as_resumed(
+        tmp_path, earlier):
+    # The two passes: the run reports to no callback; the report serves every fit from
+    # the store. Those the run made in this fit ran; only a checkpoint's earlier ones
+    # were resumed (#24 s4: every fit was reported as resumed).
+    ckpt = str(tmp_path / "c.sqlite")
+    run_kw = dict(cv=3, backend="sequential", checkpoint=ckpt)
+    if earlier:
+        DistributedSearchCV(LogisticRegression(), {"C": GRID["C"][:earlier]},
+                            **run_kw).fit(X, y)
+    callback = RecordingCallback()
+    search = DistributedSearchCV(LogisticRegression(), GRID, time_budget=600, **run_kw)
+    search.set_callbacks(callback)
+    search.fit(X, y)
+    ends = callback.ends("candidate-split-evaluation")
+    assert len(ends) == 9
+    assert sum(r[3] for r in ends) == 3 * earlier == search.n_fits_resumed_

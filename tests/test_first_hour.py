@@ -429,9 +429,13 @@ def test_in_a_notebook_the_bar_and_the_plan_are_cell_outputs():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     NotebookClient(nb, timeout=240, kernel_name="python3",
                    resources={"metadata": {"path": str(ROOT)}}).execute()
-    bars = [out["data"]["text/html"] for out in nb.cells[1].outputs
-            if out["output_type"] == "display_data"]
+    outputs = nb.cells[1].outputs
+    bars = [out["data"]["text/html"] for out in outputs if out["output_type"] == "display_data"]
     assert len(bars) == 1  # one output, updated in place
+    # sklearn's line comes before any fit: above the bar, which shows at the first fit.
+    kinds = [(out["output_type"], out.get("text", "")) for out in outputs]
+    fitting = next(i for i, (kind, text) in enumerate(kinds) if "Fitting 3 folds" in text)
+    assert fitting < next(i for i, (kind, _) in enumerate(kinds) if kind == "display_data")
     assert re.search(r"9/9.*fits elapsed.*done", re.sub(r"<[^>]+>", "", bars[0]))
     (result,) = nb.cells[2].outputs
     assert "distsk plan" in result["data"]["text/html"]

@@ -31,9 +31,15 @@ PAUSE = 0.15  # seconds each fit sleeps: 12 candidates x 3 folds = 5.4 s of fits
 class SlowLogisticRegression(LogisticRegression):
     """LogisticRegression whose fit first sleeps PAUSE seconds (same model)."""
 
+    pause = PAUSE
+
     def fit(self, X, y, sample_weight=None):
-        time.sleep(PAUSE)
+        time.sleep(self.pause)
         return super().fit(X, y, sample_weight=sample_weight)
+
+
+class SlowerLogisticRegression(SlowLogisticRegression):
+    pause = 0.3
 
 
 def _reference(candidates):
@@ -188,3 +194,27 @@ def test_the_progress_bar_counts_each_fit_once_as_run(capsys):
     out = capsys.readouterr().out
     assert re.search(r"36/36 fits elapsed", out), out[-300:]
     assert "resumed" not in out
+
+
+def test_the_refit_starts_on_slots_the_deadline_leaves_idle():
+    # 0.3 s fits on 2 loky slots, 10.8 s of fits, a budget of 4 s: near the deadline no
+    # fit may start (batches then hold only fits that end before it), and the freed slots
+    # start the refit of the best candidate whose folds all finished, which sklearn's
+    # refit takes. Before: the refit ran only after the deadline, in this process.
+    search = DistributedSearchCV(SlowerLogisticRegression(), GRID, cv=3, backend="loky",
+                                 n_jobs=2, time_budget=4.0, random_state=0).fit(X, y)
+    assert search.time_budget_ended_
+    assert search._refit_ran_ahead, "the refit was not started before the deadline"
+    _assert_sklearns(search, _reference(search.cv_results_["params"]))
+
+
+@pytest.mark.parametrize("budget", [600, 1.5])
+def test_sklearns_fitting_line_is_printed_once(capsys, budget):
+    # The two passes call sklearn's evaluate_candidates twice; the run's line (every
+    # candidate) is sklearn's, the report's would repeat it for the finished ones.
+    search = DistributedSearchCV(SlowLogisticRegression(), GRID, cv=3, backend="sequential",
+                                 verbose=1, time_budget=budget, random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    assert out.count("Fitting 3 folds for each of") == 1, out
+    assert "Fitting 3 folds for each of 12 candidates, totalling 36 fits" in out
+    assert search.verbose == 1

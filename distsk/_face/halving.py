@@ -185,7 +185,7 @@ class _DistributedHalving(DistributedSearchCV):
             # A round the deadline cuts is reported nowhere: the search ends at the
             # round before (RoundCut, below).
             evaluate_candidates = under_budget(evaluate_candidates, budget, state.server,
-                                                whole=True)
+                                               self, whole=True)
 
         def evaluate_round(candidate_params, cv=None, more_results=None, **kwargs):
             # Each round tells the engine how to start the next one on idle slots.

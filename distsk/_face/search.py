@@ -484,7 +484,7 @@ n_splits_, refit_time_, multimetric_
             candidates = self._candidates()
         budget = None if state is None else state.budget
         if budget is not None:
-            evaluate_candidates = under_budget(evaluate_candidates, budget, state.server)
+            evaluate_candidates = under_budget(evaluate_candidates, budget, state.server, self)
         _evaluate(self, evaluate_candidates, candidates, callback_ctx)
 
     # In a notebook: sklearn's diagram, then the plan once fitted (distsk._face.notebook).

@@ -53,6 +53,7 @@ class MemoryStore:
     def __init__(self):
         self._data: dict[str, dict] = {}
         self._lock = threading.Lock()
+        self.written = self._data.keys()  # every fit in it ran in this fit (Checkpoint's)
 
     def get_many(self, keys, parameters=None) -> dict[str, dict]:
         with self._lock:
@@ -238,12 +239,14 @@ def _index(candidates: list, params: dict) -> int | None:
     return None
 
 
-def under_budget(evaluate_candidates, budget: Budget, server, *, whole: bool = False):
-    """sklearn's ``evaluate_candidates`` in two passes (``distsk._search.budget``): the
-    run, in the budget's order, until every fit finished or the deadline; then the
-    report of the candidates whose folds all finished, in sklearn's order, served from
-    the store. ``whole`` (halving rounds): a run the deadline cut reports nothing, and
-    raises :class:`RoundCut` for the caller to end the search at the round before."""
+def under_budget(evaluate_candidates, budget: Budget, server, search, *,
+                 whole: bool = False):
+    """sklearn's ``evaluate_candidates`` of ``search`` in two passes
+    (``distsk._search.budget``): the run, in the budget's order, until every fit
+    finished or the deadline; then the report of the candidates whose folds all
+    finished, in sklearn's order, served from the store. ``whole`` (halving rounds): a
+    run the deadline cut reports nothing, and raises :class:`RoundCut` for the caller to
+    end the search at the round before."""
 
     def evaluate(candidate_params, *args, **kwargs):
         candidates = list(candidate_params)
@@ -271,12 +274,16 @@ def under_budget(evaluate_candidates, budget: Budget, server, *, whole: bool = F
             return None
         budget.n_finished += len(finished)
         dropper, store = budget.dropper, server.checkpoint
-        if dropper is not None:  # the folds a drop left out: NaN, never stored
-            server.checkpoint = DroppedView(store, dropper.not_run())
+        # The run's results (the folds a drop left out: NaN, never stored).
+        server.checkpoint = DroppedView(store, {} if dropper is None else dropper.not_run())
         collector.serve(server)
+        # sklearn's "Fitting K folds for each of N candidates" line was printed by the
+        # run, for every candidate: the report runs no fit, and prints nothing.
+        verbose, search.verbose = search.verbose, 0
         try:
             results = evaluate_candidates(finished, *args, **kwargs)
         finally:
+            search.verbose = verbose
             collector.serve(None)
             server.checkpoint = store
         if dropper is not None:

@@ -47,9 +47,11 @@ def resume(call: Call, checkpoint, verbose: int) -> int:
         if key in stored:
             results[i].update(stored[key])
     call.todo = [i for i, key in enumerate(keys) if key not in stored]
+    # A two-pass search's report serves the fits its run made in this fit: they ran.
+    written = getattr(checkpoint, "written", ())
     for i, key in enumerate(keys):
         if key in stored:
-            replay_callbacks(items[i], resumed=True)
+            replay_callbacks(items[i], resumed=key not in written)
     if not getattr(checkpoint, "announced", True):
         pass  # a time budget's store in memory, not a checkpoint the user gave
     elif verbose > 0 or (len(call.todo) < len(items) and shows_progress(items)):
@@ -181,16 +183,21 @@ class Call:
         self.speculate = runner.speculates and not has_callbacks(items, copies_ok=True)
 
     def cancel(self, indices) -> int:
-        """Forget the queued units whose every fit is in ``indices`` (see
-        :meth:`SearchEngine.cancel`); the number of fits cancelled."""
+        """Forget the queued units whose every fit is in ``indices``, and those fits of
+        a queued pipeline-prefix unit (its prefix still runs for its other candidates;
+        their final steps do not), see :meth:`SearchEngine.cancel`; the number of fits
+        cancelled."""
         indices = set(indices)
         kept, cancelled = collections.deque(), set()
         for unit in self.queue:
             if indices.issuperset(unit.indices):
                 cancelled.update(unit.indices)
                 self.singles -= unit.kind in ("single", "alone")
-            else:
-                kept.append(unit)
+                continue
+            if unit.kind == "prefix" and not indices.isdisjoint(unit.indices):
+                cancelled.update(indices.intersection(unit.indices))
+                unit.indices = [i for i in unit.indices if i not in indices]
+            kept.append(unit)
         self.queue.clear()  # in place: an in-process unit may call this mid-dispatch
         self.queue.extend(kept)
         self.todo = [i for i in self.todo if i not in cancelled]
@@ -240,8 +247,11 @@ class Call:
             copies += 1
         return copies
 
-    def next_work(self, slots: int, seconds_per_fit: float | None):
-        """The next unit to send: ``(kind, indices)``."""
+    def next_work(self, slots: int, seconds_per_fit: float | None,
+                  deadline: float | None = None):
+        """The next unit to send: ``(kind, indices)``; ``deadline``: a time budget's
+        (``time.monotonic()``): a batch then holds only the fits predicted to end before
+        it, so none is sent that cannot finish, and slots free up for the refit."""
         queue = self.queue
         unit = queue.popleft()
         if unit.kind == "alone":  # a fit run again on its own (``Failure``)
@@ -256,7 +266,9 @@ class Call:
         size = 1
         if seconds_per_fit:
             size = max(1, min(math.ceil(BATCH_SECONDS / seconds_per_fit),
-                              math.ceil(self.singles / (2 * slots))))
+                              math.ceil(self.singles / (2 * slots)),
+                              math.inf if deadline is None else
+                              int((deadline - time.monotonic()) / seconds_per_fit)))
         fold = None
         if self.by_fold:
             # Fold by fold (early_drop): a batch stays in its fold and takes at most

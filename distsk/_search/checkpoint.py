@@ -129,6 +129,9 @@ class Checkpoint:
     def __init__(self, path):
         self.path = os.fspath(path)
         self._lock = threading.Lock()
+        #: Keys stored through this object: the fits run in this ``fit`` (a two-pass
+        #: search's report tells sklearn's callbacks these ran, the others resumed).
+        self.written: set[str] = set()
         deadline = time.monotonic() + OPEN_TIMEOUT
         while True:
             try:
@@ -255,6 +258,7 @@ class Checkpoint:
             return
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?)", (key, text))
+            self.written.add(key)
 
     def unreadable(self) -> list[str]:
         """Keys of every row that is not a stored result."""

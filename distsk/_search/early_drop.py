@@ -16,9 +16,10 @@ The run
     the one-sided paired t-test of "the leader is better" at the confidence the user
     set (``std`` with ``n - 1`` degrees of freedom; from 2 folds on). A dropped
     candidate's queued folds never start (``SearchEngine.cancel``); one already running
-    ends, and is kept in the checkpoint, but not reported. Candidates whose fits share
-    units (a pipeline prefix, a large ensemble) are dropped together or not at all:
-    a shared fit runs while one of them needs it. Decisions read only the
+    ends, and is kept in the checkpoint, but not reported. Candidates sharing a large
+    ensemble's fits are dropped together or not at all (the largest fit runs while one
+    of them needs it); a candidate sharing a pipeline prefix is dropped alone: the
+    prefix runs for the others, its final steps do not. Decisions read only the
     scores, so a search drops the same candidates on every engine, in any order of
     arrival, and after a resume. A candidate with a non-finite score is never dropped
     nor the leader (sklearn's error reports stay whole).
@@ -92,11 +93,12 @@ class EarlyDrop:
         engine.by_fold = True
 
     def _shared(self, calls: list, share: bool) -> dict[int, set[int]]:
-        """Candidate -> the candidates whose fits share a unit with its (a pipeline
-        prefix, a large ensemble; ``plan_units`` over all the run's calls, so the same
-        after a resume). A candidate is dropped only with all of them: a fit of a
-        shared unit runs while one of its candidates needs it, and dropping the others
-        would save nothing."""
+        """Candidate -> the candidates whose fits share a large ensemble's unit with its
+        (``plan_units`` over all the run's calls, so the same after a resume). A
+        candidate is dropped only with all of them: the ensemble's largest fit runs
+        while one of its candidates needs it, and dropping the others would save
+        nothing. A pipeline prefix binds no one: a dropped candidate's final steps are
+        cut from its queued units (``Call.cancel``), which saves them."""
         from .._units.sharing import plan_units
 
         parent = list(range(len(self._groups)))
@@ -108,6 +110,8 @@ class EarlyDrop:
             return c
 
         for unit in plan_units(calls, share=share):
+            if unit.kind != "ensemble":
+                continue
             first = root(self._of[unit.indices[0]])
             for i in unit.indices[1:]:
                 parent[root(self._of[i])] = first
@@ -228,12 +232,16 @@ class EarlyDrop:
 
 class DroppedView:
     """The report pass's store: ``store``'s results, and for the fits a drop left out
-    (``EarlyDrop.not_run``) their NaN results, which are never written to ``store``."""
+    (``EarlyDrop.not_run``) their NaN results, which are never written to ``store``.
+    It announces nothing (the run said what it resumed), and passes on which fits ran
+    in this fit (``written``)."""
+
+    announced = False
 
     def __init__(self, store, not_run: dict[str, dict]):
         self.store, self.not_run = store, not_run
         self.path = getattr(store, "path", "<memory>")
-        self.announced = getattr(store, "announced", True)
+        self.written = getattr(store, "written", ())
 
     def get_many(self, keys, parameters=None) -> dict[str, dict]:
         out = self.store.get_many([k for k in keys if k not in self.not_run], parameters)

@@ -72,8 +72,7 @@ class SearchEngine:
         # Seconds per fit from sending to result, of the last finished units.
         self._walls: collections.deque = collections.deque(maxlen=256)
         self._keys = ItemKeys() if checkpoint is not None else None
-        self._items: list = []
-        self._results: list[dict] = []
+        self._items, self._results = [], []  # the calls collected, their result dicts
         self._call: Call | None = None
         #: Set by the search before its last call: the refit, run ahead on the runner.
         self.refit_ahead: RefitAhead | None = None
@@ -143,15 +142,13 @@ class SearchEngine:
         one not yet started never starts, one running stops before its next fit where
         the runner can -- in process, loky, Dask -- else runs on, its result ignored).
         Every fit that arrived before is in its result dict and the checkpoint; the
-        result dicts of the other fits stay empty (``{}``): the caller decides what
-        sklearn sees of them. It is for good: later calls of :meth:`run` return at
-        once, without running anything.
+        others' stay empty (``{}``): the caller decides what sklearn sees of them. It
+        is for good: later calls of :meth:`run` return at once, running nothing.
         ``stopped`` holds ``reason``. The refit run ahead is not touched.
         """
         self.stopped = reason
-        call = self._call
-        if call is not None:
-            call.wake_up()
+        if self._call is not None:
+            self._call.wake_up()
 
     # ------------------------------------------------------------------ one call
     def run(self) -> None:
@@ -216,10 +213,13 @@ class SearchEngine:
             limit = len(queue) + len(in_flight)
         starting = []
         late = _too_late(self.deadline, self.seconds_per_fit)  # see _too_late
+        if late and self.refit_ahead is not None:  # idle slots until the deadline
+            self.refit_ahead.lead_at_deadline(self.runner, call.items, call.results,
+                                              slots - len(in_flight))
         if late and queue and not in_flight:
             self.stop("time_budget")
         while queue and not late and len(in_flight) + len(starting) < limit:
-            kind, indices = call.next_work(slots, self.seconds_per_fit)
+            kind, indices = call.next_work(slots, self.seconds_per_fit, self.deadline)
             batch = [call.items[i] for i in indices]
             if self.runner.remote:
                 batch = portable(batch)

@@ -168,10 +168,11 @@ class _Display:
         )
         self.task = self.progress.add_task(description, total=None, resumed="",
                                            remaining="remaining -:--:--")
+        # In a notebook the bar is a cell output, shown at the first fit: sklearn's
+        # "Fitting K folds..." line, printed before any fit, then stays above it.
         self._notebook = None
-        if console.is_jupyter:
-            self._notebook = _NotebookOutput(self.progress)
-        else:
+        self._jupyter = console.is_jupyter
+        if not self._jupyter:
             self.progress.start()
 
     def receive(self, message):
@@ -192,6 +193,8 @@ class _Display:
                 self._done += 1
                 self._resumed += value[1]
             fields = self._fields(kind == "refit")
+            if self._jupyter and self._notebook is None and kind in ("done", "ran"):
+                self._notebook = _NotebookOutput(self.progress)
         self.progress.update(self.task, **fields)
 
     def _fields(self, refit=False) -> dict:
@@ -224,7 +227,9 @@ class _Display:
         elif self._budget is not None and self._total and self._done < self._total:
             fields["remaining"] = f"time budget ({self._budget:g} s) ended it"
         self.progress.update(self.task, **fields)
-        if self._notebook is not None:
+        if self._jupyter:
+            if self._notebook is None:  # no fit ran: the bar once, as it ended
+                self._notebook = _NotebookOutput(self.progress)
             self._notebook.close()
         else:
             self.progress.stop()

@@ -1,8 +1,9 @@
 """The search's refit, run ahead on the runner beside the last fits (``RefitAhead``).
 
 sklearn refits the best candidate on all of X in this process once every fit is done,
-while the slots wait; distsk starts it on idle slots at the end of the last call and
-hands sklearn the model when it is the very refit sklearn asks for.
+while the slots wait; distsk starts it on idle slots at the end of the last call (under
+a time budget: once no fit may start before the deadline) and hands sklearn the model
+when it is the very refit sklearn asks for.
 """
 
 from __future__ import annotations
@@ -143,6 +144,24 @@ class RefitAhead:
             if not self.has(call.parameters):
                 self.leaders += 1
                 self.start(runner, call, call.parameters, parts=free)
+
+    def lead_at_deadline(self, runner: Runner, items, results, free: int) -> None:
+        """A time budget's deadline is near: no fit may start (``SearchEngine``), and
+        the search will rank only the candidates whose every fold finished
+        (``distsk._search.budget``). The refit of the best of those starts now, one at a
+        time and at most LEADER_REFITS (a later fit may make another the best): on the
+        ``free`` idle slots (a forest in parts over them), else queued on the runner,
+        where it runs on the first slot the units out leave (they are dropped at the
+        deadline), instead of after the search's report, in this process."""
+        if self.running() or self.leaders >= LEADER_REFITS:
+            return
+        complete = [entry for entry in rank_candidates(items, results)
+                    if len(entry[1]) == len(entry[2])]
+        if complete:
+            call = FitCall.of(items[complete[0][2][0]])
+            if not self.has(call.parameters):
+                self.leaders += 1
+                self.start(runner, call, call.parameters, parts=max(1, free))
 
     def discard(self, runner: Runner) -> None:
         for future in self.futures:
