@@ -6,8 +6,15 @@ import time
 import zlib
 
 import numpy as np
+import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
+
+from distsk._compat import CALLBACKS_NEED, HAS_CALLBACKS
+
+#: Tests of what sklearn's fit callbacks do (set_callbacks, distsk's progress bar): they
+#: need sklearn >= 1.9, and say so when skipped on an older release.
+needs_sklearn_callbacks = pytest.mark.skipif(not HAS_CALLBACKS, reason=f"needs {CALLBACKS_NEED}")
 
 
 class CountingClassifier(ClassifierMixin, BaseEstimator):
