@@ -17,6 +17,15 @@ from distsk._compat import CALLBACKS_NEED, HAS_CALLBACKS
 needs_sklearn_callbacks = pytest.mark.skipif(not HAS_CALLBACKS, reason=f"needs {CALLBACKS_NEED}")
 
 
+def logistic_without_joblib(**params) -> LogisticRegression:
+    """A LogisticRegression whose fit runs no joblib Parallel of its own, on every
+    supported sklearn. Before 1.8 ``LogisticRegression.fit`` runs one (one job), which a
+    test that counts a backend's Parallel calls, or collects a search's calls with the
+    collector active around in-process fits, would take for one of the search's own;
+    its liblinear solver makes none (and is lbfgs's model on these small problems)."""
+    return LogisticRegression(solver="liblinear", **params)
+
+
 class CountingClassifier(ClassifierMixin, BaseEstimator):
     """LogisticRegression that appends a line to ``counter`` for every fit.
 
