@@ -59,10 +59,10 @@ from sklearn.utils.metadata_routing import _routing_enabled
 # estimators included), for the shared prefix and ensemble fits. Since 0.24 or earlier.
 from sklearn.utils.metaestimators import _safe_split
 
-# The wrapper sklearn's Parallel puts around each call to carry the caller's config and
-# warning filters to where it runs (``with_config_and_warning_filters``): distsk wraps
-# the fits it sends itself in it. sklearn.utils.parallel, 1.9 (asserted in
-# tests/test_contracts.py).
+# The wrapper sklearn's Parallel puts around each call to carry the caller's config (and,
+# since sklearn 1.7, warning filters) to where it runs: distsk wraps the fits it sends
+# itself in it, through ``with_callers_settings``. sklearn.utils.parallel, since 1.2.1
+# (asserted in tests/test_contracts.py).
 from sklearn.utils.parallel import _FuncWrapper
 
 # The number of samples of any array-like (lists, frames, sparse), as sklearn counts
@@ -76,7 +76,7 @@ try:
     # and from child processes (``send``, ``ListenerHandle``, ``_message_consumers``).
     # sklearn.callback._transport, since 1.9.
     from sklearn.callback import _transport as callback_transport
-except ImportError:  # pragma: no cover - older sklearn has no callbacks to forward
+except ImportError:  # sklearn < 1.9 has no callbacks to forward
     callback_transport = None
 
 # --------------------------------------------------------------------------------- joblib
@@ -106,6 +106,109 @@ from joblib._parallel_backends import (
 # search runner submits its units there, so sklearn's own n_jobs and distsk share one
 # warm pool. joblib.executor (not a documented API), since 0.12.
 from joblib.executor import get_memmapping_executor
+
+# ------------------------------------------------------------ scikit-learn releases
+# distsk supports scikit-learn 1.6 and later (pyproject.toml); what differs between
+# releases is decided here, by what the installed release has.
+
+#: Whether the installed scikit-learn has fit callbacks (``sklearn.callback``, 1.9+):
+#: ``set_callbacks`` on the searches and distsk's progress bar (``verbose >= 1``) need
+#: them. On older releases the searches run without, as sklearn's own do there.
+HAS_CALLBACKS = callback_transport is not None
+
+#: What a feature built on sklearn's callbacks needs, as errors and test skips say it.
+CALLBACKS_NEED = "scikit-learn >= 1.9 (sklearn.callback)"
+
+
+if HAS_CALLBACKS:
+
+    class CallbacksNeedSklearn19:
+        """Nothing on scikit-learn >= 1.9: the searches have sklearn's ``set_callbacks``."""
+
+else:
+
+    class CallbacksNeedSklearn19:
+        """On scikit-learn < 1.9, a search's ``set_callbacks`` says which release it needs.
+
+        It is still missing, as on sklearn's own searches there (``hasattr`` is False, an
+        AttributeError), but the error names the release to install.
+        """
+
+        @property
+        def set_callbacks(self):
+            import sklearn
+
+            raise AttributeError(
+                f"{type(self).__name__}.set_callbacks needs {CALLBACKS_NEED}; "
+                f"scikit-learn {sklearn.__version__} is installed "
+                "(pip install 'scikit-learn>=1.9')."
+            )
+
+
+if hasattr(BaseSearchCV, "_html_repr"):
+
+    class HTMLReprHook:
+        """Nothing on scikit-learn >= 1.7, whose estimators draw their notebook HTML with
+        ``self._html_repr()`` (``sklearn.utils._repr_html.base.ReprHTMLMixin``)."""
+
+else:
+
+    class HTMLReprHook:
+        """sklearn 1.7's notebook HTML hook on older releases: ``_repr_html_`` and
+        ``_repr_mimebundle_`` draw ``self._html_repr()`` (the plan after the diagram,
+        ``distsk._face.notebook``), where sklearn 1.6 called ``estimator_html_repr``."""
+
+        def _repr_html_inner(self):
+            return self._html_repr()
+
+        def _repr_mimebundle_(self, **kwargs):
+            from sklearn import get_config
+
+            output = {"text/plain": repr(self)}
+            if get_config()["display"] == "diagram":
+                output["text/html"] = self._html_repr()
+            return output
+
+
+def with_callers_settings(func, config: dict, warning_filters=None):
+    """``func`` wrapped as sklearn's ``Parallel`` wraps a call (``_FuncWrapper``): run
+    under ``config`` and, unless ``warning_filters`` is None, under those filters.
+
+    sklearn 1.7 added the filters to ``_FuncWrapper`` (``with_config_and_warning_filters``);
+    on 1.6 it carries the configuration only, and the filters are set around it here.
+    (A search's own fits on 1.6 come from sklearn's ``Parallel`` without filters, and
+    travel so: ``FitCall.calling``.)
+    """
+    wrapper = _FuncWrapper(func)
+    if hasattr(wrapper, "with_config_and_warning_filters"):
+        return wrapper.with_config_and_warning_filters(config, list(warning_filters or []))
+    wrapper = wrapper.with_config(config)
+    return wrapper if warning_filters is None else _UnderWarningFilters(wrapper,
+                                                                     warning_filters)
+
+
+class _UnderWarningFilters:
+    """A call run under given warning filters (sklearn < 1.7: ``with_callers_settings``)."""
+
+    def __init__(self, func, warning_filters):
+        self.func = func
+        self.warning_filters = list(warning_filters)
+
+    def __call__(self, *args, **kwargs):
+        import warnings
+
+        with warnings.catch_warnings():
+            # As sklearn 1.7's _FuncWrapper sets them: each (action, message, category,
+            # module, lineno) filter appended, message and module patterns as strings.
+            warnings.resetwarnings()
+            for action, message, category, module, lineno in self.warning_filters:
+                if message is None and module is None:
+                    warnings.simplefilter(action, category, lineno, append=True)
+                else:
+                    warnings.filterwarnings(
+                        action, getattr(message, "pattern", message) or "", category,
+                        getattr(module, "pattern", module) or "", lineno, append=True)
+            return self.func(*args, **kwargs)
 
 
 def loky_workers() -> int:
@@ -225,7 +328,11 @@ def mlflow_safe_patch(destination, name: str, patch_function) -> None:
 
 __all__ = [
     "BaseSearchCV",
+    "CALLBACKS_NEED",
+    "CallbacksNeedSklearn19",
     "FallbackToBackend",
+    "HAS_CALLBACKS",
+    "HTMLReprHook",
     "HalvingGridSearchCV",
     "HalvingRandomSearchCV",
     "HasMethods",
@@ -253,4 +360,5 @@ __all__ = [
     "loky_workers",
     "mlflow_safe_patch",
     "mlflow_sklearn_patch",
+    "with_callers_settings",
 ]

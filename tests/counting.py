@@ -6,8 +6,24 @@ import time
 import zlib
 
 import numpy as np
+import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
+
+from distsk._compat import CALLBACKS_NEED, HAS_CALLBACKS
+
+#: Tests of what sklearn's fit callbacks do (set_callbacks, distsk's progress bar): they
+#: need sklearn >= 1.9, and say so when skipped on an older release.
+needs_sklearn_callbacks = pytest.mark.skipif(not HAS_CALLBACKS, reason=f"needs {CALLBACKS_NEED}")
+
+
+def logistic_without_joblib(**params) -> LogisticRegression:
+    """A LogisticRegression whose fit runs no joblib Parallel of its own, on every
+    supported sklearn. Before 1.8 ``LogisticRegression.fit`` runs one (one job), which a
+    test that counts a backend's Parallel calls, or collects a search's calls with the
+    collector active around in-process fits, would take for one of the search's own;
+    its liblinear solver makes none (and is lbfgs's model on these small problems)."""
+    return LogisticRegression(solver="liblinear", **params)
 
 
 class CountingClassifier(ClassifierMixin, BaseEstimator):

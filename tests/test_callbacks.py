@@ -9,7 +9,9 @@ from sklearn.linear_model import LogisticRegression
 
 from distsk import DistributedSearchCV
 
-from .counting import RecordingCallback
+from .counting import RecordingCallback, needs_sklearn_callbacks
+
+pytestmark = needs_sklearn_callbacks
 
 X, y = make_classification(n_samples=120, n_features=5, random_state=0)
 GRID = {"C": [0.1, 1.0, 10.0]}

@@ -24,7 +24,10 @@ from sklearn.pipeline import Pipeline
 
 from distsk import DistributedSearchCV
 from distsk._compat import (
+    CALLBACKS_NEED,
+    HAS_CALLBACKS,
     BaseSearchCV,
+    _FuncWrapper,
     _MultimetricScorer,
     _PassthroughScorer,
     _routing_enabled,
@@ -158,7 +161,7 @@ def test_a_search_whose_fits_bypass_the_collector_raises():
     assert not isinstance(get_active_backend()[0], CollectorBackend)
 
 
-@pytest.mark.skipif(callback_transport is None, reason="sklearn < 1.9 has no callbacks")
+@pytest.mark.skipif(not HAS_CALLBACKS, reason=f"needs {CALLBACKS_NEED}")
 def test_run_search_takes_callback_ctx():
     assert "callback_ctx" in inspect.signature(BaseSearchCV._run_search).parameters, relied_on(
         "BaseSearchCV._run_search takes a callback_ctx keyword (sklearn 1.9 callbacks)",
@@ -169,7 +172,7 @@ def test_run_search_takes_callback_ctx():
 # Every keyword distsk reads, through distsk/_units/fit_call.py (FitCall), the one place
 # that names them (used by _sharing, _checkpoint, _callbacks, _engines/_child, ...).
 FIT_AND_SCORE_KEYWORDS = set(FitCall.KEYWORDS)
-if callback_transport is not None:  # sklearn >= 1.9 (callbacks)
+if HAS_CALLBACKS:  # sklearn >= 1.9
     FIT_AND_SCORE_KEYWORDS |= FitCall.CALLBACK_KEYWORDS
 
 
@@ -205,11 +208,18 @@ def test_search_calls_are_batches_of_fit_and_score_triples():
             "distsk/_units/sharing.py (_split_train, _candidate)",
         )
         assert isinstance(args[0], LogisticRegression)
-        assert hasattr(func, "config") and hasattr(func, "warning_filters") and hasattr(
-            type(func), "with_config_and_warning_filters"), relied_on(
+        assert type(func) is _FuncWrapper and hasattr(func, "config"), relied_on(
             "sklearn's Parallel wraps each call in _FuncWrapper(func) carrying the caller's "
-            "config and warning filters, settable through with_config_and_warning_filters",
-            "distsk/_units/fit_call.py (FitCall.calling)")
+            "config", "distsk/_units/fit_call.py (FitCall.calling)")
+        if hasattr(_FuncWrapper, "with_config_and_warning_filters"):  # sklearn >= 1.7
+            assert hasattr(func, "warning_filters"), relied_on(
+                "sklearn's _FuncWrapper carries the caller's warning filters too, settable "
+                "through with_config_and_warning_filters",
+                "distsk/_compat.py (with_callers_settings), distsk/_units/fit_call.py")
+        else:
+            assert hasattr(_FuncWrapper, "with_config"), relied_on(
+                "sklearn < 1.7's _FuncWrapper takes the config through with_config",
+                "distsk/_compat.py (with_callers_settings)")
         assert FIT_AND_SCORE_KEYWORDS <= set(kwargs), relied_on(
             f"the search passes {sorted(FIT_AND_SCORE_KEYWORDS - set(kwargs))} by keyword",
             "distsk/_units/sharing.py, distsk/_engines/child.py",
@@ -372,7 +382,7 @@ def test_search_estimator_has_guards_delegated_methods():
 
 
 # --------------------------------------------------------------- sklearn: callbacks
-@pytest.mark.skipif(callback_transport is None, reason="sklearn < 1.9 has no callbacks")
+@pytest.mark.skipif(not HAS_CALLBACKS, reason=f"needs {CALLBACKS_NEED}")
 def test_callback_transport_looks_consumers_up_with_get():
     seen = []
 
@@ -394,7 +404,7 @@ def test_callback_transport_looks_consumers_up_with_get():
     )
 
 
-@pytest.mark.skipif(callback_transport is None, reason="sklearn < 1.9 has no callbacks")
+@pytest.mark.skipif(not HAS_CALLBACKS, reason=f"needs {CALLBACKS_NEED}")
 def test_callback_contexts_link_parent_and_children():
     from tests.counting import RecordingCallback
 

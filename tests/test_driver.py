@@ -20,6 +20,8 @@ from sklearn.model_selection import GridSearchCV, HalvingGridSearchCV, cross_val
 import distsk
 from distsk._search import driver as driver_module
 
+from .counting import logistic_without_joblib
+
 pytestmark = pytest.mark.timeout(240)
 
 X, y = make_classification(n_samples=400, n_features=8, random_state=0)
@@ -91,7 +93,7 @@ def test_the_backend_s_probe_keeps_its_first_fit(counts):
     # Engine "auto": the first fit may be the probe, run here, its result kept (not run
     # twice): the scores are sklearn's and the plan priced the other fits.
     with joblib.parallel_config(backend="distsk", engine="auto"):
-        ours = cross_validate(LogisticRegression(), X, y, cv=5, n_jobs=-1)
-    theirs = cross_validate(LogisticRegression(), X, y, cv=5)
+        ours = cross_validate(logistic_without_joblib(), X, y, cv=5, n_jobs=-1)
+    theirs = cross_validate(logistic_without_joblib(), X, y, cv=5)
     np.testing.assert_array_equal(ours["test_score"], theirs["test_score"])
     assert counts["plan"] == 1 and counts["profile_compute"] == 1

@@ -22,6 +22,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from distsk import DistributedHalvingGridSearchCV, DistributedSearchCV
 
+from .counting import needs_sklearn_callbacks
+
 pytestmark = pytest.mark.timeout(300)
 
 X, y = load_digits(return_X_y=True)
@@ -144,6 +146,7 @@ def test_with_a_time_budget_both_apply(reference):
     _assert_dropped_as_sklearn_says(search, reference)
 
 
+@needs_sklearn_callbacks
 def test_the_progress_bar_shows_the_candidates_dropped(capsys):
     pytest.importorskip("rich", reason="the progress bar needs the [all] extra (rich)")
     DistributedSearchCV(SVC(), GRID, cv=5, backend="sequential", verbose=1,

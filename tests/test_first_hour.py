@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from distsk import ClusterUnavailableError, DistributedEstimator
 
 from .conftest import free_port
+from .counting import needs_sklearn_callbacks
 
 X, y = make_classification(n_samples=400, n_features=6, random_state=0)
 
@@ -78,6 +79,7 @@ def _search(backend, client=None, **kw):
                                client=client, **kw)
 
 
+@needs_sklearn_callbacks
 @pytest.mark.parametrize("backend", ["sequential", "loky", "dask"])
 def test_verbose_1_shows_fits_done_of_total_from_every_engine(backend, request, capsys):
     pytest.importorskip("rich", reason="the progress bar is drawn with rich (distsk[all])")
@@ -97,6 +99,7 @@ def test_verbose_0_is_silent_as_in_sklearn(backend, request, capsys):
     assert captured.out == "" and captured.err == ""
 
 
+@needs_sklearn_callbacks
 def test_progress_counts_resumed_fits_apart(tmp_path, capsys):
     pytest.importorskip("rich", reason="the progress bar is drawn with rich (distsk[all])")
     from distsk import DistributedSearchCV
@@ -135,6 +138,7 @@ def test_progress_shows_the_time_budget_left_and_that_it_ended_the_search(capsys
                      capsys.readouterr().out)
 
 
+@needs_sklearn_callbacks
 def test_progress_bar_is_live_in_a_terminal(tmp_path):
     pytest.importorskip("rich", reason="the progress bar is drawn with rich (distsk[all])")
     script = tmp_path / "search.py"
@@ -408,6 +412,7 @@ def test_getting_started_python_examples_run(client):
     assert namespace["est"].plan_.strategy == "split-forest"  # the page says so
 
 
+@needs_sklearn_callbacks
 def test_in_a_notebook_the_bar_and_the_plan_are_cell_outputs():
     pytest.importorskip("rich", reason="the progress bar is drawn with rich (distsk[all])")
     pytest.importorskip("nbclient", reason="runs a notebook: needs nbclient and ipykernel "

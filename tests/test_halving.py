@@ -44,7 +44,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from distsk import DistributedHalvingGridSearchCV, DistributedHalvingRandomSearchCV
 
 from ._search_helpers import assert_same_search
-from .counting import count
+from .counting import count, needs_sklearn_callbacks
 
 ROOT = Path(__file__).resolve().parents[1]
 X, y = make_classification(n_samples=300, n_features=6, n_informative=4, random_state=0)
@@ -400,6 +400,7 @@ def test_fit_parameters_are_fit_afresh():
 
 
 # ---------------------------------------------------------------------- callbacks
+@needs_sklearn_callbacks
 @pytest.mark.parametrize("where", ["loky", "dask"])
 def test_callbacks_see_every_round_and_fit(where, request):
     import os

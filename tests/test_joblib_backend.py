@@ -50,6 +50,7 @@ import distsk
 from distsk import DistributedEstimator, DistributedSearchCV
 
 from ._search_helpers import TIMING_KEYS, assert_same_cv_results
+from .counting import logistic_without_joblib
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -161,7 +162,7 @@ class WhereFit(ClassifierMixin, BaseEstimator):
         rows = zlib.crc32(np.ascontiguousarray(X).tobytes())  # which fold
         with open(self.log, "a") as f:
             f.write(f"{os.getpid()} {type(backend).__name__} {rows}\n")
-        self.model_ = LogisticRegression(C=self.C).fit(X, y)
+        self.model_ = logistic_without_joblib(C=self.C).fit(X, y)
         self.classes_ = self.model_.classes_
         return self
 
@@ -519,7 +520,7 @@ def test_engine_auto_with_a_checkpoint_probes_nothing(active_client, tmp_path):
     with joblib.parallel_config(backend="distsk",
                                 checkpoint=str(tmp_path / "ck.sqlite")) as config:
         backend = config["backend"]
-        GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3, n_jobs=-1).fit(X, y)
+        GridSearchCV(logistic_without_joblib(), {"C": [0.1, 1.0]}, cv=3, n_jobs=-1).fit(X, y)
     (plan,) = backend.plans
     assert plan.predictions == ()  # every fit goes through the checkpoint
 
@@ -532,7 +533,7 @@ def test_a_halving_search_under_the_backend_plans_once_and_sends_x_once(client):
     grid = {"C": list(np.logspace(-3, 3, 9))}
 
     def search():
-        return HalvingGridSearchCV(LogisticRegression(), grid, cv=3, factor=3,
+        return HalvingGridSearchCV(logistic_without_joblib(), grid, cv=3, factor=3,
                                    random_state=0).fit(Xh, yh)
 
     ref = search()

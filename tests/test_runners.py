@@ -17,6 +17,8 @@ from distsk._engines.base import InProcessRunner, Runner, UnitResult
 from distsk._search.loop import CollectorBackend, SearchEngine
 from tests._search_helpers import assert_same_cv_results
 
+from .counting import logistic_without_joblib
+
 X, y = make_classification(n_samples=60, n_features=4, random_state=0)
 GRID = {"C": [0.1, 1.0]}
 
@@ -47,7 +49,7 @@ class EveryHook(OnlySubmit):
 def search_on(runner):
     engine = SearchEngine(runner, share=False)
     with parallel_config(backend=CollectorBackend(engine)):
-        search = GridSearchCV(LogisticRegression(), GRID, cv=3).fit(X, y)
+        search = GridSearchCV(logistic_without_joblib(), GRID, cv=3).fit(X, y)
     engine.close()
     return search
 
@@ -64,7 +66,7 @@ def test_a_runner_must_implement_submit():
 def test_a_search_runs_on_a_runner_with_sklearns_results(runner_class):
     runner = runner_class()
     ours = search_on(runner)
-    ref = GridSearchCV(LogisticRegression(), GRID, cv=3).fit(X, y)
+    ref = GridSearchCV(logistic_without_joblib(), GRID, cv=3).fit(X, y)
     assert_same_cv_results(ours.cv_results_, ref.cv_results_)
     assert sum(call[1] for call in runner.calls if call[0] == "submit") == 6
 
@@ -88,8 +90,8 @@ def test_every_search_runner_is_a_runner_and_returns_a_unit_result(executor, req
         assert isinstance(runner, Runner)
         engine = SearchEngine(runner, share=False)
         with parallel_config(backend=CollectorBackend(engine)):
-            ours = GridSearchCV(LogisticRegression(), GRID, cv=3).fit(X, y)
-        ref = GridSearchCV(LogisticRegression(), GRID, cv=3).fit(X, y)
+            ours = GridSearchCV(logistic_without_joblib(), GRID, cv=3).fit(X, y)
+        ref = GridSearchCV(logistic_without_joblib(), GRID, cv=3).fit(X, y)
         assert_same_cv_results(ours.cv_results_, ref.cv_results_)
         # One more unit, through the runner's own route, to see what comes back.
         from sklearn.metrics import check_scoring

@@ -21,6 +21,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from distsk import DistributedSearchCV
 
+from .counting import needs_sklearn_callbacks
+
 pytestmark = pytest.mark.timeout(240)
 
 X, y = make_classification(n_samples=150, n_features=6, random_state=0)
@@ -185,6 +187,7 @@ def test_a_halving_search_under_a_budget_ends_at_a_round():
                                           if f]
 
 
+@needs_sklearn_callbacks
 def test_the_progress_bar_counts_each_fit_once_as_run(capsys):
     # The report pass replays every fit to sklearn's callbacks as resumed: the bar counts
     # the run's fits from the engine instead ("36/36 fits", not "(36 resumed)").

@@ -63,6 +63,7 @@ def _scaled(ours, ref):
 # estimator as walked, its data, how to compare with sklearn, and per parameter of
 # get_params(): non-default values with the expected outcome. The table must name every
 # parameter (test_table_names_every_parameter), so a new sklearn parameter fails here.
+L1_RATIO_PENALTY = REFUSED if LogisticRegression().penalty == "deprecated" else SAME
 CASES = {
     "LogisticRegression": (LogisticRegression(), "binary", _coef, {
         "C": [(0.5, SAME), (np.inf, SAME)],  # inf: no penalty
@@ -70,7 +71,9 @@ CASES = {
         "dual": [(True, REFUSED)],
         "fit_intercept": [(False, SAME)],
         "intercept_scaling": [(2.0, SAME)],  # read by liblinear only
-        "l1_ratio": [(0.5, REFUSED), (1.0, REFUSED), (None, SAME)],  # None: L2
+        # sklearn >= 1.8 decides the penalty by l1_ratio (None: L2); before, l1_ratio is
+        # read with penalty="elasticnet" only, and the default penalty is L2.
+        "l1_ratio": [(0.5, L1_RATIO_PENALTY), (1.0, L1_RATIO_PENALTY), (None, SAME)],
         "max_iter": [(300, SAME)],
         "n_jobs": [(2, SAME)],
         "penalty": [("l2", SAME), (None, SAME), ("l1", REFUSED)],
@@ -86,7 +89,8 @@ CASES = {
         "fit_intercept": [(False, SAME)],
         "n_jobs": [(2, SAME)],
         "positive": [(True, REFUSED)],
-        "tol": [(1e-3, SAME)],  # read for sparse input only
+        **({"tol": [(1e-3, SAME)]}  # read for sparse input only (sklearn >= 1.7)
+           if "tol" in LinearRegression().get_params() else {}),
     }),
     "PoissonRegressor": (PoissonRegressor(), "counts", _coef, {
         "alpha": [(0.5, SAME), (0.0, SAME)],
@@ -140,6 +144,9 @@ CASES = {
         "feature_range": [((-1, 2), SAME)],
     }),
 }
+
+if "multi_class" in LogisticRegression().get_params():  # sklearn < 1.8 (deprecated)
+    CASES["LogisticRegression"][3]["multi_class"] = [("ovr", REFUSED)]
 
 WALK = [
     pytest.param(name, param, value, outcome, id=f"{name}-{param}-{i}")
@@ -209,8 +216,10 @@ def _reference(est):
 
 
 def test_logistic_regression_default_l1_ratio_is_the_l2_penalty(client):
-    # sklearn 1.9's default is l1_ratio=0.0 (penalty deprecated): the L2 model (#13).
-    assert LogisticRegression().get_params()["l1_ratio"] == 0.0
+    # sklearn 1.9's default is l1_ratio=0.0 (penalty deprecated): the L2 model (#13);
+    # before 1.8, penalty="l2" and l1_ratio=None.
+    assert LogisticRegression().get_params()["l1_ratio"] in (
+        (0.0,) if LogisticRegression().penalty == "deprecated" else (None,))
     assert explain(big(LogisticRegression(), client), _data("", "binary")[2]).executor == "dask-ml"
 
 

@@ -46,7 +46,9 @@ def untranslatable(cls, param, value, why, default):
 
 
 def lr_penalty(p):
-    """The penalty sklearn 1.8+ fits (LogisticRegression.fit's own resolution)."""
+    """The penalty sklearn fits (LogisticRegression.fit's own resolution): before 1.8
+    ``penalty`` alone (``l1_ratio`` is read for elasticnet only), from 1.8 ``l1_ratio``
+    unless ``penalty`` is given in its deprecated explicit form."""
     if p["penalty"] != "deprecated":
         return p["penalty"]  # the deprecated explicit form wins over l1_ratio
     if p["C"] == np.inf:
@@ -60,9 +62,11 @@ def _lr_check(p):
     # dask-glm's L1 / elastic net use proximal solvers with their own scaling: refused.
     if lr_penalty(p) not in ("l2", None):
         param = "l1_ratio" if p["penalty"] == "deprecated" else "penalty"
+        from sklearn.linear_model import LogisticRegression
+
         raise untranslatable("LogisticRegression", param, p[param],
                              "the dask-ml engine fits the L2 penalty or none",
-                             0.0 if param == "l1_ratio" else "deprecated")
+                             LogisticRegression().get_params()[param])  # the installed one
     _lbfgs_only("LogisticRegression", p)
 
 

@@ -145,10 +145,10 @@ def with_callers_config(func):
     configuration is the default one)."""
     from sklearn import get_config
 
-    from .._compat import _FuncWrapper
+    from .._compat import with_callers_settings
 
     filters = getattr(warnings, "_get_filters", lambda: warnings.filters)()
-    return _FuncWrapper(func).with_config_and_warning_filters(get_config(), list(filters))
+    return with_callers_settings(func, get_config(), filters)
 
 
 def fit_estimator(estimator, X, y, fit_params):

@@ -35,6 +35,7 @@ from .._cluster.data import (
 )
 from .._compat import (
     HasMethods,
+    HTMLReprHook,
     Interval,
     StrOptions,
     _fit_context,
@@ -60,7 +61,7 @@ __all__ = ["DistributedEstimator", "explain", "resolve_gather_limit", "gather_in
 
 _log = logging.getLogger("distsk")
 
-class DistributedEstimator(MetaEstimatorMixin, BaseEstimator):
+class DistributedEstimator(MetaEstimatorMixin, HTMLReprHook, BaseEstimator):
     """Run any scikit-learn estimator the fastest correct way on the compute present.
 
     At ``fit`` the input (numpy, pandas, scipy.sparse, dask) and the compute (an active
@@ -409,8 +410,27 @@ def _aligned(block):
     for column in columns:
         values = column.to_numpy(copy=False)
         if isinstance(values, np.ndarray) and not values.flags.aligned:
-            return block.copy(deep=True)
+            return _copied_in_layout(block, pd)
     return block
+
+
+def _copied_in_layout(frame, pd):
+    """A deep copy of ``frame`` whose numbers keep their memory layout.
+
+    sklearn reads a one-dtype frame as a view of its block (``to_numpy``), and BLAS gives
+    other last bits on a C-ordered array than on an F-ordered one. pandas 2.x's
+    ``copy(deep=True)`` re-lays a block in C order (pandas GH#60469, fixed in 3.0):
+    predictions on the copy differed from sklearn's on the frame in the last bit.
+    """
+    if frame.ndim == 2:
+        values = frame.to_numpy(copy=False)  # a view of the block when there is one
+        if isinstance(values, np.ndarray) and not values.flags.owndata and values.size:
+            copied = pd.DataFrame(np.array(values, order="K", copy=True),
+                                  index=frame.index, columns=frame.columns, copy=False)
+            if (copied.dtypes == frame.dtypes).all():
+                copied.attrs = dict(frame.attrs)
+                return copied
+    return frame.copy(deep=True)  # a Series, or blocks to_numpy interleaves anyway
 
 
 def _no_extra_arguments(method, args):

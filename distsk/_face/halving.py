@@ -177,8 +177,10 @@ class _DistributedHalving(DistributedSearchCV):
         if state is not None:
             state.candidates = None  # the rounds' candidates are sklearn's
         halving = super(DistributedSearchCV, self)._run_search
+        # sklearn >= 1.9 passes its callback context; older releases take no such keyword.
+        ctx = {} if callback_ctx is None else {"callback_ctx": callback_ctx}
         if not isinstance(engine, _GrowingEngine):
-            return halving(evaluate_candidates, callback_ctx=callback_ctx)
+            return halving(evaluate_candidates, **ctx)
 
         budget = state.budget
         if budget is not None:
@@ -198,7 +200,7 @@ class _DistributedHalving(DistributedSearchCV):
             return evaluate_candidates(candidate_params, cv, more_results, **kwargs)
 
         try:
-            return halving(evaluate_round, callback_ctx=callback_ctx)
+            return halving(evaluate_round, **ctx)
         except RoundCut:
             # The deadline cut a round: the round attributes say what ran.
             done = budget.n_reports

@@ -23,7 +23,7 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from .._cluster.client import clone_sharing_client, portable_state, using_client
 from .._cluster.data import OnCluster
-from .._compat import BaseSearchCV, Interval, StrOptions
+from .._compat import BaseSearchCV, CallbacksNeedSklearn19, HTMLReprHook, Interval, StrOptions
 from .._decide.learned import learned_costs
 from .._decide.planning import SEARCH_BACKENDS
 from .._decide.probe import timed_probe
@@ -199,7 +199,8 @@ class _BestEstimator:
         del search.__dict__["best_estimator_"]
 
 
-class DistributedSearchCV(RefitModelMethods, BaseSearchCV):
+class DistributedSearchCV(RefitModelMethods, CallbacksNeedSklearn19, HTMLReprHook,
+                          BaseSearchCV):
     """Exhaustive or sampled hyperparameter search on every core and every worker.
 
     A drop-in for :class:`~sklearn.model_selection.GridSearchCV` (give ``param_grid``)

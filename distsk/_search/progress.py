@@ -31,6 +31,16 @@ def progress_bar(search):
         return
     from importlib.util import find_spec
 
+    from .._compat import CALLBACKS_NEED, HAS_CALLBACKS
+
+    if not HAS_CALLBACKS:
+        import sklearn
+
+        print(f"[distsk] No progress bar: it is a scikit-learn fit callback, which needs "
+              f"{CALLBACKS_NEED} (scikit-learn {sklearn.__version__} is installed).",
+              flush=True)
+        yield None
+        return
     if find_spec("rich") is None:
         print("[distsk] No progress bar: it is drawn with rich, which is not installed "
               '(pip install rich, or install distsk with its "[all]" extra).', flush=True)

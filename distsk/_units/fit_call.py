@@ -134,9 +134,11 @@ class FitCall(NamedTuple):
 
     def _configured(self, func: Callable) -> Callable:
         wrapper = self.func
-        if hasattr(wrapper, "with_config_and_warning_filters") and hasattr(wrapper, "config"):
-            return type(wrapper)(func).with_config_and_warning_filters(
-                wrapper.config, wrapper.warning_filters)
+        if hasattr(wrapper, "config"):  # sklearn's _FuncWrapper
+            from .._compat import with_callers_settings
+
+            return with_callers_settings(func, wrapper.config,
+                                         getattr(wrapper, "warning_filters", None))
         return func
 
     def with_keywords(self, **changes) -> FitCall:
