@@ -1,6 +1,7 @@
 """A search with a checkpoint, run as its own process so a test can SIGKILL it."""
 
 import argparse
+import signal
 
 import numpy as np
 from sklearn.datasets import make_classification
@@ -23,6 +24,13 @@ def search(backend, client, checkpoint, counter, sleep):
 
 
 if __name__ == "__main__":
+    # Interrupted as a user's terminal would: Ctrl-C raises KeyboardInterrupt. A child
+    # inherits its parent's ignored and blocked signals; in a full suite run, something
+    # earlier in the pytest process had left SIGINT ignored or blocked, and the child
+    # then ran to its end through the test's SIGINT (exit 0, nothing on stderr: CI,
+    # 2026-12-08, twice).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     p = argparse.ArgumentParser()
     p.add_argument("--backend")
     p.add_argument("--address", default=None)
