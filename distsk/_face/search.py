@@ -199,8 +199,7 @@ class _BestEstimator:
         del search.__dict__["best_estimator_"]
 
 
-class DistributedSearchCV(RefitModelMethods, CallbacksNeedSklearn19, HTMLReprHook,
-                          BaseSearchCV):
+class DistributedSearchCV(RefitModelMethods, CallbacksNeedSklearn19, HTMLReprHook, BaseSearchCV):
     """Exhaustive or sampled hyperparameter search on every core and every worker.
 
     A drop-in for :class:`~sklearn.model_selection.GridSearchCV` (give ``param_grid``)
