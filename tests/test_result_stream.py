@@ -104,7 +104,10 @@ def test_stop_from_the_hook_cancels_queued_and_running_units(kind, request, tmp_
         # Three fits arrived, then at most the fits running on the two slots ended.
         assert 3 <= len(engine.arrived) <= 3 + 2
         time.sleep(1.0)  # a running unit would go on fitting meanwhile
-        assert len(lines(log, "start")) <= started + 1
+        # At most one more start per slot: a unit learns of its drop between fits, and
+        # under load (CI's floors stage, 2026-12-08) the message can come after the fit
+        # running at the stop ended. A unit that ran on would start ~6 fits per slot here.
+        assert len(lines(log, "start")) <= started + 2
         assert len(lines(log, "start")) < len(SMALL_GRID["C"]) * CV - 5
         # For good: a later call runs nothing.
         before = len(lines(log, "start"))
