@@ -108,8 +108,9 @@ from joblib._parallel_backends import (
 from joblib.executor import get_memmapping_executor
 
 # ------------------------------------------------------------ scikit-learn releases
-# distsk supports scikit-learn 1.6 and later (pyproject.toml); what differs between
-# releases is decided here, by what the installed release has.
+# distsk runs on scikit-learn 1.6 and later (pyproject.toml claims 1.9.0 until #25 s1's
+# last failure at 1.6.1 is fixed); what differs between releases is decided here, by
+# what the installed release has.
 
 #: Whether the installed scikit-learn has fit callbacks (``sklearn.callback``, 1.9+):
 #: ``set_callbacks`` on the searches and distsk's progress bar (``verbose >= 1``) need

@@ -27,7 +27,6 @@ import time
 import numpy as np
 
 from .collector import CollectorBackend
-from .early_drop import DroppedView
 
 __all__ = ["Budget", "BudgetCollector", "MemoryStore", "RoundCut", "RunDone", "under_budget"]
 
@@ -239,6 +238,35 @@ def _index(candidates: list, params: dict) -> int | None:
     return None
 
 
+class ReportView:
+    """The report pass's store: ``store``'s results, and for the fits a drop left out
+    (``EarlyDrop.not_run``, empty without ``early_drop``) their NaN results, which are
+    never written to ``store``.
+    It announces nothing (the run said what it resumed), and passes on which fits ran
+    in this fit (``written``)."""
+
+    announced = False
+
+    def __init__(self, store, not_run: dict[str, dict]):
+        self.store, self.not_run = store, not_run
+        self.path = getattr(store, "path", "<memory>")
+        self.written = getattr(store, "written", ())
+
+    def get_many(self, keys, parameters=None) -> dict[str, dict]:
+        out = self.store.get_many([k for k in keys if k not in self.not_run], parameters)
+        out.update({k: dict(self.not_run[k]) for k in keys if k in self.not_run})
+        return out
+
+    def put(self, key: str, result: dict) -> None:
+        self.store.put(key, result)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def close(self) -> None:
+        """The store is the search's: it closes it."""
+
+
 def under_budget(evaluate_candidates, budget: Budget, server, search, *,
                  whole: bool = False):
     """sklearn's ``evaluate_candidates`` of ``search`` in two passes
@@ -275,7 +303,7 @@ def under_budget(evaluate_candidates, budget: Budget, server, search, *,
         budget.n_finished += len(finished)
         dropper, store = budget.dropper, server.checkpoint
         # The run's results (the folds a drop left out: NaN, never stored).
-        server.checkpoint = DroppedView(store, {} if dropper is None else dropper.not_run())
+        server.checkpoint = ReportView(store, {} if dropper is None else dropper.not_run())
         collector.serve(server)
         # sklearn's "Fitting K folds for each of N candidates" line was printed by the
         # run, for every candidate: the report runs no fit, and prints nothing.

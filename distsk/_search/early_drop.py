@@ -39,7 +39,9 @@ import math
 
 import numpy as np
 
-__all__ = ["EarlyDrop", "DroppedView"]
+from .call import fold_of
+
+__all__ = ["EarlyDrop"]
 
 
 class EarlyDrop:
@@ -86,7 +88,7 @@ class EarlyDrop:
             self._groups[c].append(i)
             self._of[i] = c
         for group in self._groups:
-            group.sort(key=lambda i: _fold(calls[i]))
+            group.sort(key=lambda i: fold_of(calls[i]))
             self._pos.update((i, p) for p, i in enumerate(group))
         self._alive = set(range(len(self._groups)))
         self._sharing = self._shared(calls, engine.share)
@@ -155,7 +157,7 @@ class EarlyDrop:
         calls, of = self.calls, self._of
 
         def key(unit):
-            return (_fold(calls[unit.indices[0]]),
+            return (fold_of(calls[unit.indices[0]]),
                     -max(strength.get(of.get(i), -np.inf) for i in unit.indices))
 
         engine.reorder(key)
@@ -220,47 +222,14 @@ class EarlyDrop:
         by_fold: dict[int, dict] = {}
         for i, call in enumerate(self.calls):
             if self.results[i]:
-                by_fold.setdefault(_fold(call), self.results[i])
+                by_fold.setdefault(fold_of(call), self.results[i])
         out = {}
         for c, k in self._last.items():
             for i in self._groups[c][k + 1:]:
                 call = self.calls[i]
-                template = by_fold.get(_fold(call)) or self.results[self._groups[c][0]]
+                template = by_fold.get(fold_of(call)) or self.results[self._groups[c][0]]
                 out[self._keys[i]] = _nan_result(template, call.parameters)
         return out
-
-
-class DroppedView:
-    """The report pass's store: ``store``'s results, and for the fits a drop left out
-    (``EarlyDrop.not_run``) their NaN results, which are never written to ``store``.
-    It announces nothing (the run said what it resumed), and passes on which fits ran
-    in this fit (``written``)."""
-
-    announced = False
-
-    def __init__(self, store, not_run: dict[str, dict]):
-        self.store, self.not_run = store, not_run
-        self.path = getattr(store, "path", "<memory>")
-        self.written = getattr(store, "written", ())
-
-    def get_many(self, keys, parameters=None) -> dict[str, dict]:
-        out = self.store.get_many([k for k in keys if k not in self.not_run], parameters)
-        out.update({k: dict(self.not_run[k]) for k in keys if k in self.not_run})
-        return out
-
-    def put(self, key: str, result: dict) -> None:
-        self.store.put(key, result)
-
-    def __len__(self) -> int:
-        return len(self.store)
-
-    def close(self) -> None:
-        """The store is the search's: it closes it."""
-
-
-def _fold(call) -> int:
-    progress = call.split_progress
-    return progress[0] if progress else 0
 
 
 def _score(result: dict, metric: str | None) -> float:
